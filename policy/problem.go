@@ -1,0 +1,157 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Stable machine codes for the error member of a Problem. Clients may switch
+// on them; they never change meaning.
+const (
+	CodeAcceptNotAcceptable = "accept_not_acceptable"  // 406: Accept does not allow the response type
+	CodeOriginForbidden     = "origin_forbidden"       // 403: Origin not allowed for this principal
+	CodeTokenMissing        = "token_missing"          // 401: no credentials
+	CodeTokenInvalid        = "token_invalid"          // 401: bad signature, algorithm or claims
+	CodeTokenExpired        = "token_expired"          // 401: exp in the past
+	CodeTopicForbidden      = "topic_forbidden"        // 403: principal may not use the topic
+	CodeRateLimited         = "rate_limited"           // 429: publish rate exceeded
+	CodeTooManyStreams      = "too_many_streams"       // 429: stream limit per principal or IP
+	CodeBodyTooLarge        = "body_too_large"         // 413
+	CodeBadRequest          = "bad_request"            // 400: malformed request
+	CodeInvalidEvent        = "invalid_event"          // 400: event fields that cannot be sent safely
+	CodeNotFound            = "not_found"              // 404
+	CodeMethodNotAllowed    = "method_not_allowed"     // 405
+	CodeUnsupportedMedia    = "unsupported_media_type" // 415
+	CodeInternal            = "internal_error"         // 500: details are logged, never shown
+	CodeUnavailable         = "unavailable"            // 503: shutting down or store unreachable
+	CodeUpstreamFailed      = "upstream_failed"        // 502: proxy upstream error or bad response
+	CodeUpstreamTimeout     = "upstream_timeout"       // 504: proxy upstream too slow
+)
+
+// ProblemTypeBase prefixes the code to form a Problem's type URI. The URIs
+// identify problem types and are not meant to be dereferenced (RFC 9457
+// section 3.1.1); docs/errors.md describes each.
+const ProblemTypeBase = "urn:sseguard:problem:"
+
+// DefaultRetryAfter is the Retry-After sent on 406, 429 and 503 when a
+// Problem does not set its own.
+const DefaultRetryAfter = 30 * time.Second
+
+// Problem is an RFC 9457 problem details object, and an error. Everything in
+// it is shown to the client; put what only operators may see in Err.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Code is the stable machine code, one of the Code constants.
+	Code string `json:"error"`
+	// Fallback is the URL of the JSON polling fallback, where one exists.
+	Fallback string `json:"fallback,omitempty"`
+
+	// RetryAfter, when positive, is sent as Retry-After in whole seconds
+	// (rounded up). Zero means DefaultRetryAfter on 406, 429 and 503 and
+	// none otherwise.
+	RetryAfter time.Duration `json:"-"`
+	// Header holds extra response headers, such as Allow on a 405.
+	Header http.Header `json:"-"`
+	// Err is the cause, for logs only; it never reaches the client.
+	Err error `json:"-"`
+}
+
+// NewProblem returns a Problem with the given status, code and detail, and
+// the type and title that follow from them.
+func NewProblem(status int, code, detail string) *Problem {
+	return &Problem{
+		Type:   ProblemTypeBase + code,
+		Title:  http.StatusText(status),
+		Status: status,
+		Detail: detail,
+		Code:   code,
+	}
+}
+
+// Errorf is NewProblem with a formatted detail.
+func Errorf(status int, code, format string, args ...any) *Problem {
+	return NewProblem(status, code, fmt.Sprintf(format, args...))
+}
+
+func (p *Problem) Error() string {
+	if p.Err != nil {
+		return fmt.Sprintf("%d %s: %s: %v", p.Status, p.Code, p.Detail, p.Err)
+	}
+	return fmt.Sprintf("%d %s: %s", p.Status, p.Code, p.Detail)
+}
+
+// Unwrap returns the logged cause.
+func (p *Problem) Unwrap() error { return p.Err }
+
+// retryAfter returns the Retry-After to send, or 0 for none.
+func (p *Problem) retryAfter() time.Duration {
+	if p.RetryAfter > 0 {
+		return p.RetryAfter
+	}
+	switch p.Status {
+	case http.StatusNotAcceptable, http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		return DefaultRetryAfter
+	}
+	return 0
+}
+
+type profileKey struct{}
+
+// WithProfile returns a context that carries p, so that WriteProblem and the
+// stream writer apply it. Middleware does this for every request.
+func WithProfile(ctx context.Context, p *Profile) context.Context {
+	return context.WithValue(ctx, profileKey{}, p)
+}
+
+// FromContext returns the profile that WithProfile stored, or Strict.
+func FromContext(ctx context.Context) *Profile {
+	if p, ok := ctx.Value(profileKey{}).(*Profile); ok && p != nil {
+		return p
+	}
+	return Strict
+}
+
+// WriteProblem writes prob as the whole response to r, with the problem
+// headers of the request's profile replacing whatever the handler had set.
+// It is the only way sseguard writes an error. A nil prob writes a 500.
+func WriteProblem(w http.ResponseWriter, r *http.Request, prob *Problem) {
+	if prob == nil {
+		prob = NewProblem(http.StatusInternalServerError, CodeInternal, "")
+	}
+	if prob.Type == "" {
+		prob.Type = ProblemTypeBase + prob.Code
+	}
+	if prob.Title == "" {
+		prob.Title = http.StatusText(prob.Status)
+	}
+	h := w.Header()
+	for _, name := range []string{"Content-Length", "Content-Encoding", "ETag", "Last-Modified",
+		"X-Accel-Buffering", "Connection", "Keep-Alive"} {
+		h.Del(name)
+	}
+	FromContext(r.Context()).ApplyTo(w, r, KindProblem)
+	for k, vs := range prob.Header {
+		h[http.CanonicalHeaderKey(k)] = append([]string(nil), vs...)
+	}
+	if d := prob.retryAfter(); d > 0 {
+		h.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	}
+	body, err := json.Marshal(prob)
+	if err != nil { // a Problem holds only strings and ints
+		body = []byte(`{"type":"` + ProblemTypeBase + CodeInternal + `","title":"Internal Server Error","status":500,"error":"internal_error"}`)
+	}
+	body = append(body, '\n')
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(prob.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
