@@ -10,27 +10,57 @@ import (
 )
 
 // Stable machine codes for the error member of a Problem. Clients may switch
-// on them; they never change meaning.
+// on them; they never change meaning. [Codes] describes each.
 const (
-	CodeAcceptNotAcceptable = "accept_not_acceptable"  // 406: Accept does not allow the response type
-	CodeOriginForbidden     = "origin_forbidden"       // 403: Origin not allowed for this principal
-	CodeTokenMissing        = "token_missing"          // 401: no credentials
-	CodeTokenInvalid        = "token_invalid"          // 401: bad signature, algorithm or claims
-	CodeTokenExpired        = "token_expired"          // 401: exp in the past
-	CodeTopicForbidden      = "topic_forbidden"        // 403: principal may not use the topic
-	CodeRateLimited         = "rate_limited"           // 429: publish rate exceeded
-	CodeTooManyStreams      = "too_many_streams"       // 429: stream limit per principal or IP
-	CodeBodyTooLarge        = "body_too_large"         // 413
-	CodeBadRequest          = "bad_request"            // 400: malformed request
-	CodeInvalidEvent        = "invalid_event"          // 400: event fields that cannot be sent safely
-	CodeNotFound            = "not_found"              // 404
-	CodeMethodNotAllowed    = "method_not_allowed"     // 405
-	CodeUnsupportedMedia    = "unsupported_media_type" // 415
-	CodeInternal            = "internal_error"         // 500: details are logged, never shown
-	CodeUnavailable         = "unavailable"            // 503: shutting down or store unreachable
-	CodeUpstreamFailed      = "upstream_failed"        // 502: proxy upstream error or bad response
-	CodeUpstreamTimeout     = "upstream_timeout"       // 504: proxy upstream too slow
+	CodeAcceptNotAcceptable = "accept_not_acceptable"
+	CodeOriginForbidden     = "origin_forbidden"
+	CodeTokenMissing        = "token_missing"
+	CodeTokenInvalid        = "token_invalid"
+	CodeTokenExpired        = "token_expired"
+	CodeTopicForbidden      = "topic_forbidden"
+	CodeRateLimited         = "rate_limited"
+	CodeTooManyStreams      = "too_many_streams"
+	CodeBodyTooLarge        = "body_too_large"
+	CodeBadRequest          = "bad_request"
+	CodeInvalidEvent        = "invalid_event"
+	CodeNotFound            = "not_found"
+	CodeMethodNotAllowed    = "method_not_allowed"
+	CodeUnsupportedMedia    = "unsupported_media_type"
+	CodeInternal            = "internal_error"
+	CodeUnavailable         = "unavailable"
+	CodeUpstreamFailed      = "upstream_failed"
+	CodeUpstreamTimeout     = "upstream_timeout"
 )
+
+// CodeInfo documents one machine code.
+type CodeInfo struct {
+	Code    string
+	Status  int
+	Meaning string
+}
+
+// Codes lists every machine code with its usual status and meaning;
+// docs/errors.md is generated from it.
+var Codes = []CodeInfo{
+	{CodeAcceptNotAcceptable, 406, "Accept does not allow the response type: a stream needs Accept: text/event-stream (strict mode refuses */* alone); the poll fallback needs JSON."},
+	{CodeOriginForbidden, 403, "the Origin is not allowed for this principal."},
+	{CodeTokenMissing, 401, "no credentials were sent."},
+	{CodeTokenInvalid, 401, "the token's signature, algorithm or claims are not valid."},
+	{CodeTokenExpired, 401, "the token has expired."},
+	{CodeTopicForbidden, 403, "the principal may not subscribe or publish to the topic."},
+	{CodeRateLimited, 429, "the publish rate limit was exceeded; Retry-After says when to try again."},
+	{CodeTooManyStreams, 429, "the limit of open streams for this principal or address was reached."},
+	{CodeBodyTooLarge, 413, "the request body exceeds the limit."},
+	{CodeBadRequest, 400, "the request is malformed: the detail says which parameter."},
+	{CodeInvalidEvent, 400, "an event field cannot be sent safely (CR, LF or NUL in an id or type)."},
+	{CodeNotFound, 404, "no such route."},
+	{CodeMethodNotAllowed, 405, "the route exists but not for this method; Allow lists the methods."},
+	{CodeUnsupportedMedia, 415, "the request body's Content-Type is not one the route reads."},
+	{CodeInternal, 500, "the server failed; details are in the server log, never in the response."},
+	{CodeUnavailable, 503, "the server is shutting down or its store is unreachable; retry after Retry-After."},
+	{CodeUpstreamFailed, 502, "the proxy's upstream failed or answered with something the policy refuses."},
+	{CodeUpstreamTimeout, 504, "the proxy's upstream did not answer in time."},
+}
 
 // ProblemTypeBase prefixes the code to form a Problem's type URI. The URIs
 // identify problem types and are not meant to be dereferenced (RFC 9457
