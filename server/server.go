@@ -8,155 +8,160 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
+	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/hub"
 	"github.com/sseguard/sseguard/policy"
-	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/web"
 )
 
-// Options configure a Server. The zero value serves the strict profile.
-type Options struct {
-	// Profile is the header policy. Nil means policy.Strict.
-	Profile *policy.Profile
-	// Heartbeat is the idle time before a stream gets a comment. Zero means
-	// sse.DefaultHeartbeat.
-	Heartbeat time.Duration
-	// TickInterval is how often the demo topic emits an event. Zero means
-	// one second.
-	TickInterval time.Duration
-	// ShutdownTimeout bounds a graceful shutdown. Zero means 10 s.
-	ShutdownTimeout time.Duration
-	// Logger receives one line per decision an operator needs. Nil means
-	// slog.Default().
-	Logger *slog.Logger
-}
-
-// Server is sseguard's HTTP server.
+// Server is the HTTP API of the hub. Create it with New; it serves until
+// the context given to Serve ends.
 type Server struct {
-	opts    Options
+	cfg     *config.Config
 	profile *policy.Profile
+	hub     *hub.Hub
+	auth    *auth.Verifier
 	log     *slog.Logger
-	mux     *http.ServeMux
+	handler http.Handler
+	reg     *prometheus.Registry
 }
 
-// New returns a Server for opts.
-func New(opts Options) *Server {
-	s := &Server{opts: opts, profile: opts.Profile, log: opts.Logger}
-	if s.profile == nil {
-		s.profile = policy.Strict
+// New returns a server for the hub h, authenticating with v. cfg must be
+// validated; log may be nil for slog.Default().
+func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
 	}
-	if s.log == nil {
-		s.log = slog.Default()
-	}
-	if s.opts.TickInterval <= 0 {
-		s.opts.TickInterval = time.Second
-	}
-	if s.opts.ShutdownTimeout <= 0 {
-		s.opts.ShutdownTimeout = 10 * time.Second
-	}
+	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
+	s.profile.Fallback = "/api/poll"
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	s.registerHubMetrics()
+
 	harden := policy.Harden(s.profile)
-	s.mux = http.NewServeMux()
-	s.mux.Handle("GET /events", policy.Middleware(s.profile)(http.HandlerFunc(s.handleEvents)))
-	s.mux.Handle("GET /healthz", harden(http.HandlerFunc(s.handleHealth)))
-	s.mux.Handle("/", harden(http.HandlerFunc(s.handleNotFound)))
+	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		policy.WriteProblem(w, r, policy.Errorf(http.StatusNotFound, policy.CodeNotFound, "no route for %s", r.URL.Path))
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/events", only(policy.Middleware(s.profile)(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
+	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
+	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
+	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))
+	mux.Handle("/readyz", harden(only(http.HandlerFunc(s.handleReady), "GET", "HEAD")))
+	mux.Handle("/metrics", harden(only(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}), "GET")))
+	mux.Handle("/", harden(only(web.Handler(notFound), "GET", "HEAD")))
+	s.handler = mux
 	return s
 }
 
-// ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// only refuses other methods with a 405 problem listing the allowed ones.
+func only(next http.Handler, methods ...string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range methods {
+			if r.Method == m {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		prob := policy.Errorf(http.StatusMethodNotAllowed, policy.CodeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, allow)
+		prob.Header = http.Header{"Allow": {allow}}
+		policy.WriteProblem(w, r, prob)
+	})
+}
 
-func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
-	policy.WriteProblem(w, r, policy.Errorf(http.StatusNotFound, policy.CodeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// handleEvents streams the demo topic: a "tick" event per interval, with
-// increasing IDs; Last-Event-ID resumes the count.
-func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	var n uint64
-	if id := r.Header.Get("Last-Event-ID"); id != "" {
-		if v, err := strconv.ParseUint(id, 10, 64); err == nil {
-			n = v
-		}
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	select {
+	case <-s.hub.Closing():
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
+		return
+	default:
 	}
-	st, err := sse.NewStream(w, r, &sse.StreamOptions{Heartbeat: s.opts.Heartbeat})
-	if err != nil {
-		s.log.Warn("stream refused", "err", err)
+	if err := s.hub.Store().Ping(ctx); err != nil {
+		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not reachable")
+		prob.Err = err
+		s.log.Warn("readiness failed", "err", err)
+		policy.WriteProblem(w, r, prob)
 		return
 	}
-	events := make(chan sse.Event)
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	go func() {
-		defer close(events)
-		t := time.NewTicker(s.opts.TickInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				n++
-				e := sse.Event{ID: strconv.FormatUint(n, 10), Type: "tick",
-					Data: fmt.Sprintf(`{"n":%d,"time":%q}`, n, now.UTC().Format(time.RFC3339Nano))}
-				select {
-				case events <- e:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	_ = st.Run(ctx, events)
-	cancel()
-	for range events { // wait for the ticker goroutine to end
-	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// ListenAndServe serves on addr until ctx ends, then shuts down gracefully:
-// it stops accepting, ends open streams and waits up to ShutdownTimeout.
-// ready, when not nil, is called with the bound address once listening.
-func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net.Addr)) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+func (s *Server) registerHubMetrics() {
+	gauge := func(name, help string, f func(hub.Stats) float64) {
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return f(s.hub.Stats()) }))
 	}
-	return s.Serve(ctx, ln, ready)
+	counter := func(name, help string, f func(hub.Stats) float64) {
+		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return f(s.hub.Stats()) }))
+	}
+	gauge("sseguard_subscribers", "Streams and long polls currently registered with the hub.",
+		func(st hub.Stats) float64 { return float64(st.Subscribers) })
+	counter("sseguard_events_published_total", "Events committed to the store.",
+		func(st hub.Stats) float64 { return float64(st.Published) })
+	counter("sseguard_publish_duplicates_total", "Publishes answered from the idempotency window.",
+		func(st hub.Stats) float64 { return float64(st.Duplicates) })
+	counter("sseguard_events_delivered_total", "Events queued to subscribers.",
+		func(st hub.Stats) float64 { return float64(st.Delivered) })
+	counter("sseguard_slow_consumer_cutoffs_total", "Subscribers cut off for falling behind.",
+		func(st hub.Stats) float64 { return float64(st.CutOff) })
 }
 
-// Serve is ListenAndServe on an existing listener, which it closes.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
-	streamsCtx, endStreams := context.WithCancel(context.Background())
-	defer endStreams()
+// Serve serves on ln until ctx ends, then shuts down: it stops accepting,
+// calls stopHub so that open streams get a retry hint and end, and waits up
+// to the configured shutdown timeout for handlers to finish. ready, when
+// not nil, is called once the listener is serving.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		BaseContext:       func(net.Listener) context.Context { return streamsCtx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	if ready != nil {
-		ready(ln.Addr())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
 	select {
 	case err := <-errc:
-		return err
+		stopHub()
+		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down", "timeout", s.opts.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
+	timeout := s.cfg.ShutdownTimeout.D()
+	s.log.Info("shutting down", "timeout", timeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	endStreams()
+	stopHub()
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timed out; closing remaining connections")
 		err = hs.Close()
 	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {

@@ -58,7 +58,8 @@ func (e *ResponseError) Is(target error) bool {
 // Client is an EventSource for Go: it connects to URL, hands each event to a
 // function, and reconnects as browsers do. The zero value is not usable: set
 // URL. Set the fields before calling Run and do not change them while it
-// runs, except that Run itself updates LastEventID.
+// runs, except that Run itself updates LastEventID. Do not call Run on one
+// Client from two goroutines at once.
 type Client struct {
 	// URL is the stream's http or https URL.
 	URL string
@@ -256,6 +257,11 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	if c.wait != nil {
 		return c.wait(ctx, d)
 	}
+	return sleepCtx(ctx, d)
+}
+
+// sleepCtx waits for d or until ctx ends, and returns ctx.Err() if it ended.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -26,8 +26,10 @@ type Event struct {
 	Type string
 
 	// Data is the payload. Each CR, LF or CRLF in it starts a new data line,
-	// so the receiver sees Data unchanged and cannot be made to see a field
-	// the caller did not write.
+	// so the receiver cannot be made to see a field the caller did not
+	// write. The receiver joins data lines with LF: it sees Data unchanged
+	// except that each CR and CRLF has become LF (the format cannot carry a
+	// CR in data).
 	Data string
 
 	// Retry, when positive, is written as a retry field in whole

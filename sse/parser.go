@@ -48,8 +48,9 @@ var ErrEventTooLarge = errors.New("sse: event exceeds size limit")
 //   - At the end of the stream an unterminated line and an undispatched
 //     event are dropped.
 //
-// A Parser buffers its reads (it wraps the reader in a [bufio.Reader]), so
-// it must be the only reader of r. It is not safe for concurrent use.
+// Create a Parser with [NewParser]. It buffers its reads (it wraps the
+// reader in a [bufio.Reader]), so it must be the only reader of r. It is not
+// safe for concurrent use.
 type Parser struct {
 	// MaxEventBytes bounds the bytes buffered for one line and for one
 	// event's data; a stream that exceeds it makes Next return

@@ -2,16 +2,25 @@ package sse
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
 	"unicode/utf8"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sseguard/sseguard/internal/browser"
 )
 
 // msg is a dispatched event of the default type with no ID.
@@ -310,6 +319,105 @@ func TestParser(t *testing.T) {
 			}
 			checkChunkings(t, tc.in, 0, got)
 		})
+	}
+}
+
+// browserEvent is one event as a browser's EventSource dispatched it.
+type browserEvent struct {
+	Type string `json:"type"`
+	Data string `json:"data"`
+	ID   string `json:"id"`
+}
+
+// eventFieldValue finds the values of event fields, to listen for every type
+// a stream might dispatch.
+var eventFieldValue = regexp.MustCompile(`(?m)^event: ?([^\r\n]*)`)
+
+// chromiumDivergences are the parser tests where Chromium departs from the
+// standard, and why. The Parser follows the standard.
+var chromiumDivergences = map[string]string{
+	"BOM alone on the first line": "Chromium recognizes the BOM while it handles the byte after it, " +
+		"then skips that byte's line-break check (EventSourceParser::AddBytes), so an LF right " +
+		"after a BOM joins the next line; the standard strips the BOM before splitting lines",
+}
+
+// TestParserMatchesChromium serves each raw stream of the parser tests to
+// Chromium's own EventSource and checks that it dispatches what the Parser
+// does: the standard's algorithm, as a browser implements it.
+func TestParserMatchesChromium(t *testing.T) {
+	ctx := browser.New(t, 2*time.Minute)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, "<!doctype html><title>parser</title>")
+	})
+	mux.HandleFunc("GET /case/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.Atoi(r.PathValue("n"))
+		if err != nil || n >= len(parseTests) || r.Header.Get("Last-Event-ID") != "" {
+			w.WriteHeader(http.StatusNoContent) // never a second connection
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, parseTests[n].in)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatal(err)
+	}
+
+	var types [][]string
+	for _, tc := range parseTests {
+		set := []string{"message"}
+		for _, m := range eventFieldValue.FindAllStringSubmatch(strings.ToValidUTF8(tc.in, "\uFFFD"), -1) {
+			set = append(set, m[1])
+		}
+		for _, e := range tc.want {
+			set = append(set, e.Type)
+		}
+		types = append(types, set)
+	}
+	typesJSON, err := json.Marshal(types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each stream is read until its end, where the browser fires error
+	// before it waits to reconnect; then the EventSource is closed.
+	script := `(async (types) => {
+		const all = [];
+		for (let i = 0; i < types.length; i++) {
+			all.push(await new Promise((resolve) => {
+				const got = [];
+				const es = new EventSource('/case/' + i);
+				const record = (e) => got.push({type: e.type, data: e.data, id: e.lastEventId});
+				for (const type of new Set(types[i])) es.addEventListener(type, record);
+				es.onerror = () => { es.close(); resolve(got); };
+			}));
+		}
+		return all;
+	})(` + string(typesJSON) + `)`
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[[][]browserEvent](script, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(parseTests) {
+		t.Fatalf("browser read %d streams, want %d", len(got), len(parseTests))
+	}
+	for i, tc := range parseTests {
+		want := []browserEvent{}
+		for _, e := range parseWith(strings.NewReader(tc.in), 0).events {
+			want = append(want, browserEvent{Type: e.Type, Data: e.Data, ID: e.ID})
+		}
+		if len(got[i]) == 0 && len(want) == 0 {
+			continue
+		}
+		if why, ok := chromiumDivergences[tc.name]; ok {
+			t.Logf("%s: Chromium %+q, Parser %+q: %s", tc.name, got[i], want, why)
+			continue
+		}
+		if !reflect.DeepEqual(got[i], want) {
+			t.Errorf("%s: %q\nChromium %+q\n  Parser %+q", tc.name, tc.in, got[i], want)
+		}
 	}
 }
 

@@ -110,10 +110,10 @@ func (s *Stream) Send(e Event) error {
 	return s.write(b)
 }
 
-// WriteEncoded writes bytes that already hold complete events, such as an
-// event encoded once and shared by every subscriber. The caller vouches that
-// b came from the encoder.
-func (s *Stream) WriteEncoded(b []byte) error { return s.write(b) }
+// WriteEncoded writes byte slices that already hold complete events, such
+// as events encoded once and shared by every subscriber, and flushes once
+// after the last. The caller vouches that each came from the encoder.
+func (s *Stream) WriteEncoded(parts ...[]byte) error { return s.write(parts...) }
 
 // Comment writes a comment block; receivers ignore it.
 func (s *Stream) Comment(text string) error {
@@ -165,13 +165,16 @@ func (s *Stream) Run(ctx context.Context, events <-chan Event) error {
 	}
 }
 
-// write writes b and flushes under the write deadline.
-func (s *Stream) write(b []byte) error {
+// write writes parts and flushes under the write deadline.
+func (s *Stream) write(parts ...[]byte) error {
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
 	deadlineSet := s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout)) == nil
-	if len(b) > 0 {
+	for _, b := range parts {
+		if len(b) == 0 {
+			continue
+		}
 		if _, err := s.w.Write(b); err != nil {
 			return fmt.Errorf("sse: write: %w", err)
 		}

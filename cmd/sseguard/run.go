@@ -38,6 +38,8 @@ type environ struct {
 func commands() []command {
 	return []command{
 		&serveCommand{},
+		&tokenCommand{},
+		&configCommand{},
 		&versionCommand{},
 	}
 }

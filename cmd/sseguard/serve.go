@@ -2,10 +2,25 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
 
+	"golang.org/x/term"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/hub"
 	"github.com/sseguard/sseguard/server"
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/bolt"
+	"github.com/sseguard/sseguard/store/memory"
 )
 
 // serveCommand runs the hub.
@@ -13,28 +28,164 @@ type serveCommand struct{}
 
 func (*serveCommand) name() string { return "serve" }
 func (*serveCommand) synopsis() string {
-	return "run the SSE hub: streams with the hardened header policy"
+	return "run the SSE hub: publish over HTTP, subscribe with EventSource, replay, poll"
+}
+
+// loadConfig reads the configuration: the file (flag, else env), then env
+// overrides, then flag overrides, then validation.
+func loadConfig(env *environ, file, listen, data string) (*config.Config, error) {
+	if file == "" {
+		file = env.getenv("SSEGUARD_CONFIG")
+	}
+	cfg := config.Default()
+	if file != "" {
+		c, err := config.Load(file)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	}
+	if v := env.getenv("SSEGUARD_LISTEN"); v != "" {
+		cfg.Listen = v
+	}
+	if v := env.getenv("SSEGUARD_DATA"); v != "" {
+		cfg.Data = v
+	}
+	if listen != "" {
+		cfg.Listen = listen
+	}
+	if data != "" {
+		cfg.Data = data
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Log.Format
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func openStore(cfg *config.Config) (store.Store, error) {
+	ret := store.Retention{
+		MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic,
+		MaxAge:            cfg.Store.MaxAge.D(),
+		IdempotencyWindow: cfg.Store.IdempotencyWindow.D(),
+	}
+	if cfg.Store.Driver == "memory" {
+		return memory.New(ret), nil
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	return bolt.Open(filepath.Join(cfg.Data, "events.db"), ret, nil)
 }
 
 func (c *serveCommand) run(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, c, "[flags]")
-	listen := fs.String("listen", envOr(env, "SSEGUARD_LISTEN", "127.0.0.1:8080"), "address to listen on (env SSEGUARD_LISTEN)")
+	listen := fs.String("listen", "", "address to listen on (env SSEGUARD_LISTEN; default 127.0.0.1:8080)")
+	data := fs.String("data", "", "data folder for the store and the signing secret (env SSEGUARD_DATA; default ./sseguard-data)")
+	file := fs.String("config", "", "YAML configuration file (env SSEGUARD_CONFIG)")
+	quiet := fs.Bool("quiet", false, "do not print the getting-started commands and tokens")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), hint: "flags go before arguments; run 'sseguard serve --help'"}
 	}
-	srv := server.New(server.Options{})
-	return srv.ListenAndServe(ctx, *listen, func(a net.Addr) {
-		fmt.Fprintf(env.stdout, "sseguard listening on http://%s\n", a)
-		fmt.Fprintf(env.stdout, "subscribe: curl -N -H 'Accept: text/event-stream' http://%s/events\n", a)
+	cfg, err := loadConfig(env, *file, *listen, *data)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, env.stderr)
+	secret, err := auth.LoadOrCreateSecret(cfg.SecretPath())
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
+	verifier := &auth.Verifier{
+		Key:        secret,
+		Cookie:     cfg.Auth.Cookie,
+		QueryParam: cfg.Auth.QueryParam,
+		Anonymous:  *cfg.Auth.AnonymousSubscribe,
+	}
+	srv := server.New(cfg, h, verifier, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- h.Run(hubCtx) }()
+
+	err = srv.Serve(ctx, ln, stopHub, func(a net.Addr) {
+		log.Info("listening", "addr", a.String(), "store", cfg.Store.Driver, "data", cfg.Data, "profile", cfg.Profile)
+		if !*quiet {
+			printGettingStarted(env.stdout, a, secret)
+		}
 	})
+	stopHub()
+	select {
+	case herr := <-hubDone:
+		err = errors.Join(err, herr)
+	case <-time.After(cfg.ShutdownTimeout.D()):
+		err = errors.Join(err, errors.New("hub did not stop in time"))
+	}
+	if cerr := st.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+	}
+	log.Info("stopped")
+	return err
 }
 
-func envOr(env *environ, key, def string) string {
-	if v := env.getenv(key); v != "" {
-		return v
+// printGettingStarted prints commands that work as printed: a subscribe and
+// a publish with development tokens for the demo topic.
+func printGettingStarted(w io.Writer, addr net.Addr, secret []byte) {
+	now := time.Now()
+	subTok, err1 := auth.Mint(secret, "dev-subscriber", auth.Permissions{Subscribe: []string{"demo"}}, 24*time.Hour, now)
+	pubTok, err2 := auth.Mint(secret, "dev-publisher", auth.Permissions{Publish: []string{"demo"}}, 24*time.Hour, now)
+	if err1 != nil || err2 != nil {
+		return
 	}
-	return def
+	base := "http://" + hostForURL(addr)
+	fmt.Fprintf(w, "sseguard is listening on %s\n\n", base)
+	fmt.Fprintf(w, "Subscribe (in one terminal):\n  curl -sN -H 'Accept: text/event-stream' -H 'Authorization: Bearer %s' '%s/events?topic=demo'\n\n", subTok, base)
+	fmt.Fprintf(w, "Publish (in another):\n  curl -sS -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"topic\":\"demo\",\"data\":\"hello\"}' %s/api/publish\n\n", pubTok, base)
+	fmt.Fprintf(w, "Demo page: %s/  (the publish token above works in its form)\n", base)
+	fmt.Fprintf(w, "These development tokens expire in 24h; mint others with 'sseguard token'.\n")
+}
+
+// hostForURL turns a wildcard listen address into one a client can dial.
+func hostForURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return host + ":" + port
 }

@@ -1,0 +1,322 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config describes one load run. Its zero value, with URL set, is a small
+// connect-and-fan-out run: 100 streams on topic "bench", 20 events at 5/s.
+type Config struct {
+	// URL is the hub's base URL, such as http://127.0.0.1:8080. Its host
+	// must be loopback (127.0.0.0/8 or ::1), or a name that resolves only to
+	// loopback addresses; anything else is refused with ErrNotLoopback.
+	// Only http is supported.
+	URL string
+
+	// Streams is the number of subscribers. Zero means 100; negative means
+	// none (a publish-only run that measures throughput).
+	Streams int
+
+	// Topic is the topic every stream subscribes to and every event is
+	// published on. Empty means "bench".
+	Topic string
+
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" on streams
+	// and publishes.
+	Token string
+
+	// EventsPath and PublishPath are the hub's routes. Empty means
+	// "/events" and "/api/publish". The stream query is "topic=Topic".
+	EventsPath, PublishPath string
+
+	// Events is the number of publishes. Zero means 20; negative means none
+	// (a connect, hold and memory run).
+	Events int
+
+	// Rate is publishes per second. Zero publishes as fast as Publishers
+	// allow: the throughput mode.
+	Rate float64
+
+	// Publishers is the number of concurrent publish requests, each on its
+	// own keep-alive connection. Zero means 1 when Rate is set and 64 when
+	// Rate is zero.
+	Publishers int
+
+	// EventType, when set, is the "type" of every published event.
+	EventType string
+
+	// PadBytes adds that many bytes to each event's data, to measure larger
+	// payloads. Zero adds none.
+	PadBytes int
+
+	// Ramp spreads the stream connects evenly over this duration. Zero,
+	// with ConnectRate zero, connects as fast as ConnectConcurrency allows.
+	Ramp time.Duration
+
+	// ConnectRate, when positive, paces stream connects to this many per
+	// second, and takes precedence over Ramp.
+	ConnectRate float64
+
+	// ConnectConcurrency bounds the connects in flight. Zero means 64.
+	ConnectConcurrency int
+
+	// ConnectTimeout bounds one stream's dial, request and response head.
+	// Zero means 10 s.
+	ConnectTimeout time.Duration
+
+	// Sources are the local loopback addresses streams are dialed from,
+	// round robin, so that a run can pass one address's ephemeral port
+	// range. Each must be loopback and of the target's address family. Nil
+	// lets the system choose.
+	Sources []netip.Addr
+
+	// Settle is the idle time after all streams are connected before the
+	// server's memory is sampled. Zero means 2 s; negative means none.
+	Settle time.Duration
+
+	// Hold keeps the streams open and idle after Settle, counting heartbeat
+	// comments and unexpected disconnects, before publishing. Zero means no
+	// hold.
+	Hold time.Duration
+
+	// Drain is how long to wait, after the last publish is answered, for
+	// every stream to receive every accepted event. Zero means 5 s.
+	Drain time.Duration
+
+	// PublishTimeout bounds one publish request. Zero means 10 s.
+	PublishTimeout time.Duration
+
+	// Duration caps the whole run; when it is reached, Run stops, closes
+	// everything and returns the partial report with an error. Zero means
+	// 5 min.
+	Duration time.Duration
+
+	// PID, when positive, is the server's process: its memory (VmRSS) and
+	// CPU time are read from /proc. It takes precedence over MetricsURL.
+	PID int
+
+	// MetricsURL, when set, is the server's Prometheus endpoint (loopback
+	// only): its process_resident_memory_bytes and
+	// process_cpu_seconds_total are read instead of /proc.
+	MetricsURL string
+
+	// CompareIDs orders two event IDs for the out-of-order count. Nil
+	// compares decimal IDs numerically and any other IDs as strings.
+	CompareIDs func(a, b string) int
+}
+
+// Limits of a run: the generator must stay bounded whatever it is asked.
+const (
+	// MaxStreams is the most streams one run opens.
+	MaxStreams = 1_000_000
+	// MaxEvents is the most publishes one run makes.
+	MaxEvents = 10_000_000
+	// maxTrackingBytes bounds the per-stream bitmaps of received events.
+	maxTrackingBytes = 512 << 20
+	// maxPad bounds PadBytes.
+	maxPad = 1 << 20
+)
+
+// ErrNotLoopback is returned when the target, a source or the metrics URL
+// is not a loopback address: the load generator only ever sends traffic to
+// this machine.
+var ErrNotLoopback = errors.New("bench: not a loopback address")
+
+// settings is a Config with defaults applied and the target resolved.
+type settings struct {
+	Config
+	target  netip.AddrPort // the resolved loopback address to dial
+	host    string         // the Host header
+	streams int
+	events  int
+}
+
+func (c Config) withDefaults() (settings, error) {
+	s := settings{Config: c}
+	if c.URL == "" {
+		return s, errors.New("config: URL is empty")
+	}
+	switch {
+	case c.Streams == 0:
+		s.streams = 100
+	case c.Streams > 0:
+		s.streams = c.Streams
+	}
+	switch {
+	case c.Events == 0:
+		s.events = 20
+	case c.Events > 0:
+		s.events = c.Events
+	}
+	if s.streams > MaxStreams {
+		return s, fmt.Errorf("config: Streams %d is over the limit %d", s.streams, MaxStreams)
+	}
+	if s.events > MaxEvents {
+		return s, fmt.Errorf("config: Events %d is over the limit %d", s.events, MaxEvents)
+	}
+	if s.streams == 0 && s.events == 0 {
+		return s, errors.New("config: nothing to do: Streams and Events are both negative")
+	}
+	if b := int64(s.streams) * int64(s.events/8+8); b > maxTrackingBytes {
+		return s, fmt.Errorf("config: Streams × Events (%d × %d) needs %d MB to track deliveries, over the %d MB bound; use fewer of either", s.streams, s.events, b>>20, maxTrackingBytes>>20)
+	}
+	if c.Rate < 0 {
+		return s, fmt.Errorf("config: Rate %v is negative", c.Rate)
+	}
+	if c.ConnectRate < 0 {
+		return s, fmt.Errorf("config: ConnectRate %v is negative", c.ConnectRate)
+	}
+	if c.Publishers < 0 || c.ConnectConcurrency < 0 || c.PadBytes < 0 || c.Ramp < 0 || c.Hold < 0 || c.Drain < 0 || c.Duration < 0 || c.ConnectTimeout < 0 || c.PublishTimeout < 0 {
+		return s, errors.New("config: Publishers, ConnectConcurrency, PadBytes, Ramp, Hold, Drain, Duration, ConnectTimeout and PublishTimeout must not be negative")
+	}
+	if c.PadBytes > maxPad {
+		return s, fmt.Errorf("config: PadBytes %d is over the limit %d", c.PadBytes, maxPad)
+	}
+	if s.Topic == "" {
+		s.Topic = "bench"
+	}
+	if s.EventsPath == "" {
+		s.EventsPath = "/events"
+	}
+	if s.PublishPath == "" {
+		s.PublishPath = "/api/publish"
+	}
+	for _, field := range []struct{ name, v string }{{"EventsPath", s.EventsPath}, {"PublishPath", s.PublishPath}} {
+		if !strings.HasPrefix(field.v, "/") || strings.ContainsAny(field.v, "?# \r\n") {
+			return s, fmt.Errorf("config: %s %q must be an absolute path without query", field.name, field.v)
+		}
+	}
+	if strings.ContainsAny(s.Token, "\r\n") {
+		return s, errors.New("config: Token holds a line break")
+	}
+	if s.Publishers == 0 {
+		s.Publishers = 1
+		if s.Rate == 0 {
+			s.Publishers = 64
+		}
+	}
+	if s.ConnectConcurrency == 0 {
+		s.ConnectConcurrency = 64
+	}
+	if s.ConnectTimeout == 0 {
+		s.ConnectTimeout = 10 * time.Second
+	}
+	if s.Settle == 0 {
+		s.Settle = 2 * time.Second
+	}
+	if s.Drain == 0 {
+		s.Drain = 5 * time.Second
+	}
+	if s.PublishTimeout == 0 {
+		s.PublishTimeout = 10 * time.Second
+	}
+	if s.Duration == 0 {
+		s.Duration = 5 * time.Minute
+	}
+	if s.CompareIDs == nil {
+		s.CompareIDs = compareIDs
+	}
+	return s, nil
+}
+
+// parseTarget checks the URL's form; resolving its host is done by
+// resolveLoopback.
+func parseTarget(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config: URL: %w", err)
+	}
+	if u.Scheme != "http" {
+		return nil, fmt.Errorf("config: URL %q: only http:// is supported", raw)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("config: URL %q has no host", raw)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("config: URL %q: use Token, not credentials in the URL", raw)
+	}
+	return u, nil
+}
+
+// ParseSources parses a list of loopback source addresses: comma-separated
+// addresses ("127.0.0.1,127.0.0.2"), ranges of the last IPv4 byte
+// ("127.0.0.1-127.0.0.8" or "127.0.0.1-8"), or both mixed. Every address must
+// be loopback. An empty string returns nil.
+func ParseSources(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for part := range strings.SplitSeq(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := netip.ParseAddr(lo)
+		if err != nil {
+			return nil, fmt.Errorf("sources: %q: %w", part, err)
+		}
+		if !first.IsLoopback() {
+			return nil, fmt.Errorf("sources: %s: %w", first, ErrNotLoopback)
+		}
+		if !isRange {
+			out = append(out, first)
+			continue
+		}
+		if !first.Is4() {
+			return nil, fmt.Errorf("sources: %q: ranges are for IPv4 only", part)
+		}
+		last, err := netip.ParseAddr(hi)
+		if err != nil {
+			n, nerr := strconv.Atoi(hi)
+			if nerr != nil || n < 0 || n > 255 {
+				return nil, fmt.Errorf("sources: %q: end %q is neither an address nor a last byte", part, hi)
+			}
+			b := first.As4()
+			b[3] = byte(n)
+			last = netip.AddrFrom4(b)
+		}
+		f, l := first.As4(), last.As4()
+		if !last.Is4() || f[0] != l[0] || f[1] != l[1] || f[2] != l[2] || l[3] < f[3] {
+			return nil, fmt.Errorf("sources: %q: a range runs up within one /24", part)
+		}
+		for b := int(f[3]); b <= int(l[3]); b++ {
+			out = append(out, netip.AddrFrom4([4]byte{f[0], f[1], f[2], byte(b)}))
+		}
+	}
+	if len(out) > 256 {
+		return nil, fmt.Errorf("sources: %d addresses, more than 256", len(out))
+	}
+	return out, nil
+}
+
+// compareIDs orders decimal IDs numerically (leading zeros ignored) and any
+// other IDs as strings.
+func compareIDs(a, b string) int {
+	if isDecimal(a) && isDecimal(b) {
+		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		if len(a) != len(b) {
+			if len(a) < len(b) {
+				return -1
+			}
+			return 1
+		}
+	}
+	return strings.Compare(a, b)
+}
+
+func isDecimal(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sseguard/sseguard/auth"
+)
+
+// tokenCommand mints a development token from the local signing secret.
+type tokenCommand struct{}
+
+func (*tokenCommand) name() string { return "token" }
+func (*tokenCommand) synopsis() string {
+	return "mint a development token signed with the local secret"
+}
+
+func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, c, "[flags]")
+	data := fs.String("data", "", "data folder holding secret.key (env SSEGUARD_DATA; default ./sseguard-data)")
+	file := fs.String("config", "", "YAML configuration file (env SSEGUARD_CONFIG)")
+	sub := fs.String("sub", "dev", "subject (sub claim)")
+	subscribe := fs.String("subscribe", "", "comma-separated topic patterns the token may subscribe to (\"*\" for all, \"chat/*\" for a prefix)")
+	publish := fs.String("publish", "", "comma-separated topic patterns the token may publish to")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
+	if err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), hint: "run 'sseguard token --help'"}
+	}
+	if *subscribe == "" && *publish == "" {
+		return &usageError{msg: "the token would grant nothing", hint: "add --subscribe TOPICS and/or --publish TOPICS"}
+	}
+	if *ttl <= 0 {
+		return &usageError{msg: "--ttl must be positive", hint: "for example --ttl 24h"}
+	}
+	cfg, err := loadConfig(env, *file, "", *data)
+	if err != nil {
+		return err
+	}
+	secret, err := auth.LoadOrCreateSecret(cfg.SecretPath())
+	if err != nil {
+		return err
+	}
+	tok, err := auth.Mint(secret, *sub, auth.Permissions{Subscribe: splitList(*subscribe), Publish: splitList(*publish)}, *ttl, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, tok)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,344 @@
+// Package config is sseguard's configuration: one YAML file format, with
+// flags and environment variables that override it, validated at start
+// with errors that name the field.
+//
+// Every field has a safe default, so an empty file (or none) is a working
+// configuration: docs/configuration.md lists each key with its default, and
+// testdata/full.yaml holds them all.
+//
+// Package config reads and checks settings; it does not act on them.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sseguard/sseguard/policy"
+)
+
+// Duration is a time.Duration written as "15s", "2m" or "24h" in the file.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return fmt.Errorf("want a duration such as \"15s\"")
+	}
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("want a duration such as \"15s\", got %q", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Config is the whole configuration of sseguard serve.
+type Config struct {
+	// Listen is the address to serve on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Data is the folder for the embedded store and the signing secret.
+	// Default ./sseguard-data.
+	Data string `yaml:"data"`
+	// Profile is the header policy: strict (default) or baseline.
+	Profile string `yaml:"profile"`
+	// Accept overrides the profile's Accept mode: strict or lenient.
+	Accept string `yaml:"accept"`
+	// ShutdownTimeout bounds a graceful stop. Default 10s.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	Store   Store   `yaml:"store"`
+	Stream  Stream  `yaml:"stream"`
+	Poll    Poll    `yaml:"poll"`
+	Publish Publish `yaml:"publish"`
+	Auth    Auth    `yaml:"auth"`
+	Log     Log     `yaml:"log"`
+}
+
+// Store configures event storage.
+type Store struct {
+	// Driver is bolt (default, durable, in Data) or memory (lost on exit).
+	Driver string `yaml:"driver"`
+	// MaxEventsPerTopic bounds history per topic. Default 10000; 0 keeps all.
+	MaxEventsPerTopic *int `yaml:"max_events_per_topic"`
+	// MaxAge drops older events. Default 24h; 0s keeps them.
+	MaxAge *Duration `yaml:"max_age"`
+	// IdempotencyWindow is how long Idempotency-Key values are remembered.
+	// Default 24h.
+	IdempotencyWindow Duration `yaml:"idempotency_window"`
+}
+
+// Stream configures GET /events.
+type Stream struct {
+	// Heartbeat is the idle time before a keep-alive comment. Default 15s.
+	Heartbeat Duration `yaml:"heartbeat"`
+	// Retry is the reconnection time sent at start. Default 3s.
+	Retry Duration `yaml:"retry"`
+	// WriteTimeout cuts off a client that stops reading. Default 10s.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// QueueBytes bounds the bytes waiting for one subscriber before it is
+	// cut off (it reconnects and catches up from the store). Default 1048576.
+	QueueBytes int `yaml:"queue_bytes"`
+	// MaxTopics bounds the topics of one stream. Default 32.
+	MaxTopics int `yaml:"max_topics"`
+}
+
+// Poll configures GET /api/poll.
+type Poll struct {
+	// MaxWait caps the wait parameter of long polls. Default 30s.
+	MaxWait Duration `yaml:"max_wait"`
+	// MaxEvents caps the events of one answer. Default 100.
+	MaxEvents int `yaml:"max_events"`
+	// Retry is the retry hint returned to pollers. Default 1s.
+	Retry Duration `yaml:"retry"`
+}
+
+// Publish configures POST /api/publish.
+type Publish struct {
+	// MaxBodyBytes bounds a publish request body (413 beyond). Default 1048576.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// MaxDataBytes bounds one event's data (413 beyond). Default 65536.
+	MaxDataBytes int `yaml:"max_data_bytes"`
+}
+
+// Auth configures tokens.
+type Auth struct {
+	// SecretFile holds the HS256 secret; created (32 random bytes, mode
+	// 0600) when missing. Default <data>/secret.key.
+	SecretFile string `yaml:"secret_file"`
+	// Cookie is the cookie that may carry the token. Default sseguard_token.
+	Cookie string `yaml:"cookie"`
+	// QueryParam lets the token come from this query parameter. Default
+	// empty: off, because URLs are logged by proxies.
+	QueryParam string `yaml:"query_param"`
+	// AnonymousSubscribe are topic patterns anyone may read without a token.
+	// Default [demo]; set [] in production.
+	AnonymousSubscribe *[]string `yaml:"anonymous_subscribe"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Format is json or text. Default: text on a terminal, json otherwise.
+	Format string `yaml:"format"`
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() *Config {
+	c := &Config{}
+	c.fill()
+	return c
+}
+
+func (c *Config) fill() {
+	setStr(&c.Listen, "127.0.0.1:8080")
+	setStr(&c.Data, "./sseguard-data")
+	setStr(&c.Profile, "strict")
+	setDur(&c.ShutdownTimeout, 10*time.Second)
+	setStr(&c.Store.Driver, "bolt")
+	if c.Store.MaxEventsPerTopic == nil {
+		n := 10000
+		c.Store.MaxEventsPerTopic = &n
+	}
+	if c.Store.MaxAge == nil {
+		d := Duration(24 * time.Hour)
+		c.Store.MaxAge = &d
+	}
+	setDur(&c.Store.IdempotencyWindow, 24*time.Hour)
+	setDur(&c.Stream.Heartbeat, 15*time.Second)
+	setDur(&c.Stream.Retry, 3*time.Second)
+	setDur(&c.Stream.WriteTimeout, 10*time.Second)
+	setInt(&c.Stream.QueueBytes, 1<<20)
+	setInt(&c.Stream.MaxTopics, 32)
+	setDur(&c.Poll.MaxWait, 30*time.Second)
+	setInt(&c.Poll.MaxEvents, 100)
+	setDur(&c.Poll.Retry, time.Second)
+	if c.Publish.MaxBodyBytes == 0 {
+		c.Publish.MaxBodyBytes = 1 << 20
+	}
+	setInt(&c.Publish.MaxDataBytes, 64<<10)
+	setStr(&c.Auth.Cookie, "sseguard_token")
+	if c.Auth.AnonymousSubscribe == nil {
+		c.Auth.AnonymousSubscribe = &[]string{"demo"}
+	}
+	setStr(&c.Log.Level, "info")
+}
+
+// SecretPath returns where the signing secret lives.
+func (c *Config) SecretPath() string {
+	if c.Auth.SecretFile != "" {
+		return c.Auth.SecretFile
+	}
+	return strings.TrimRight(c.Data, "/") + "/secret.key"
+}
+
+func setStr(p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func setInt(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}
+
+func setDur(p *Duration, v time.Duration) {
+	if *p == 0 {
+		*p = Duration(v)
+	}
+}
+
+// Parse reads a configuration file's contents, rejecting unknown keys, and
+// fills in defaults. It does not validate; call Validate.
+func Parse(data []byte) (*Config, error) {
+	c := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.fill()
+	return c, nil
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// FieldError is a validation failure of one field, named by its path in
+// the file (for example "stream.heartbeat").
+type FieldError struct {
+	Field, Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Validate checks every field and returns all problems found, joined; each
+// is a *FieldError.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port, got %q", c.Listen)
+	}
+	if _, err := policy.Lookup(c.Profile); err != nil {
+		bad("profile", "want strict or baseline, got %q", c.Profile)
+	}
+	switch c.Accept {
+	case "", "strict", "lenient":
+	default:
+		bad("accept", "want strict or lenient, got %q", c.Accept)
+	}
+	positive := map[string]Duration{
+		"shutdown_timeout":         c.ShutdownTimeout,
+		"store.idempotency_window": c.Store.IdempotencyWindow,
+		"stream.heartbeat":         c.Stream.Heartbeat,
+		"stream.retry":             c.Stream.Retry,
+		"stream.write_timeout":     c.Stream.WriteTimeout,
+		"poll.max_wait":            c.Poll.MaxWait,
+		"poll.retry":               c.Poll.Retry,
+	}
+	for _, name := range slices.Sorted(maps.Keys(positive)) {
+		if positive[name] < 0 {
+			bad(name, "must not be negative")
+		}
+	}
+	if c.Poll.MaxWait.D() > 5*time.Minute {
+		bad("poll.max_wait", "at most 5m, got %s", c.Poll.MaxWait.D())
+	}
+	switch c.Store.Driver {
+	case "bolt", "memory":
+	default:
+		bad("store.driver", "want bolt or memory, got %q", c.Store.Driver)
+	}
+	if *c.Store.MaxEventsPerTopic < 0 {
+		bad("store.max_events_per_topic", "must not be negative")
+	}
+	if *c.Store.MaxAge < 0 {
+		bad("store.max_age", "must not be negative")
+	}
+	if c.Stream.QueueBytes < 4096 {
+		bad("stream.queue_bytes", "at least 4096, got %d", c.Stream.QueueBytes)
+	}
+	if c.Stream.MaxTopics < 1 || c.Stream.MaxTopics > 1024 {
+		bad("stream.max_topics", "want 1 to 1024, got %d", c.Stream.MaxTopics)
+	}
+	if c.Poll.MaxEvents < 1 || c.Poll.MaxEvents > 10000 {
+		bad("poll.max_events", "want 1 to 10000, got %d", c.Poll.MaxEvents)
+	}
+	if c.Publish.MaxBodyBytes < 1024 {
+		bad("publish.max_body_bytes", "at least 1024, got %d", c.Publish.MaxBodyBytes)
+	}
+	if c.Publish.MaxDataBytes < 1 || int64(c.Publish.MaxDataBytes) > c.Publish.MaxBodyBytes {
+		bad("publish.max_data_bytes", "want 1 to publish.max_body_bytes (%d), got %d", c.Publish.MaxBodyBytes, c.Publish.MaxDataBytes)
+	}
+	if c.Auth.Cookie == "" || strings.ContainsAny(c.Auth.Cookie, " ;=,\t\r\n") {
+		bad("auth.cookie", "want a cookie name, got %q", c.Auth.Cookie)
+	}
+	if strings.ContainsAny(c.Auth.QueryParam, "&=#? ") {
+		bad("auth.query_param", "want a query parameter name, got %q", c.Auth.QueryParam)
+	}
+	for i, p := range *c.Auth.AnonymousSubscribe {
+		if p == "" || (strings.Contains(p, "*") && !strings.HasSuffix(p, "*")) || strings.Count(p, "*") > 1 {
+			bad(fmt.Sprintf("auth.anonymous_subscribe[%d]", i), "want a topic or a prefix ending in *, got %q", p)
+		}
+	}
+	switch c.Log.Format {
+	case "", "json", "text":
+	default:
+		bad("log.format", "want json or text, got %q", c.Log.Format)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	return errors.Join(errs...)
+}
+
+// ProfileFor returns the header profile the configuration selects, with
+// the Accept override and the poll fallback applied.
+func (c *Config) ProfileFor() *policy.Profile {
+	base, err := policy.Lookup(c.Profile)
+	if err != nil {
+		base = policy.Strict
+	}
+	p := base.Clone()
+	switch c.Accept {
+	case "strict":
+		p.Accept = policy.AcceptStrict
+	case "lenient":
+		p.Accept = policy.AcceptLenient
+	}
+	return p
+}

@@ -1,0 +1,313 @@
+// Package hub fans published events out to subscribers: topics, the
+// ordered publish pipeline, replay hand-over and slow-consumer bounds.
+//
+// One goroutine, the committer, owns publishing: it takes every pending
+// publish, appends them to the store in one transaction (group commit: one
+// fsync for the batch), then hands the committed events, in ID order, to the
+// subscribers of their topics. Each event is encoded once; every subscriber
+// shares its bytes.
+//
+// A subscriber starts buffered: it is registered before its handler reads
+// history from the store, so an event committed while history is read is
+// either in the store's answer or in the buffer, never in neither. Going live
+// drops what the replay already delivered, so nothing is lost and nothing
+// repeats.
+//
+// A subscriber whose pending bytes exceed its bound is cut off rather than
+// skipped: its queue is dropped and its handler ends the stream with a retry
+// hint, so the client reconnects with Last-Event-ID and catches up from the
+// store.
+//
+// Lock order: Hub.mu before Subscriber.mu. The committer holds Hub.mu for
+// reading while it pushes to subscribers.
+//
+// Package hub does not speak HTTP (package server does) or store events
+// (package store does).
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/store"
+)
+
+// ErrClosed is returned once the hub is shutting down.
+var ErrClosed = errors.New("hub: closed")
+
+// Options configure a Hub. Store is required; other zero values are
+// replaced by the documented defaults.
+type Options struct {
+	// Store keeps events. Required.
+	Store store.Store
+	// QueueBytes bounds the bytes waiting for one subscriber; past it the
+	// subscriber is cut off. Zero means 1 MiB.
+	QueueBytes int
+	// MaxBatch bounds how many records one store transaction takes. Zero
+	// means 512.
+	MaxBatch int
+	// TrimInterval is how often retention runs. Zero means one minute.
+	TrimInterval time.Duration
+	// Logger receives slow-consumer and store errors. Nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests set it.
+	Now func() time.Time
+}
+
+// Frame is one committed event with its wire encoding, shared read-only by
+// every subscriber.
+type Frame struct {
+	Event store.Event
+	// Wire is the encoded event, ending with its blank line.
+	Wire []byte
+}
+
+// Hub is the fan-out core. Create it with New and start it with Run.
+type Hub struct {
+	opts  Options
+	store store.Store
+	log   *slog.Logger
+
+	pub chan *pubReq
+
+	mu     sync.RWMutex
+	topics map[string]map[*Subscriber]struct{}
+	closed bool
+
+	closing   chan struct{} // closed when Run's context ends
+	closeOnce sync.Once
+	done      chan struct{} // closed when Run returns
+
+	published, duplicates, delivered, cutOff atomic.Uint64
+	subscribers                              atomic.Int64
+}
+
+// Stats are counters a hub keeps for metrics; read them with Hub.Stats.
+type Stats struct {
+	Published   uint64 // events committed
+	Duplicates  uint64 // publishes answered from the idempotency window
+	Delivered   uint64 // frames queued to subscribers
+	CutOff      uint64 // subscribers cut off for falling behind
+	Subscribers int    // currently registered
+}
+
+// New returns a hub over opts.Store. Call Run to start it.
+func New(opts Options) *Hub {
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 1 << 20
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 512
+	}
+	if opts.TrimInterval <= 0 {
+		opts.TrimInterval = time.Minute
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Hub{
+		opts:    opts,
+		store:   opts.Store,
+		log:     opts.Logger,
+		pub:     make(chan *pubReq, 1024),
+		topics:  make(map[string]map[*Subscriber]struct{}),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+}
+
+// Store returns the hub's store.
+func (h *Hub) Store() store.Store { return h.store }
+
+// Closing is closed when the hub starts shutting down; stream handlers
+// watch it to end their streams with a retry hint.
+func (h *Hub) Closing() <-chan struct{} { return h.closing }
+
+// Run runs the committer and retention until ctx ends, then refuses new
+// publishes, answers the queued ones, and cuts every subscriber loose. It
+// does not close the store. It returns nil after a clean stop.
+func (h *Hub) Run(ctx context.Context) error {
+	defer close(h.done)
+	trim := time.NewTicker(h.opts.TrimInterval)
+	defer trim.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.shutdown()
+			return nil
+		case req := <-h.pub:
+			h.commit(req)
+		case <-trim.C:
+			if n, err := h.store.Trim(context.Background(), h.opts.Now()); err != nil {
+				h.log.Error("retention failed", "err", err)
+			} else if n > 0 {
+				h.log.Debug("retention removed events", "count", n)
+			}
+		}
+	}
+}
+
+func (h *Hub) shutdown() {
+	h.closeOnce.Do(func() { close(h.closing) })
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	for { // answer what was queued before the close
+		select {
+		case req := <-h.pub:
+			h.commit(req)
+		default:
+			return
+		}
+	}
+}
+
+// Stats returns a snapshot of the hub's counters.
+func (h *Hub) Stats() Stats {
+	return Stats{
+		Published:   h.published.Load(),
+		Duplicates:  h.duplicates.Load(),
+		Delivered:   h.delivered.Load(),
+		CutOff:      h.cutOff.Load(),
+		Subscribers: int(h.subscribers.Load()),
+	}
+}
+
+type pubReq struct {
+	ctx  context.Context
+	recs []store.Record
+	res  chan pubRes
+}
+
+type pubRes struct {
+	appended []store.Appended
+	err      error
+}
+
+// Publish appends recs durably and fans them out. It returns once the store
+// has committed them (or found them to be duplicates), with one result per
+// record. An event whose type cannot be encoded safely is refused before
+// anything is stored (see sse.Event.Validate).
+func (h *Hub) Publish(ctx context.Context, recs ...store.Record) ([]store.Appended, error) {
+	for _, r := range recs {
+		if err := (sse.Event{Type: r.Type}).Validate(); err != nil {
+			return nil, err
+		}
+	}
+	req := &pubReq{ctx: ctx, recs: recs, res: make(chan pubRes, 1)}
+	select {
+	case h.pub <- req:
+	case <-h.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case r := <-req.res:
+		return r.appended, r.err
+	case <-h.done:
+		// Run ended before it reached this request; it may have been
+		// answered just before.
+		select {
+		case r := <-req.res:
+			return r.appended, r.err
+		default:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// commit appends req and every publish queued behind it in one store
+// transaction, then fans the new events out in ID order.
+func (h *Hub) commit(first *pubReq) {
+	reqs := []*pubReq{first}
+	n := len(first.recs)
+gather:
+	for n < h.opts.MaxBatch {
+		select {
+		case r := <-h.pub:
+			reqs = append(reqs, r)
+			n += len(r.recs)
+		default:
+			break gather
+		}
+	}
+	recs := make([]store.Record, 0, n)
+	live := reqs[:0:0]
+	for _, r := range reqs {
+		if r.ctx.Err() != nil { // the publisher gave up before the commit: store nothing
+			r.res <- pubRes{err: r.ctx.Err()}
+			continue
+		}
+		live = append(live, r)
+		recs = append(recs, r.recs...)
+	}
+	if len(recs) == 0 {
+		return
+	}
+	appended, err := h.store.Append(context.Background(), recs)
+	if err != nil {
+		err = fmt.Errorf("hub: append: %w", err)
+		for _, r := range live {
+			r.res <- pubRes{err: err}
+		}
+		return
+	}
+	h.fanOut(appended)
+	i := 0
+	for _, r := range live {
+		r.res <- pubRes{appended: appended[i : i+len(r.recs)]}
+		i += len(r.recs)
+	}
+}
+
+// Encode returns the wire form of a stored event.
+func Encode(e store.Event) []byte {
+	b, err := sse.Event{ID: e.ID, Type: e.Type, Data: e.Data}.AppendTo(nil)
+	if err != nil {
+		// Publish validated the type and IDs come from the store; data
+		// cannot fail. An invalid event here is a store bug: send nothing.
+		return nil
+	}
+	return b
+}
+
+func (h *Hub) fanOut(appended []store.Appended) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for _, a := range appended {
+		if a.Duplicate {
+			h.duplicates.Add(1)
+			continue
+		}
+		h.published.Add(1)
+		subs := h.topics[a.Event.Topic]
+		if len(subs) == 0 {
+			continue
+		}
+		f := &Frame{Event: a.Event, Wire: Encode(a.Event)}
+		if f.Wire == nil {
+			h.log.Error("stored event cannot be encoded", "id", a.Event.ID, "topic", a.Event.Topic)
+			continue
+		}
+		for s := range subs {
+			switch s.push(f) {
+			case pushed:
+				h.delivered.Add(1)
+			case pushCut:
+				h.cutOff.Add(1)
+				h.log.Warn("slow consumer cut off", "topics", s.topics, "limit_bytes", s.limit)
+			}
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package hub
+
+import (
+	"sync"
+)
+
+// Subscriber is one stream's registration with the hub. Its handler reads
+// history, calls GoLive, then loops on Ready and Take until Take reports a
+// cut, the client leaves, or the hub closes; Close unregisters it.
+type Subscriber struct {
+	hub    *Hub
+	topics []string
+	limit  int
+
+	registered bool // guarded by hub.mu
+
+	mu     sync.Mutex
+	queue  []*Frame
+	bytes  int
+	live   bool // false while the handler replays history
+	cut    bool
+	closed bool
+	notify chan struct{} // capacity 1: "the queue has something"
+}
+
+// Subscribe registers a subscriber for topics, buffering live events until
+// GoLive. It fails with ErrClosed once the hub is shutting down.
+func (h *Hub) Subscribe(topics []string) (*Subscriber, error) {
+	s := &Subscriber{
+		hub:    h,
+		topics: append([]string(nil), topics...),
+		limit:  h.opts.QueueBytes,
+		notify: make(chan struct{}, 1),
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	for _, t := range s.topics {
+		subs := h.topics[t]
+		if subs == nil {
+			subs = make(map[*Subscriber]struct{})
+			h.topics[t] = subs
+		}
+		subs[s] = struct{}{}
+	}
+	s.registered = true
+	h.subscribers.Add(1)
+	return s, nil
+}
+
+// Topics returns the topics s is subscribed to.
+func (s *Subscriber) Topics() []string { return s.topics }
+
+type pushResult int
+
+const (
+	pushed      pushResult = iota
+	pushDropped            // already cut or closed
+	pushCut                // this push overflowed the queue
+)
+
+// push queues f, or cuts s off when f would overflow its bound.
+func (s *Subscriber) push(f *Frame) pushResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut || s.closed {
+		return pushDropped
+	}
+	if s.bytes+len(f.Wire) > s.limit {
+		s.cut = true
+		s.queue, s.bytes = nil, 0
+		s.signal()
+		return pushCut
+	}
+	s.queue = append(s.queue, f)
+	s.bytes += len(f.Wire)
+	if s.live {
+		s.signal()
+	}
+	return pushed
+}
+
+func (s *Subscriber) signal() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// GoLive ends buffering: frames with IDs at or before lastID, which the
+// replay already delivered, are dropped, and Ready fires for the rest. An
+// empty lastID keeps every buffered frame.
+func (s *Subscriber) GoLive(lastID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if lastID != "" {
+		keep := s.queue[:0]
+		for _, f := range s.queue {
+			if s.hub.store.Compare(f.Event.ID, lastID) > 0 {
+				keep = append(keep, f)
+			} else {
+				s.bytes -= len(f.Wire)
+			}
+		}
+		clear(s.queue[len(keep):])
+		s.queue = keep
+	}
+	s.live = true
+	if len(s.queue) > 0 || s.cut {
+		s.signal()
+	}
+}
+
+// Ready fires when Take has frames or a cut to report.
+func (s *Subscriber) Ready() <-chan struct{} { return s.notify }
+
+// Take moves the queued frames into dst and returns it, and reports whether
+// s was cut off for falling behind; a cut subscriber gets nothing more.
+func (s *Subscriber) Take(dst []*Frame) ([]*Frame, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
+	return dst, s.cut
+}
+
+// Close unregisters s. It is safe to call more than once.
+func (s *Subscriber) Close() {
+	h := s.hub
+	h.mu.Lock()
+	if s.registered {
+		s.registered = false
+		h.subscribers.Add(-1)
+	}
+	for _, t := range s.topics {
+		if subs := h.topics[t]; subs != nil {
+			delete(subs, s)
+			if len(subs) == 0 {
+				delete(h.topics, t)
+			}
+		}
+	}
+	h.mu.Unlock()
+	s.mu.Lock()
+	s.closed = true
+	s.queue, s.bytes = nil, 0
+	s.mu.Unlock()
+}

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/store"
+)
+
+// pollEvent is one event in a poll answer.
+type pollEvent struct {
+	ID    string    `json:"id"`
+	Topic string    `json:"topic"`
+	Type  string    `json:"type"`
+	Data  string    `json:"data"`
+	Time  time.Time `json:"time"`
+}
+
+// pollReset says that history the poller asked for is not available.
+type pollReset struct {
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// pollAnswer is the JSON body of GET /api/poll.
+type pollAnswer struct {
+	Events []pollEvent `json:"events"`
+	// Next is the cursor to send as after= next time.
+	Next string `json:"next"`
+	// RetryMS is how long to wait before the next poll, in milliseconds.
+	RetryMS int64      `json:"retry_ms"`
+	Reset   *pollReset `json:"reset,omitempty"`
+}
+
+// handlePoll serves GET /api/poll?topic=T&after=ID&wait=S: the JSON
+// fallback for clients that cannot hold a stream.
+func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
+	if !policy.AcceptsJSON(r.Header.Values("Accept")) {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusNotAcceptable, policy.CodeAcceptNotAcceptable,
+			"this endpoint answers application/json only"))
+		return
+	}
+	topics, prob := s.topicsOf(r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if _, prob := s.subscriber(r, topics); prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	q := r.URL.Query()
+	wait := time.Duration(0)
+	if v := q.Get("wait"); v != "" {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || secs < 0 || secs != secs {
+			policy.WriteProblem(w, r, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "wait must be a number of seconds, got %q", v))
+			return
+		}
+		wait = min(time.Duration(secs*float64(time.Second)), s.cfg.Poll.MaxWait.D())
+	}
+	ans := pollAnswer{Events: []pollEvent{}, RetryMS: s.cfg.Poll.Retry.D().Milliseconds()}
+	st := s.hub.Store()
+	ctx := r.Context()
+	after, hasAfter := q.Get("after"), q.Has("after")
+	if !hasAfter {
+		// A first poll starts from now: it gets the cursor, not history.
+		head, err := st.Head(ctx)
+		if err != nil {
+			s.storeFailed(w, r, err)
+			return
+		}
+		ans.Next = head
+		writeJSON(w, http.StatusOK, ans)
+		return
+	}
+
+	// Register before reading, so an event committed in between wakes the
+	// wait instead of being missed.
+	var ready <-chan struct{}
+	if wait > 0 {
+		sub, err := s.hub.Subscribe(topics)
+		if err != nil {
+			policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
+			return
+		}
+		defer sub.Close()
+		sub.GoLive("")
+		ready = sub.Ready()
+	}
+	page, err := st.Read(ctx, topics, after, s.cfg.Poll.MaxEvents)
+	if errors.Is(err, store.ErrUnknownCursor) {
+		head, herr := st.Head(ctx)
+		if herr != nil {
+			s.storeFailed(w, r, herr)
+			return
+		}
+		ans.Next = head
+		ans.Reset = &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"}
+		writeJSON(w, http.StatusOK, ans)
+		return
+	}
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	if len(page.Events) == 0 && !page.Truncated && wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-ready:
+			page, err = st.Read(ctx, topics, after, s.cfg.Poll.MaxEvents)
+			if err != nil {
+				s.storeFailed(w, r, err)
+				return
+			}
+		case <-t.C:
+		case <-s.hub.Closing():
+		case <-ctx.Done():
+			return
+		}
+	}
+	if page.Truncated {
+		ans.Reset = &pollReset{Reason: "truncated", Detail: "events after the cursor were removed by retention; the oldest retained follow"}
+	}
+	ans.Next = after
+	for _, e := range page.Events {
+		ans.Events = append(ans.Events, pollEvent{ID: e.ID, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data, Time: e.Time})
+		ans.Next = e.ID
+	}
+	if page.More {
+		ans.RetryMS = 0 // more is waiting: poll again at once
+	}
+	writeJSON(w, http.StatusOK, ans)
+}
+
+func typeOrMessage(t string) string {
+	if t == "" {
+		return "message"
+	}
+	return t
+}
+
+func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Error("store failed", "path", r.URL.Path, "err", err)
+	prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not available")
+	prob.Err = err
+	policy.WriteProblem(w, r, prob)
+}

@@ -1,0 +1,130 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/store"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 200
+
+// publishRequest is the body of POST /api/publish.
+type publishRequest struct {
+	Topic string `json:"topic"`
+	Data  string `json:"data"`
+	Type  string `json:"type"`
+}
+
+// handlePublish serves POST /api/publish. It answers 201 only once the
+// event is durable in the store.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
+	principal, prob := s.auth.Authenticate(r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if principal.Anonymous {
+		prob := policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenMissing, "publishing needs a token with publish rights")
+		prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	req, prob := s.readPublish(w, r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if !principal.CanPublish(req.Topic) {
+		policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not publish to topic %q", req.Topic))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey || strings.ContainsAny(key, "\x00\r\n") {
+		policy.WriteProblem(w, r, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "Idempotency-Key must be at most %d bytes on one line", maxIdempotencyKey))
+		return
+	}
+	rec := store.Record{Topic: req.Topic, Type: req.Type, Data: req.Data}
+	if key != "" {
+		// Keys are per principal: one publisher cannot collide with, or
+		// probe, another's.
+		rec.IdempotencyKey = principal.Subject + "\x00" + key
+	}
+	// The commit goes on even if the client leaves; the key makes a retry safe.
+	res, err := s.hub.Publish(context.WithoutCancel(r.Context()), rec)
+	switch {
+	case errors.Is(err, hub.ErrClosed):
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down; publish again"))
+		return
+	case err != nil:
+		s.storeFailed(w, r, err)
+		return
+	}
+	body := map[string]any{"id": res[0].Event.ID}
+	if res[0].Duplicate {
+		body["duplicate"] = true
+	}
+	writeJSON(w, http.StatusCreated, body)
+}
+
+// readPublish decodes and checks a JSON or form publish body.
+func (s *Server) readPublish(w http.ResponseWriter, r *http.Request) (*publishRequest, *policy.Problem) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Publish.MaxBodyBytes)
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil {
+		mt = ""
+	}
+	var req publishRequest
+	switch mt {
+	case "application/json":
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, bodyProblem(err, "the body is not a JSON object with string fields topic, data and type")
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, "the body holds more than one JSON value")
+		}
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return nil, bodyProblem(err, "the form body cannot be parsed")
+		}
+		req = publishRequest{Topic: r.PostForm.Get("topic"), Data: r.PostForm.Get("data"), Type: r.PostForm.Get("type")}
+	default:
+		return nil, policy.NewProblem(http.StatusUnsupportedMediaType, policy.CodeUnsupportedMedia,
+			"send Content-Type: application/json or application/x-www-form-urlencoded")
+	}
+	if why := checkTopic(req.Topic); why != "" {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
+	}
+	if err := (sse.Event{Type: req.Type}).Validate(); err != nil {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, "type must not contain CR, LF or NUL")
+	}
+	if !utf8.ValidString(req.Data) || !utf8.ValidString(req.Type) {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, "type and data must be valid UTF-8")
+	}
+	if len(req.Data) > s.cfg.Publish.MaxDataBytes {
+		return nil, policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge, "data is %d bytes; the limit is %d", len(req.Data), s.cfg.Publish.MaxDataBytes)
+	}
+	return &req, nil
+}
+
+func bodyProblem(err error, detail string) *policy.Problem {
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge, "the body exceeds %d bytes", tooBig.Limit)
+	}
+	prob := policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, detail)
+	prob.Err = err
+	return prob
+}

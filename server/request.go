@@ -1,0 +1,79 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/policy"
+)
+
+// maxTopicLen bounds a topic name in bytes.
+const maxTopicLen = 256
+
+// checkTopic returns why name is not a valid topic, or "". Topics are
+// printable UTF-8 without spaces and without '*', which patterns reserve.
+func checkTopic(name string) string {
+	switch {
+	case name == "":
+		return "a topic is empty"
+	case len(name) > maxTopicLen:
+		return fmt.Sprintf("a topic is longer than %d bytes", maxTopicLen)
+	case !utf8.ValidString(name):
+		return "a topic is not valid UTF-8"
+	case strings.ContainsRune(name, '*'):
+		return "a topic contains '*', which is reserved for patterns"
+	}
+	for _, r := range name {
+		if unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Sprintf("a topic contains the character %q", r)
+		}
+	}
+	return ""
+}
+
+// topicsOf reads and checks the topic query parameters.
+func (s *Server) topicsOf(r *http.Request) ([]string, *policy.Problem) {
+	raw := r.URL.Query()["topic"]
+	if len(raw) == 0 {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, "name at least one topic: ?topic=NAME")
+	}
+	if len(raw) > s.cfg.Stream.MaxTopics {
+		return nil, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "at most %d topics per request", s.cfg.Stream.MaxTopics)
+	}
+	seen := make(map[string]bool, len(raw))
+	topics := raw[:0:0]
+	for _, t := range raw {
+		if why := checkTopic(t); why != "" {
+			return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
+		}
+		if !seen[t] {
+			seen[t] = true
+			topics = append(topics, t)
+		}
+	}
+	return topics, nil
+}
+
+// subscriber authenticates r and checks that it may read every topic.
+func (s *Server) subscriber(r *http.Request, topics []string) (*auth.Principal, *policy.Problem) {
+	p, prob := s.auth.Authenticate(r)
+	if prob != nil {
+		return nil, prob
+	}
+	for _, t := range topics {
+		if p.CanSubscribe(t) {
+			continue
+		}
+		if p.Anonymous {
+			prob := policy.Errorf(http.StatusUnauthorized, policy.CodeTokenMissing, "topic %q needs a token", t)
+			prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
+			return nil, prob
+		}
+		return nil, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to topic %q", t)
+	}
+	return p, nil
+}

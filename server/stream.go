@@ -1,0 +1,159 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/store"
+)
+
+// replayPage is how many stored events one replay read takes.
+const replayPage = 1000
+
+// Retry hints sent when the server ends a stream itself. They are short, so
+// the client is back quickly, and jittered so a restart is not a stampede.
+func cutRetry() time.Duration      { return 500*time.Millisecond + rand.N(time.Second) }
+func shutdownRetry() time.Duration { return time.Second + rand.N(2*time.Second) }
+
+// resetEvent tells the client that history it asked for is not available.
+func resetEvent(reason, detail, after string) []byte {
+	data, _ := json.Marshal(map[string]string{"reason": reason, "detail": detail, "after": after})
+	b, _ := sse.Event{Type: "reset", Data: string(data)}.AppendTo(nil)
+	return b
+}
+
+// handleEvents serves GET /events: replay after Last-Event-ID, then live.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	topics, prob := s.topicsOf(r)
+	if prob != nil {
+		prob.Fallback = s.profile.Fallback
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	principal, prob := s.subscriber(r, topics)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	cursor := r.Header.Get("Last-Event-ID")
+	if cursor == "" {
+		cursor = r.URL.Query().Get("lastEventId")
+	}
+	if r.Method == http.MethodHead {
+		s.profile.ApplyTo(w, r, policy.KindStream)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	sub, err := s.hub.Subscribe(topics)
+	if err != nil {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
+		return
+	}
+	defer sub.Close()
+	st, err := sse.NewStream(w, r, &sse.StreamOptions{
+		Profile:      s.profile,
+		Retry:        s.cfg.Stream.Retry.D(),
+		Heartbeat:    -1, // this loop sends its own
+		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
+	})
+	if err != nil {
+		s.log.Warn("stream not started", "err", err)
+		return
+	}
+	last, err := s.replay(r.Context(), st, topics, cursor)
+	if err != nil {
+		s.log.Debug("stream ended during replay", "err", err)
+		return
+	}
+	sub.GoLive(last)
+
+	var expiry <-chan time.Time
+	if !principal.Expires.IsZero() {
+		t := time.NewTimer(time.Until(principal.Expires))
+		defer t.Stop()
+		expiry = t.C
+	}
+	beat := time.NewTimer(s.cfg.Stream.Heartbeat.D())
+	defer beat.Stop()
+	var frames []*hub.Frame
+	var parts [][]byte
+	for {
+		select {
+		case <-sub.Ready():
+			var cut bool
+			frames, cut = sub.Take(frames[:0])
+			parts = parts[:0]
+			for _, f := range frames {
+				parts = append(parts, f.Wire)
+			}
+			clear(frames)
+			if err := st.WriteEncoded(parts...); err != nil {
+				return
+			}
+			if cut {
+				_ = st.Retry(cutRetry())
+				return
+			}
+		case <-beat.C:
+			if err := st.Heartbeat(); err != nil {
+				return
+			}
+		case <-s.hub.Closing():
+			_ = st.Retry(shutdownRetry())
+			return
+		case <-expiry:
+			_ = st.Retry(0)
+			return
+		case <-r.Context().Done():
+			return
+		}
+		beat.Reset(s.cfg.Stream.Heartbeat.D())
+	}
+}
+
+// replay writes the stored events after cursor and returns the ID of the
+// last one written (or cursor when none was, or "" when the cursor was
+// unknown, so that every buffered live event is kept).
+func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cursor string) (string, error) {
+	if cursor == "" {
+		return "", nil
+	}
+	last := cursor
+	first := true
+	var parts [][]byte
+	for {
+		page, err := s.hub.Store().Read(ctx, topics, last, replayPage)
+		if errors.Is(err, store.ErrUnknownCursor) {
+			return "", st.WriteEncoded(resetEvent("unknown_cursor",
+				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
+		}
+		if err != nil {
+			s.log.Error("replay read failed", "err", err)
+			_ = st.Retry(shutdownRetry())
+			return "", err
+		}
+		parts = parts[:0]
+		if first && page.Truncated {
+			parts = append(parts, resetEvent("truncated",
+				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", cursor))
+		}
+		first = false
+		for _, e := range page.Events {
+			parts = append(parts, hub.Encode(e))
+			last = e.ID
+		}
+		if err := st.WriteEncoded(parts...); err != nil {
+			return "", err
+		}
+		if !page.More {
+			return last, nil
+		}
+	}
+}

@@ -1,0 +1,15 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/memory"
+	"github.com/sseguard/sseguard/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, r store.Retention) store.Store {
+		return memory.New(r)
+	})
+}

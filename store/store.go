@@ -1,0 +1,122 @@
+// Package store keeps published events durably and reads them back for
+// replay: the Store interface, its errors, and what every implementation
+// must guarantee.
+//
+// Implementations live in sub-packages: store/memory (rings per topic, for
+// tests and ephemeral use) and store/bolt (an embedded bbolt file, the
+// default). A Redis Streams store, for several hub nodes, follows the same
+// contract; the conformance suite in store/storetest checks each.
+//
+// Package store does not fan events out to subscribers (package hub does).
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Record is an event as a publisher hands it to the store.
+type Record struct {
+	Topic string
+	Type  string // empty means "message"
+	Data  string
+	// IdempotencyKey, when not empty, makes a repeated Append of the same
+	// key within the store's idempotency window return the first event's ID
+	// and store nothing new.
+	IdempotencyKey string
+}
+
+// Event is a stored event.
+type Event struct {
+	// ID is opaque to callers, assigned by the store, unique, and strictly
+	// increasing in the order the store committed events, across topics,
+	// restarts and (for cluster stores) nodes. Compare orders two IDs.
+	ID    string
+	Topic string
+	Type  string
+	Data  string
+	Time  time.Time // when the store committed it
+}
+
+// Appended is the result of appending one Record.
+type Appended struct {
+	Event Event
+	// Duplicate is true when the record's IdempotencyKey was seen within the
+	// window: Event is then the first event stored under that key, and
+	// nothing new was stored.
+	Duplicate bool
+}
+
+// Page is the result of a Read.
+type Page struct {
+	// Events are in ID order, at most the limit asked for.
+	Events []Event
+	// Truncated is true when events of one of the topics with IDs after the
+	// cursor were already removed by retention, so history has a gap that
+	// the caller must report (the hub sends event: reset).
+	Truncated bool
+	// More is true when the limit cut the page short.
+	More bool
+}
+
+// Retention bounds what a store keeps. The zero value keeps everything.
+type Retention struct {
+	// MaxEventsPerTopic keeps at most this many newest events per topic;
+	// zero means no limit.
+	MaxEventsPerTopic int
+	// MaxAge drops events older than this; zero means no limit.
+	MaxAge time.Duration
+	// IdempotencyWindow is how long an idempotency key is remembered; zero
+	// means DefaultIdempotencyWindow.
+	IdempotencyWindow time.Duration
+}
+
+// DefaultIdempotencyWindow is how long idempotency keys are remembered when
+// Retention does not say.
+const DefaultIdempotencyWindow = 24 * time.Hour
+
+// Errors a Store returns; callers test them with errors.Is.
+var (
+	// ErrUnknownCursor means the cursor is malformed or newer than anything
+	// the store has committed (it may come from another store or a wiped
+	// one).
+	ErrUnknownCursor = errors.New("store: unknown cursor")
+	// ErrClosed means the store was closed.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Store keeps events. Implementations are safe for concurrent use.
+type Store interface {
+	// Append stores recs durably, in one transaction (one fsync for the
+	// whole batch), in order, and returns one result per record. It returns
+	// only once the events are durable: a crash after Append returns loses
+	// none of them. On error nothing of the batch is stored.
+	Append(ctx context.Context, recs []Record) ([]Appended, error)
+
+	// Read returns the events of the given topics with IDs after the
+	// cursor, in ID order, at most limit of them (limit <= 0 means a
+	// store-chosen default). An empty cursor reads from the oldest retained
+	// event. A malformed cursor, or one newer than the newest committed
+	// event, gives ErrUnknownCursor.
+	Read(ctx context.Context, topics []string, after string, limit int) (Page, error)
+
+	// Head returns the ID of the newest committed event, or "" when the
+	// store is empty.
+	Head(ctx context.Context) (string, error)
+
+	// Compare orders two valid IDs of this store: -1, 0 or +1.
+	Compare(a, b string) int
+
+	// Trim applies the retention to events committed before now, and
+	// forgets idempotency keys older than the window. It returns how many
+	// events it removed.
+	Trim(ctx context.Context, now time.Time) (int, error)
+
+	// Ping reports whether the store is reachable and writable.
+	Ping(ctx context.Context) error
+
+	// Close flushes and closes the store. Calls after Close return
+	// ErrClosed.
+	Close() error
+}
