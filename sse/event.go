@@ -33,8 +33,9 @@ type Event struct {
 	Data string
 
 	// Retry, when positive, is written as a retry field in whole
-	// milliseconds (rounded down). Zero writes no retry field; a negative
-	// value is an error.
+	// milliseconds, rounded down but never below 1 ms (retry: 0 asks for an
+	// immediate reconnect, which a positive Retry never means). Zero writes
+	// no retry field; a negative value is an error.
 	Retry time.Duration
 
 	// Comment is written as comment lines before the fields. Receivers
@@ -94,20 +95,22 @@ func (e Event) AppendTo(dst []byte) ([]byte, error) {
 		dst = append(dst, '\n')
 	}
 	if e.Retry > 0 {
-		dst = appendRetryField(dst, e.Retry)
+		dst = appendRetryField(dst, max(e.Retry, time.Millisecond))
 	}
 	dst = appendLines(dst, "data", e.Data)
 	return append(dst, '\n'), nil
 }
 
-// MarshalText returns the wire form of e; see [Event.AppendTo].
-func (e Event) MarshalText() ([]byte, error) {
+// Encode returns the wire form of e; see [Event.AppendTo]. (It is not
+// MarshalText on purpose: encoding/json would then turn an Event into one
+// string of wire text instead of an object.)
+func (e Event) Encode() ([]byte, error) {
 	return e.AppendTo(make([]byte, 0, e.encodedSizeHint()))
 }
 
 // WriteTo writes the wire form of e to w in one Write call.
 func (e Event) WriteTo(w io.Writer) (int64, error) {
-	b, err := e.MarshalText()
+	b, err := e.Encode()
 	if err != nil {
 		return 0, err
 	}

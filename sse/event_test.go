@@ -36,7 +36,7 @@ func TestEventAppendTo(t *testing.T) {
 		{name: "id with leading space", ev: Event{ID: " 42", Data: "x"}, want: "id:  42\ndata: x\n\n"},
 		{name: "retry", ev: Event{Retry: 1500 * time.Millisecond, Data: "x"}, want: "retry: 1500\ndata: x\n\n"},
 		{name: "retry rounded down", ev: Event{Retry: 1500*time.Millisecond + 999*time.Microsecond, Data: "x"}, want: "retry: 1500\ndata: x\n\n"},
-		{name: "retry below a millisecond", ev: Event{Retry: time.Microsecond, Data: "x"}, want: "retry: 0\ndata: x\n\n"},
+		{name: "retry below a millisecond", ev: Event{Retry: time.Microsecond, Data: "x"}, want: "retry: 1\ndata: x\n\n"},
 		{name: "comment", ev: Event{Comment: "hi", Data: "x"}, want: ": hi\ndata: x\n\n"},
 		{name: "comment lines", ev: Event{Comment: "a\nb\r\nc\rd", Data: "x"}, want: ": a\n: b\n: c\n: d\ndata: x\n\n"},
 		{name: "comment cannot end the block", ev: Event{Comment: "a\n\ndata: evil", Data: "x"}, want: ": a\n:\n: data: evil\ndata: x\n\n"},
@@ -54,9 +54,9 @@ func TestEventAppendTo(t *testing.T) {
 			if string(got) != "prefix"+tc.want {
 				t.Errorf("AppendTo = %q, want %q", got, "prefix"+tc.want)
 			}
-			text, err := tc.ev.MarshalText()
+			text, err := tc.ev.Encode()
 			if err != nil || string(text) != tc.want {
-				t.Errorf("MarshalText = %q, %v; want %q", text, err, tc.want)
+				t.Errorf("Encode = %q, %v; want %q", text, err, tc.want)
 			}
 			var buf bytes.Buffer
 			n, err := tc.ev.WriteTo(&buf)
@@ -103,8 +103,8 @@ func TestEventRejectsUnsafeFields(t *testing.T) {
 			if err := tc.ev.Validate(); !errors.As(err, &fe) || fe.Field != tc.field {
 				t.Errorf("Validate() = %v", err)
 			}
-			if text, err := tc.ev.MarshalText(); err == nil || len(text) != 0 {
-				t.Errorf("MarshalText = %q, %v; want nothing and an error", text, err)
+			if text, err := tc.ev.Encode(); err == nil || len(text) != 0 {
+				t.Errorf("Encode = %q, %v; want nothing and an error", text, err)
 			}
 			var buf bytes.Buffer
 			if n, err := tc.ev.WriteTo(&buf); err == nil || n != 0 || buf.Len() != 0 {
@@ -177,7 +177,7 @@ func TestEventPayloadCannotInject(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := tc.ev.MarshalText()
+			b, err := tc.ev.Encode()
 			if err != nil {
 				t.Fatal(err)
 			}

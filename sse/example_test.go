@@ -23,7 +23,7 @@ func ExampleEvent() {
 		Data:  "first line\nsecond line",
 		Retry: 5 * time.Second,
 	}
-	b, err := e.MarshalText()
+	b, err := e.Encode()
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -24,7 +24,9 @@ func received(e Event) Event {
 	}
 	e.Data = lf.Replace(whatwgDecode([]byte(e.Data)))
 	e.Comment = lf.Replace(whatwgDecode([]byte(e.Comment)))
-	e.Retry = e.Retry.Truncate(time.Millisecond)
+	if e.Retry > 0 {
+		e.Retry = max(e.Retry.Truncate(time.Millisecond), time.Millisecond)
+	}
 	return e
 }
 

@@ -140,7 +140,7 @@ func TestStreamHTTP11OnTheWire(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		e := sse.Event{ID: strconv.Itoa(i), Data: fmt.Sprintf("event %d", i)}
 		events <- e
-		want, _ := e.MarshalText()
+		want, _ := e.Encode()
 		if got := readChunk(t, br); got != string(want) {
 			t.Fatalf("chunk %d = %q, want %q", i, got, want)
 		}

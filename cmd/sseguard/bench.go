@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sseguard/sseguard/bench"
+)
+
+// benchCommand is the load generator: streams, fan-out latency and server
+// memory per stream, against a hub on loopback.
+type benchCommand struct{}
+
+func (*benchCommand) name() string { return "bench" }
+func (*benchCommand) synopsis() string {
+	return "load a hub on loopback: streams, fan-out latency, loss, memory per stream"
+}
+
+func (c *benchCommand) run(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, c, "URL [flags]")
+	streams := fs.Int("streams", 100, "subscribers to open; 0 for a publish-only run")
+	topic := fs.String("topic", "bench", "topic to subscribe and publish to")
+	token := fs.String("token", env.getenv("SSEGUARD_TOKEN"), "bearer token for streams and publishes (env SSEGUARD_TOKEN)")
+	events := fs.Int("events", 20, "events to publish; 0 for a connect-and-hold run")
+	rate := fs.Float64("rate", 5, "publishes per second; 0 for as fast as possible (throughput mode)")
+	publishers := fs.Int("publishers", 0, "concurrent publish requests (default 1 with --rate, 64 with --rate 0)")
+	eventType := fs.String("type", "", "event type of every publish (default none: message)")
+	pad := fs.Int("pad", 0, "extra bytes of data per event")
+	ramp := fs.String("ramp", "", "pace the connects: a duration to spread them over (30s) or a rate (2000/s); default as fast as --connect-concurrency allows")
+	concurrency := fs.Int("connect-concurrency", 64, "connects in flight at most")
+	hold := fs.Duration("hold", 0, "hold the streams idle this long before publishing, counting heartbeats and disconnects")
+	settle := fs.Duration("settle", 2*time.Second, "idle time after connecting before the server's memory is sampled")
+	drain := fs.Duration("drain", 5*time.Second, "wait this long after the last publish for every delivery")
+	sources := fs.String("sources", "", "loopback source addresses for the streams: 127.0.0.1,127.0.0.2 or 127.0.0.1-8")
+	pid := fs.Int("pid", 0, "server process to read memory and CPU from (/proc)")
+	metrics := fs.String("metrics", "", "server's Prometheus URL to read process memory and CPU from, such as http://127.0.0.1:8080/metrics")
+	duration := fs.Duration("duration", 5*time.Minute, "cap on the whole run")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+
+	// Flags may come before and after the URL.
+	var pos []string
+	rest := args
+	for {
+		if err := parseFlags(env, fs, rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch {
+	case len(pos) == 0:
+		return &usageError{msg: "missing the hub's URL", hint: "sseguard bench http://127.0.0.1:8080 --streams 1000"}
+	case len(pos) > 1:
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", pos[1]), hint: "run 'sseguard bench --help'"}
+	}
+
+	cfg := bench.Config{
+		URL:                pos[0],
+		Streams:            noneIfZero(*streams),
+		Topic:              *topic,
+		Token:              *token,
+		Events:             noneIfZero(*events),
+		Rate:               *rate,
+		Publishers:         *publishers,
+		EventType:          *eventType,
+		PadBytes:           *pad,
+		ConnectConcurrency: *concurrency,
+		Hold:               *hold,
+		Settle:             noneIfZeroDuration(*settle),
+		Drain:              *drain,
+		PID:                *pid,
+		MetricsURL:         *metrics,
+		Duration:           *duration,
+	}
+	if *ramp != "" {
+		if r, ok := strings.CutSuffix(*ramp, "/s"); ok {
+			n, err := strconv.ParseFloat(r, 64)
+			if err != nil || n <= 0 {
+				return &usageError{msg: fmt.Sprintf("--ramp %q: want a positive rate such as 2000/s", *ramp), hint: "or a duration such as 30s"}
+			}
+			cfg.ConnectRate = n
+		} else {
+			d, err := time.ParseDuration(*ramp)
+			if err != nil || d < 0 {
+				return &usageError{msg: fmt.Sprintf("--ramp %q: want a duration such as 30s or a rate such as 2000/s", *ramp)}
+			}
+			cfg.Ramp = d
+		}
+	}
+	srcs, err := bench.ParseSources(*sources)
+	if err != nil {
+		return &usageError{msg: "--" + err.Error(), hint: "loopback only, such as 127.0.0.1-8"}
+	}
+	cfg.Sources = srcs
+
+	rep, err := bench.Run(ctx, cfg, env.stderr)
+	if rep == nil {
+		if errors.Is(err, bench.ErrConfig) {
+			return &usageError{msg: err.Error(), hint: "run 'sseguard bench --help'"}
+		}
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); jerr != nil {
+			return fmt.Errorf("write report: %w", jerr)
+		}
+	} else if werr := rep.WriteText(env.stdout); werr != nil {
+		return fmt.Errorf("write report: %w", werr)
+	}
+	if err != nil {
+		return err
+	}
+	if probs := rep.Problems(); len(probs) > 0 {
+		return &exitCodeError{code: exitError, err: fmt.Errorf("run not clean: %s", strings.Join(probs, "; "))}
+	}
+	return nil
+}
+
+// noneIfZero maps a flag's 0 ("none") to bench.Config's negative "none",
+// whose zero means a default.
+func noneIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func noneIfZeroDuration(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}

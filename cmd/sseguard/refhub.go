@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/sseguard/sseguard/bench/naive"
+)
+
+// refhubCommand serves the naive reference hub, the measuring stick that
+// "sseguard bench" compares sseguard against in the same run.
+type refhubCommand struct{}
+
+func (*refhubCommand) name() string { return "refhub" }
+func (*refhubCommand) synopsis() string {
+	return "serve the naive net/http reference hub on loopback, for bench comparisons"
+}
+
+func (c *refhubCommand) run(ctx context.Context, env *environ, args []string) error {
+	fs := newFlagSet(env, c, "[flags]")
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address to listen on; port 0 picks a free one")
+	if err := parseFlags(env, fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), hint: "run 'sseguard refhub --help'"}
+	}
+	ap, err := netip.ParseAddrPort(*listen)
+	if err != nil {
+		return &usageError{msg: fmt.Sprintf("--listen %q: want IP:PORT", *listen), hint: "for example --listen 127.0.0.1:8090"}
+	}
+	if !ap.Addr().IsLoopback() {
+		return &usageError{msg: fmt.Sprintf("--listen %s is not loopback: the reference hub has no authentication", *listen), hint: "use 127.0.0.1:PORT or [::1]:PORT"}
+	}
+	ln, err := net.Listen("tcp", ap.String())
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           naive.New(),
+		ReadHeaderTimeout: 10 * time.Second,
+		// Streams end with ctx, so that shutting down does not wait for them.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+	}
+	fmt.Fprintf(env.stdout, "listening on http://%s\n", ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(shutCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serr)
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

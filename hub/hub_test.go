@@ -1,0 +1,183 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/memory"
+)
+
+func startHub(t *testing.T, opts Options) *Hub {
+	t.Helper()
+	if opts.Store == nil {
+		opts.Store = memory.New(store.Retention{})
+	}
+	h := New(opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.Run(ctx); close(done) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return h
+}
+
+func publish(t *testing.T, h *Hub, topic, data string) store.Event {
+	t.Helper()
+	res, err := h.Publish(context.Background(), store.Record{Topic: topic, Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Event
+}
+
+func waitFrames(t *testing.T, s *Subscriber, n int) []*Frame {
+	t.Helper()
+	var got []*Frame
+	deadline := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case <-s.Ready():
+			var cut bool
+			got, cut = s.Take(got)
+			if cut {
+				t.Fatalf("cut off after %d frames", len(got))
+			}
+		case <-deadline:
+			t.Fatalf("got %d frames, want %d", len(got), n)
+		}
+	}
+	return got
+}
+
+func TestFanOutByTopic(t *testing.T) {
+	h := startHub(t, Options{})
+	a, _ := h.Subscribe([]string{"a"})
+	ab, _ := h.Subscribe([]string{"a", "b"})
+	defer a.Close()
+	defer ab.Close()
+	a.GoLive("")
+	ab.GoLive("")
+	e1 := publish(t, h, "a", "one")
+	e2 := publish(t, h, "b", "two")
+	e3 := publish(t, h, "c", "three")
+	_ = e3
+	got := waitFrames(t, ab, 2)
+	if got[0].Event.ID != e1.ID || got[1].Event.ID != e2.ID {
+		t.Fatalf("a+b subscriber got %v, %v", got[0].Event, got[1].Event)
+	}
+	gotA := waitFrames(t, a, 1)
+	if gotA[0] != got[0] {
+		t.Error("the same event was encoded twice: frames are not shared")
+	}
+	if string(gotA[0].Wire) != "id: "+e1.ID+"\ndata: one\n\n" {
+		t.Errorf("wire %q", gotA[0].Wire)
+	}
+	if f, _ := a.Take(nil); len(f) != 0 {
+		t.Errorf("topic a subscriber got foreign frames: %v", f)
+	}
+}
+
+func TestGoLiveDropsReplayed(t *testing.T) {
+	h := startHub(t, Options{})
+	s, _ := h.Subscribe([]string{"t"})
+	defer s.Close()
+	var ids []string
+	for i := 0; i < 5; i++ {
+		ids = append(ids, publish(t, h, "t", strconv.Itoa(i)).ID)
+	}
+	s.GoLive(ids[2]) // the replay delivered up to the third
+	got := waitFrames(t, s, 2)
+	if got[0].Event.ID != ids[3] || got[1].Event.ID != ids[4] {
+		t.Fatalf("after GoLive(%s) got %s, %s", ids[2], got[0].Event.ID, got[1].Event.ID)
+	}
+}
+
+func TestSlowConsumerIsCutNotSkipped(t *testing.T) {
+	h := startHub(t, Options{QueueBytes: 200})
+	slow, _ := h.Subscribe([]string{"t"})
+	defer slow.Close()
+	slow.GoLive("")
+	for i := 0; i < 20; i++ {
+		publish(t, h, "t", fmt.Sprintf("event number %d", i))
+	}
+	select {
+	case <-slow.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("no signal")
+	}
+	frames, cut := slow.Take(nil)
+	if !cut {
+		t.Fatalf("not cut after overflowing its queue (%d frames)", len(frames))
+	}
+	if len(frames) != 0 {
+		t.Fatalf("a cut subscriber was handed %d frames: a partial queue would skip events", len(frames))
+	}
+	if st := h.Stats(); st.CutOff != 1 {
+		t.Fatalf("CutOff = %d", st.CutOff)
+	}
+}
+
+func TestPublishRefusesUnsafeType(t *testing.T) {
+	h := startHub(t, Options{})
+	if _, err := h.Publish(context.Background(), store.Record{Topic: "t", Type: "x\nevent: y"}); err == nil {
+		t.Fatal("type with LF accepted")
+	}
+	if head, _ := h.Store().Head(context.Background()); head != "" {
+		t.Fatalf("something was stored: head %q", head)
+	}
+}
+
+func TestConcurrentPublishesFanOutInOrder(t *testing.T) {
+	h := startHub(t, Options{})
+	s, _ := h.Subscribe([]string{"t"})
+	defer s.Close()
+	s.GoLive("")
+	const n = 400
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/8; i++ {
+				if _, err := h.Publish(context.Background(), store.Record{Topic: "t", Data: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := waitFrames(t, s, n)
+	for i := 1; i < len(got); i++ {
+		if h.Store().Compare(got[i-1].Event.ID, got[i].Event.ID) >= 0 {
+			t.Fatalf("frame %d (%s) not after frame %d (%s)", i, got[i].Event.ID, i-1, got[i-1].Event.ID)
+		}
+	}
+}
+
+func TestClosedHubRefuses(t *testing.T) {
+	h := New(Options{Store: memory.New(store.Retention{})})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.Run(ctx); close(done) }()
+	cancel()
+	<-done
+	if _, err := h.Subscribe([]string{"t"}); err != ErrClosed {
+		t.Fatalf("Subscribe after close: %v", err)
+	}
+	if _, err := h.Publish(context.Background(), store.Record{Topic: "t"}); err != ErrClosed {
+		t.Fatalf("Publish after close: %v", err)
+	}
+	select {
+	case <-h.Closing():
+	default:
+		t.Fatal("Closing not closed")
+	}
+}
