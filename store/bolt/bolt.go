@@ -2,10 +2,13 @@
 // (go.etcd.io/bbolt) file in the data folder, durable across crashes and
 // restarts.
 //
-// Every Append is one bbolt write transaction, so one fsync, for the whole
-// batch: the hub groups concurrent publishes into one Append, and that is
-// the group commit. A returned Append is on disk. Reads run in read
-// transactions beside the writer and never block it.
+// Every Append is one bbolt write transaction for the whole batch, so one
+// commit whose cost hardly depends on the batch size (bbolt syncs the data
+// pages, then the meta page: two fdatasync calls per commit). The hub groups
+// concurrent publishes into one Append, and that is the group commit. A
+// returned Append is on disk. Appends are serialized (bbolt has one writer);
+// reads run in read transactions beside it, and wait for it only when the
+// file outgrows its memory map.
 //
 // IDs are the decimal global sequence ("1", "2", …), the same format as
 // store/memory, and go on increasing after a restart.
@@ -137,8 +140,11 @@ func Open(path string, r store.Retention, opts *Options) (*Store, error) {
 func initialize(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		v := meta.Get(keyVersion)
-		if len(v) != 8 || u64(v) != formatVersion {
-			return fmt.Errorf("unsupported data file format %x (want version %d)", v, formatVersion)
+		if len(v) != 8 {
+			return errors.New("data file has no format version")
+		}
+		if got := u64(v); got != formatVersion {
+			return fmt.Errorf("data file format version %d, this build reads version %d", got, formatVersion)
 		}
 	} else {
 		foreign := false
@@ -170,10 +176,12 @@ func (s *Store) Path() string {
 	return s.db.Path()
 }
 
-// Append stores recs in one write transaction: one fsync for the batch.
+// Append stores recs in one write transaction: one commit for the batch.
 // Count retention is applied in the same transaction, O(1) per event over
 // the limit; age retention and the idempotency window wait for Trim, except
 // that a key older than the window at the time of Append is treated as new.
+// A duplicate whose first event was since removed by retention returns that
+// event's ID, topic and time only.
 //
 // ctx is checked before the transaction and again before its commit; once
 // the commit starts it runs to its end, and Append reports its outcome.
@@ -245,7 +253,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	if limit <= 0 {
 		limit = DefaultReadLimit
 	}
-	var page store.Page
+	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		seq := u64(tx.Bucket(bucketMeta).Get(keySeq))
 		if cursor > seq {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -253,12 +255,21 @@ func decodeEvent(seq uint64, topic string, v []byte) (store.Event, error) {
 	if size <= 0 || n > uint64(len(v)-8-size) {
 		return store.Event{}, fmt.Errorf("event %d: %w", seq, errCorrupt)
 	}
+	// One allocation holds the ID, the type and the data.
+	var digits [20]byte
+	id := strconv.AppendUint(digits[:0], seq, 10)
 	rest := v[8+size:]
+	var b strings.Builder
+	b.Grow(len(id) + len(rest))
+	b.Write(id)
+	b.Write(rest)
+	s := b.String()
+	typeEnd := len(id) + int(n)
 	return store.Event{
-		ID:    seqid.Format(seq),
+		ID:    s[:len(id)],
 		Topic: topic,
-		Type:  string(rest[:n]),
-		Data:  string(rest[n:]),
+		Type:  s[len(id):typeEnd],
+		Data:  s[typeEnd:],
 		Time:  time.Unix(0, int64(u64(v[:8]))).UTC(),
 	}, nil
 }

@@ -54,9 +54,12 @@ type topic struct {
 	trimmed uint64   // highest sequence number removed by retention
 }
 
+// keyEntry is what an idempotency key remembers: not the event itself, so
+// that retention frees its data.
 type keyEntry struct {
-	ev  store.Event
-	seq uint64
+	seq   uint64
+	topic string
+	at    time.Time
 }
 
 type keyRef struct {
@@ -84,7 +87,9 @@ func New(r store.Retention) *Store {
 
 // Append stores recs in order. Count retention is applied at once; age
 // retention and the idempotency window wait for Trim, except that a key
-// older than the window at the time of Append is treated as new.
+// older than the window at the time of Append is treated as new. A
+// duplicate whose first event was since removed by retention returns that
+// event's ID, topic and time only.
 func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -107,8 +112,8 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	out := make([]store.Appended, len(recs))
 	for i, rec := range recs {
 		if rec.IdempotencyKey != "" {
-			if k, ok := s.keys[rec.IdempotencyKey]; ok && !expired(k.ev.Time, now, s.window) {
-				out[i] = store.Appended{Event: k.ev, Duplicate: true}
+			if k, ok := s.keys[rec.IdempotencyKey]; ok && !expired(k.at, now, s.window) {
+				out[i] = store.Appended{Event: s.remembered(k), Duplicate: true}
 				continue
 			}
 		}
@@ -127,7 +132,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 			}
 		}
 		if rec.IdempotencyKey != "" {
-			s.keys[rec.IdempotencyKey] = keyEntry{ev: ev, seq: s.seq}
+			s.keys[rec.IdempotencyKey] = keyEntry{seq: s.seq, topic: rec.Topic, at: now}
 			s.order = append(s.order, keyRef{key: rec.IdempotencyKey, seq: s.seq})
 		}
 		out[i] = store.Appended{Event: ev}
@@ -162,7 +167,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		return store.Page{}, fmt.Errorf("memory store: read: cursor newer than head: %w", store.ErrUnknownCursor)
 	}
 
-	var page store.Page
+	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
 	type head struct {
 		t *topic
 		i int
@@ -256,7 +261,7 @@ func (s *Store) Trim(ctx context.Context, now time.Time) (int, error) {
 		ref := s.order[s.orderStart]
 		k, ok := s.keys[ref.key]
 		if ok && k.seq == ref.seq {
-			if !expired(k.ev.Time, now, s.window) {
+			if !expired(k.at, now, s.window) {
 				break
 			}
 			delete(s.keys, ref.key)
@@ -294,6 +299,19 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.topics, s.keys, s.order = nil, nil, nil
 	return nil
+}
+
+// remembered returns the event a key points at. When retention removed it
+// since, only its ID, topic and time are known.
+func (s *Store) remembered(k keyEntry) store.Event {
+	if t := s.topics[k.topic]; t != nil {
+		seqs := t.seqs[t.start:]
+		i := sort.Search(len(seqs), func(i int) bool { return seqs[i] >= k.seq })
+		if i < len(seqs) && seqs[i] == k.seq {
+			return t.events[t.start+i]
+		}
+	}
+	return store.Event{ID: seqid.Format(k.seq), Topic: k.topic, Time: k.at}
 }
 
 // expired reports whether something made at t is older than limit at now.

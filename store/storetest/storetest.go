@@ -64,11 +64,13 @@ func Run(t *testing.T, open func(t *testing.T, r store.Retention) store.Store) {
 		{"IdempotencyDuplicate", testIdempotencyDuplicate},
 		{"IdempotencyDistinctKeys", testIdempotencyDistinctKeys},
 		{"IdempotencyWindow", testIdempotencyWindow},
+		{"IdempotencyAfterRetention", testIdempotencyAfterRetention},
 		{"RetentionCount", testRetentionCount},
 		{"RetentionAge", testRetentionAge},
 		{"Truncated", testTruncated},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Closed", testClosed},
+		{"CloseWhileAppending", testCloseWhileAppending},
 		{"ContextDone", testContextDone},
 	}
 	for _, tt := range tests {
@@ -495,6 +497,23 @@ func testIdempotencyWindow(t *testing.T, open opener) {
 	}
 }
 
+// testIdempotencyAfterRetention checks that a key outlives its event: the
+// duplicate still names the first event's ID, topic and time (its type and
+// data may be gone) and stores nothing.
+func testIdempotencyAfterRetention(t *testing.T, open opener) {
+	s := open(t, store.Retention{MaxEventsPerTopic: 1})
+	first := mustAppend(t, s, store.Record{Topic: "a", Type: "t", Data: "x", IdempotencyKey: "k"})[0].Event
+	newer := mustAppend(t, s, rec("a", "y"))[0].Event
+	mustTrim(t, s, time.Now())
+	again := mustAppend(t, s, store.Record{Topic: "a", Type: "t", Data: "x", IdempotencyKey: "k"})[0]
+	if !again.Duplicate || again.Event.ID != first.ID || again.Event.Topic != first.Topic || !again.Event.Time.Equal(first.Time) {
+		t.Errorf("key of a trimmed event: %+v, want a duplicate of %s", again, brief(first))
+	}
+	if head := mustHead(t, s); head != newer.ID {
+		t.Errorf("Head = %q, want %q: the duplicate was stored", head, newer.ID)
+	}
+}
+
 func testRetentionCount(t *testing.T, open opener) {
 	s := open(t, store.Retention{MaxEventsPerTopic: 3})
 	var all []store.Appended
@@ -707,6 +726,44 @@ func testClosed(t *testing.T, open opener) {
 				t.Errorf("%s after Close: %v, want ErrClosed", c.name, err)
 			}
 		})
+	}
+}
+
+func testCloseWhileAppending(t *testing.T, open opener) {
+	s := open(t, store.Retention{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	started := make(chan struct{}, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				_, err := s.Append(ctx, []store.Record{rec("a", fmt.Sprint(w, "-", i))})
+				if err == nil {
+					_, err = s.Read(ctx, []string{"a"}, "", 10)
+				}
+				if i == 0 {
+					started <- struct{}{}
+				}
+				if err != nil {
+					if !errors.Is(err, store.ErrClosed) {
+						errs <- fmt.Errorf("writer %d after %d appends: %w, want ErrClosed", w, i, err)
+					}
+					return
+				}
+			}
+		})
+	}
+	for range 8 {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
 
