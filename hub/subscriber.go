@@ -21,6 +21,7 @@ type Subscriber struct {
 	cut    bool
 	closed bool
 	notify chan struct{} // capacity 1: "the queue has something"
+	onPush func()        // replaces notify when set; see SetNotify
 }
 
 // Subscribe registers a subscriber for topics, buffering live events until
@@ -83,6 +84,10 @@ func (s *Subscriber) push(f *Frame) pushResult {
 }
 
 func (s *Subscriber) signal() {
+	if s.onPush != nil {
+		s.onPush()
+		return
+	}
 	select {
 	case s.notify <- struct{}{}:
 	default:
@@ -148,4 +153,26 @@ func (s *Subscriber) Close() {
 	s.closed = true
 	s.queue, s.bytes = nil, 0
 	s.mu.Unlock()
+}
+
+// SetNotify makes s call fn, instead of firing Ready, whenever Take or Pull
+// has something new. fn is called with s's lock held: it must not block or
+// call back into s. It is how a parked stream (package park) is woken.
+func (s *Subscriber) SetNotify(fn func()) {
+	s.mu.Lock()
+	s.onPush = fn
+	s.mu.Unlock()
+}
+
+// Pull appends the wire bytes of the queued frames to dst and reports
+// whether s was cut off; it implements park.Source with Take.
+func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range s.queue {
+		dst = append(dst, f.Wire)
+	}
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
+	return dst, s.cut
 }

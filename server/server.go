@@ -18,7 +18,9 @@ import (
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/web"
 )
 
@@ -32,6 +34,8 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	reg     *prometheus.Registry
+	// poller parks idle HTTP/1.x streams; nil where parking is unsupported.
+	poller *park.Poller
 }
 
 // New returns a server for the hub h, authenticating with v. cfg must be
@@ -42,6 +46,14 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	}
 	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
 	s.profile.Fallback = "/api/poll"
+	if p, err := park.New(park.Options{
+		Heartbeat: cfg.Stream.Heartbeat.D(),
+		CutRetry:  sse.AppendRetry(nil, cutRetry()),
+	}); err == nil {
+		s.poller = p
+	} else {
+		log.Info("streams will not be parked", "err", err)
+	}
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	s.registerHubMetrics()
@@ -119,6 +131,14 @@ func (s *Server) registerHubMetrics() {
 		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
 			func() float64 { return f(s.hub.Stats()) }))
 	}
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_parked_streams",
+		Help: "Streams parked on the epoll set (no goroutine of their own)."},
+		func() float64 {
+			if s.poller == nil {
+				return 0
+			}
+			return float64(s.poller.Len())
+		}))
 	gauge("sseguard_subscribers", "Streams and long polls currently registered with the hub.",
 		func(st hub.Stats) float64 { return float64(st.Subscribers) })
 	counter("sseguard_events_published_total", "Events committed to the store.",
@@ -151,6 +171,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), rea
 	select {
 	case err := <-errc:
 		stopHub()
+		if s.poller != nil {
+			s.poller.Close(nil)
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -159,6 +182,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), rea
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	stopHub()
+	if s.poller != nil {
+		s.poller.Close(sse.AppendRetry(nil, shutdownRetry()))
+	}
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		s.log.Warn("shutdown timed out; closing remaining connections")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,7 +50,7 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServe
 	}
 	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes})
 	v := &auth.Verifier{Key: testKey, Anonymous: *cfg.Auth.AnonymousSubscribe, QueryParam: cfg.Auth.QueryParam}
-	srv := New(cfg, h, v, nil)
+	srv := New(cfg, h, v, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -56,7 +56,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
 		return
 	}
-	defer sub.Close()
+	parked := false
+	defer func() {
+		if !parked {
+			sub.Close()
+		}
+	}()
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{
 		Profile:      s.profile,
 		Retry:        s.cfg.Stream.Retry.D(),
@@ -73,6 +78,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub.GoLive(last)
+	if s.park(w, r, sub, principal.Expires) {
+		parked = true
+		return
+	}
 
 	var expiry <-chan time.Time
 	if !principal.Expires.IsZero() {
@@ -156,4 +165,22 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 			return last, nil
 		}
 	}
+}
+
+// park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
+// without a goroutine from here on. It reports whether it did; on false
+// the handler keeps serving the stream itself.
+func (s *Server) park(w http.ResponseWriter, r *http.Request, sub *hub.Subscriber, expires time.Time) bool {
+	if s.poller == nil || r.ProtoMajor != 1 || r.TLS != nil {
+		return false
+	}
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	if err := s.poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
+		s.log.Debug("stream not parked", "err", err)
+	}
+	// Park closed the connection and the subscriber if it failed.
+	return true
 }

@@ -1,0 +1,525 @@
+//go:build linux
+
+package park
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// maxIov bounds the buffers of one sendmsg call (the kernel's IOV_MAX).
+const maxIov = 1024
+
+// wakeID is the epoll data of the eventfd that stops the loop.
+const wakeID int32 = -1
+
+var (
+	crlf       = []byte("\r\n")
+	lastChunk  = []byte("0\r\n\r\n")
+	defComment = []byte(": keep-alive\n\n")
+	defCut     = []byte("retry: 1000\n\n")
+	defExpired = []byte("retry: 0\n\n")
+)
+
+// Poller holds parked streams. Create it with New; Close stops it.
+type Poller struct {
+	opts    Options
+	epfd    int
+	evfd    int
+	writers []*writer
+	loopWG  sync.WaitGroup
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex
+	conns  map[int32]*Conn
+	nextID int32
+	closed bool
+}
+
+// Conn is one parked stream.
+type Conn struct {
+	p       *Poller
+	w       *writer
+	id      int32
+	src     Source
+	chunked bool
+	expires int64 // unix nanoseconds; 0 for never
+
+	queued    atomic.Bool  // in its writer's ready list
+	lastWrite atomic.Int64 // unix nanoseconds
+	index     int          // in w.conns; guarded by w.mu
+
+	mu        sync.Mutex
+	fd        int // -1 once closed
+	pending   [][]byte
+	scratch   [][]byte
+	blocked   bool // the socket buffer is full; wait for EPOLLOUT
+	finishing bool // the last bytes are pending; close once written
+}
+
+type writer struct {
+	p     *Poller
+	wake  chan struct{}
+	stop  chan struct{}
+	mu    sync.Mutex
+	ready []*Conn
+	conns []*Conn
+}
+
+// New starts a Poller: one epoll loop and opts.Writers writer goroutines.
+func New(opts Options) (*Poller, error) {
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 15 * time.Second
+	}
+	if len(opts.Comment) == 0 {
+		opts.Comment = defComment
+	}
+	if len(opts.CutRetry) == 0 {
+		opts.CutRetry = defCut
+	}
+	if len(opts.ExpiredRetry) == 0 {
+		opts.ExpiredRetry = defExpired
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = runtime.GOMAXPROCS(0)
+	}
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, errors.Join(ErrUnsupported, err)
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, errors.Join(ErrUnsupported, err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeID}); err != nil {
+		unix.Close(evfd)
+		unix.Close(epfd)
+		return nil, errors.Join(ErrUnsupported, err)
+	}
+	p := &Poller{opts: opts, epfd: epfd, evfd: evfd, conns: make(map[int32]*Conn)}
+	for range opts.Writers {
+		w := &writer{p: p, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		p.writers = append(p.writers, w)
+		p.wg.Add(1)
+		go w.run()
+	}
+	p.loopWG.Add(1)
+	go p.loop()
+	return p, nil
+}
+
+// Len returns how many streams are parked.
+func (p *Poller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Park takes over nc, a hijacked connection whose response headers (and
+// any replay) are already written, and serves src on it until the client
+// leaves, src is cut off, expires passes (zero: never) or the Poller
+// closes. chunked says whether the response body is in chunked framing
+// (HTTP/1.1) or close-delimited (HTTP/1.0). nc is closed in every case;
+// src is closed when the stream ends, and also when Park fails.
+func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) error {
+	fd, err := dupFD(nc)
+	nc.Close()
+	if err != nil {
+		src.Close()
+		return err
+	}
+	c := &Conn{p: p, src: src, chunked: chunked, fd: fd}
+	if !expires.IsZero() {
+		c.expires = expires.UnixNano()
+	}
+	c.lastWrite.Store(time.Now().UnixNano())
+
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		unix.Close(fd)
+		src.Close()
+		return ErrClosed
+	}
+	for {
+		p.nextID++
+		if p.nextID <= 0 {
+			p.nextID = 1
+		}
+		if _, used := p.conns[p.nextID]; !used {
+			break
+		}
+	}
+	c.id = p.nextID
+	c.w = p.writers[int(c.id)%len(p.writers)]
+	p.conns[c.id] = c
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.id}
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		delete(p.conns, c.id)
+		p.mu.Unlock()
+		unix.Close(fd)
+		src.Close()
+		return err
+	}
+	p.mu.Unlock()
+	c.w.add(c)
+	src.SetNotify(c.schedule)
+	c.schedule()
+	return nil
+}
+
+// dupFD returns a close-on-exec duplicate of nc's descriptor, which shares
+// its non-blocking mode.
+func dupFD(nc net.Conn) (int, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return -1, ErrUnsupported
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := raw.Control(func(s uintptr) {
+		fd, dupErr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return -1, err
+	}
+	if dupErr != nil {
+		return -1, dupErr
+	}
+	return fd, nil
+}
+
+// Close writes final (for example a retry hint) to every parked stream,
+// best effort and without blocking, ends each stream cleanly, closes them,
+// and stops the Poller's goroutines.
+func (p *Poller) Close(final []byte) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	conns := make([]*Conn, 0, len(p.conns))
+	for _, c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	for _, w := range p.writers {
+		close(w.stop)
+	}
+	p.wg.Wait()
+	for _, c := range conns {
+		c.finish(final)
+	}
+	var one [8]byte
+	one[0] = 1
+	_, _ = unix.Write(p.evfd, one[:])
+	p.loopWG.Wait()
+	unix.Close(p.evfd)
+	unix.Close(p.epfd)
+}
+
+// loop turns epoll readiness into writer work and closes streams whose
+// client went away.
+func (p *Poller) loop() {
+	defer p.loopWG.Done()
+	events := make([]unix.EpollEvent, 256)
+	var sink [512]byte
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return
+		}
+		for _, ev := range events[:n] {
+			if ev.Fd == wakeID {
+				return
+			}
+			p.mu.Lock()
+			c := p.conns[ev.Fd]
+			p.mu.Unlock()
+			if c == nil {
+				continue
+			}
+			if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				c.close()
+				continue
+			}
+			if ev.Events&unix.EPOLLIN != 0 && !c.drainInput(sink[:]) {
+				c.close()
+				continue
+			}
+			if ev.Events&unix.EPOLLOUT != 0 {
+				c.mu.Lock()
+				was := c.blocked
+				c.blocked = false
+				c.mu.Unlock()
+				if was {
+					c.schedule()
+				}
+			}
+		}
+	}
+}
+
+// drainInput reads and discards what the client sent (an event stream
+// expects nothing) and reports whether the connection is still open.
+func (c *Conn) drainInput(buf []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.fd >= 0 {
+		n, err := unix.Read(c.fd, buf)
+		switch {
+		case n > 0:
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return true
+		case errors.Is(err, unix.EINTR):
+			continue
+		default: // 0: the client closed; or a hard error
+			return false
+		}
+	}
+	return false
+}
+
+// schedule queues c for its writer.
+func (c *Conn) schedule() {
+	if !c.queued.CompareAndSwap(false, true) {
+		return
+	}
+	w := c.w
+	w.mu.Lock()
+	w.ready = append(w.ready, c)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *writer) add(c *Conn) {
+	w.mu.Lock()
+	c.index = len(w.conns)
+	w.conns = append(w.conns, c)
+	w.mu.Unlock()
+}
+
+func (w *writer) remove(c *Conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := c.index
+	if i < 0 || i >= len(w.conns) || w.conns[i] != c {
+		return
+	}
+	last := len(w.conns) - 1
+	w.conns[i] = w.conns[last]
+	w.conns[i].index = i
+	w.conns[last] = nil
+	w.conns = w.conns[:last]
+	c.index = -1
+}
+
+func (w *writer) run() {
+	defer w.p.wg.Done()
+	tick := time.NewTicker(min(time.Second, w.p.opts.Heartbeat/4))
+	defer tick.Stop()
+	var batch, due []*Conn
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-w.wake:
+		case now := <-tick.C:
+			due = w.due(now, due[:0])
+			for _, c := range due {
+				c.heartbeatOrExpire(now)
+			}
+			clear(due)
+		}
+		w.mu.Lock()
+		batch, w.ready = w.ready, batch[:0]
+		w.mu.Unlock()
+		for _, c := range batch {
+			c.queued.Store(false)
+			c.flush()
+		}
+		clear(batch)
+	}
+}
+
+// due lists the streams that need a heartbeat or have expired.
+func (w *writer) due(now time.Time, dst []*Conn) []*Conn {
+	idle := now.Add(-w.p.opts.Heartbeat).UnixNano()
+	nowNS := now.UnixNano()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.conns {
+		if c.lastWrite.Load() <= idle || (c.expires != 0 && nowNS >= c.expires) {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func (c *Conn) heartbeatOrExpire(now time.Time) {
+	c.mu.Lock()
+	if c.fd < 0 || c.finishing {
+		c.mu.Unlock()
+		return
+	}
+	switch {
+	case c.expires != 0 && now.UnixNano() >= c.expires:
+		c.finishing = true
+		c.pending = c.frame(c.pending, [][]byte{c.p.opts.ExpiredRetry}, true)
+	case len(c.pending) == 0:
+		c.pending = c.frame(c.pending, [][]byte{c.p.opts.Comment}, false)
+	}
+	c.mu.Unlock()
+	c.flush()
+}
+
+// frame appends parts to dst in the stream's framing: one chunk for all
+// of them under chunked encoding, and the last chunk when final.
+func (c *Conn) frame(dst, parts [][]byte, final bool) [][]byte {
+	if !c.chunked {
+		return append(dst, parts...)
+	}
+	total := 0
+	for _, b := range parts {
+		total += len(b)
+	}
+	if total > 0 {
+		hdr := strconv.AppendInt(make([]byte, 0, 10), int64(total), 16)
+		dst = append(dst, append(hdr, '\r', '\n'))
+		dst = append(dst, parts...)
+		dst = append(dst, crlf)
+	}
+	if final {
+		dst = append(dst, lastChunk)
+	}
+	return dst
+}
+
+// flush writes what is pending and pulls more from the source, until the
+// socket is full, the source is empty, or a round limit passes (then it
+// queues itself again so that other streams get their turn).
+func (c *Conn) flush() {
+	c.mu.Lock()
+	for round := 0; ; round++ {
+		if c.fd < 0 || c.blocked {
+			c.mu.Unlock()
+			return
+		}
+		if round == 16 {
+			c.mu.Unlock()
+			c.schedule()
+			return
+		}
+		if len(c.pending) == 0 {
+			if c.finishing {
+				c.mu.Unlock()
+				c.close()
+				return
+			}
+			parts, cut := c.src.Pull(c.scratch[:0])
+			c.scratch = parts
+			switch {
+			case cut:
+				c.finishing = true
+				c.pending = c.frame(c.pending, append(parts, c.p.opts.CutRetry), true)
+			case len(parts) > 0:
+				c.pending = c.frame(c.pending, parts, false)
+			}
+			clear(c.scratch)
+			c.scratch = c.scratch[:0]
+			if len(c.pending) == 0 {
+				c.mu.Unlock()
+				return
+			}
+		}
+		iov := c.pending[:min(len(c.pending), maxIov)]
+		n, err := unix.SendmsgBuffers(c.fd, iov, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if n > 0 {
+			c.advance(n)
+			c.lastWrite.Store(time.Now().UnixNano())
+		}
+		switch {
+		case err == nil, errors.Is(err, unix.EINTR):
+		case errors.Is(err, unix.EAGAIN):
+			c.blocked = true
+		default:
+			c.mu.Unlock()
+			c.close()
+			return
+		}
+	}
+}
+
+// advance drops n written bytes from the front of pending.
+func (c *Conn) advance(n int) {
+	i := 0
+	for i < len(c.pending) && n >= len(c.pending[i]) {
+		n -= len(c.pending[i])
+		i++
+	}
+	if i < len(c.pending) && n > 0 {
+		c.pending[i] = c.pending[i][n:]
+	}
+	rest := copy(c.pending, c.pending[i:])
+	clear(c.pending[rest:])
+	c.pending = c.pending[:rest]
+	if rest == 0 && cap(c.pending) > 64 {
+		c.pending = nil // give back a buffer a burst grew
+	}
+}
+
+// finish writes final after what is pending, once and without blocking,
+// then closes the stream.
+func (c *Conn) finish(final []byte) {
+	c.mu.Lock()
+	if c.fd >= 0 && !c.finishing && len(final) > 0 {
+		c.finishing = true
+		c.pending = c.frame(c.pending, [][]byte{final}, true)
+	} else if c.fd >= 0 && !c.finishing && c.chunked {
+		c.pending = append(c.pending, lastChunk)
+	}
+	if c.fd >= 0 && len(c.pending) > 0 {
+		_, _ = unix.SendmsgBuffers(c.fd, c.pending[:min(len(c.pending), maxIov)], nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	}
+	c.mu.Unlock()
+	c.close()
+}
+
+// close ends the stream: the descriptor is closed, the Poller and writer
+// forget it, and the source is closed. It is safe to call more than once.
+func (c *Conn) close() {
+	c.mu.Lock()
+	fd := c.fd
+	c.fd = -1
+	c.pending = nil
+	c.mu.Unlock()
+	if fd < 0 {
+		return
+	}
+	_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	unix.Close(fd)
+	c.p.mu.Lock()
+	delete(c.p.conns, c.id)
+	c.p.mu.Unlock()
+	c.w.remove(c)
+	c.src.Close()
+}

@@ -1,0 +1,231 @@
+//go:build linux
+
+package park
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeSource struct {
+	mu     sync.Mutex
+	queue  [][]byte
+	cut    bool
+	notify func()
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newSource() *fakeSource { return &fakeSource{closed: make(chan struct{})} }
+
+func (f *fakeSource) Pull(dst [][]byte) ([][]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dst = append(dst, f.queue...)
+	f.queue = nil
+	return dst, f.cut
+}
+
+func (f *fakeSource) SetNotify(fn func()) {
+	f.mu.Lock()
+	f.notify = fn
+	f.mu.Unlock()
+}
+
+func (f *fakeSource) Close() { f.once.Do(func() { close(f.closed) }) }
+
+func (f *fakeSource) push(b string) {
+	f.mu.Lock()
+	f.queue = append(f.queue, []byte(b))
+	fn := f.notify
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+func (f *fakeSource) cutOff() {
+	f.mu.Lock()
+	f.cut = true
+	fn := f.notify
+	f.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// parked starts a poller and returns a client-side reader of one parked
+// stream's body and the server's source.
+func parked(t *testing.T, opts Options, chunked bool) (*Poller, *fakeSource, *bufio.Reader, net.Conn) {
+	t.Helper()
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(nil) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	_ = client.SetDeadline(time.Now().Add(20 * time.Second))
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+	if chunked {
+		head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+	}
+	if _, err := io.WriteString(srv, head); err != nil {
+		t.Fatal(err)
+	}
+	src := newSource()
+	if err := p.Park(srv, src, chunked, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(client)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, src, bufio.NewReader(res.Body), client
+}
+
+func readLine(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	line, err := br.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read: %v (got %q)", err, line)
+	}
+	return line
+}
+
+func TestParkedStreamDeliversInOrder(t *testing.T) {
+	for _, chunked := range []bool{true, false} {
+		name := "http1.0"
+		if chunked {
+			name = "http1.1"
+		}
+		t.Run(name, func(t *testing.T) {
+			_, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, chunked)
+			for i := 0; i < 50; i++ {
+				src.push("data: " + strings.Repeat("x", i) + "\n\n")
+			}
+			for i := 0; i < 50; i++ {
+				if got, want := readLine(t, body), "data: "+strings.Repeat("x", i)+"\n"; got != want {
+					t.Fatalf("line %d = %q, want %q", i, got, want)
+				}
+				if got := readLine(t, body); got != "\n" {
+					t.Fatalf("blank line %d = %q", i, got)
+				}
+			}
+		})
+	}
+}
+
+func TestParkedStreamHeartbeat(t *testing.T) {
+	_, _, body, _ := parked(t, Options{Heartbeat: 20 * time.Millisecond}, true)
+	for i := 0; i < 3; i++ {
+		if got := readLine(t, body); got != ": keep-alive\n" {
+			t.Fatalf("heartbeat line %q", got)
+		}
+		readLine(t, body)
+	}
+}
+
+func TestCutStreamEndsWithRetry(t *testing.T) {
+	_, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, true)
+	src.push("data: a\n\n")
+	src.cutOff()
+	rest, err := io.ReadAll(body) // ends cleanly: the last chunk arrives
+	if err != nil {
+		t.Fatalf("body did not end cleanly: %v", err)
+	}
+	if string(rest) != "data: a\n\nretry: 1000\n\n" {
+		t.Fatalf("body %q", rest)
+	}
+	select {
+	case <-src.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("source not closed after the cut")
+	}
+}
+
+func TestClientLeavingClosesSource(t *testing.T) {
+	p, src, _, client := parked(t, Options{Heartbeat: time.Hour}, true)
+	client.Close()
+	select {
+	case <-src.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("source not closed after the client left")
+	}
+	for i := 0; i < 1000 && p.Len() != 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Len() != 0 {
+		t.Fatalf("%d streams still parked", p.Len())
+	}
+}
+
+func TestCloseWritesFinal(t *testing.T) {
+	p, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, true)
+	src.push("data: a\n\n")
+	if got := readLine(t, body); got != "data: a\n" {
+		t.Fatalf("got %q", got)
+	}
+	readLine(t, body)
+	p.Close([]byte("retry: 2000\n\n"))
+	rest, err := io.ReadAll(body)
+	if err != nil || string(rest) != "retry: 2000\n\n" {
+		t.Fatalf("after Close: %q, %v", rest, err)
+	}
+}
+
+func TestSlowReaderBlocksThenResumes(t *testing.T) {
+	_, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, true)
+	big := "data: " + strings.Repeat("y", 64<<10) + "\n\n"
+	const n = 200 // ~13 MB: more than the socket buffers hold
+	go func() {
+		for i := 0; i < n; i++ {
+			src.push(big)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the socket fill while nobody reads
+	for i := 0; i < n; i++ {
+		if got := readLine(t, body); got != big[:len(big)-1] {
+			t.Fatalf("event %d: %d bytes", i, len(got))
+		}
+		readLine(t, body)
+	}
+}
+
+func TestParkRefusesNonTCP(t *testing.T) {
+	p, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(nil)
+	a, b := net.Pipe()
+	defer b.Close()
+	src := newSource()
+	if err := p.Park(a, src, true, time.Time{}); err == nil {
+		t.Fatal("parked a net.Pipe")
+	}
+	select {
+	case <-src.closed:
+	default:
+		t.Fatal("source not closed when Park failed")
+	}
+}
