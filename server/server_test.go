@@ -338,8 +338,8 @@ func TestRefusals(t *testing.T) {
 
 	tests := []struct {
 		name, method, path, accept, token, ctype, body string
-		status                                          int
-		code                                            string
+		status                                         int
+		code                                           string
 	}{
 		{"stream wildcard accept", "GET", "/events?topic=demo", "*/*", "", "", "", 406, policy.CodeAcceptNotAcceptable},
 		{"stream no topic", "GET", "/events", "text/event-stream", all, "", "", 400, policy.CodeBadRequest},
