@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,23 @@ type Frame struct {
 	Event store.Event
 	// Wire is the encoded event, ending with its blank line.
 	Wire []byte
+	// Chunk is Wire in one HTTP/1.1 chunk (size line, Wire, CRLF), for
+	// streams written straight to the socket.
+	Chunk []byte
+}
+
+// newFrame encodes e once for every subscriber, or returns nil when e
+// cannot be encoded.
+func newFrame(e store.Event) *Frame {
+	wire := Encode(e)
+	if wire == nil {
+		return nil
+	}
+	chunk := strconv.AppendInt(make([]byte, 0, len(wire)+12), int64(len(wire)), 16)
+	chunk = append(chunk, '\r', '\n')
+	chunk = append(chunk, wire...)
+	chunk = append(chunk, '\r', '\n')
+	return &Frame{Event: e, Wire: wire, Chunk: chunk}
 }
 
 // Hub is the fan-out core. Create it with New and start it with Run.
@@ -295,8 +313,8 @@ func (h *Hub) fanOut(appended []store.Appended) {
 		if len(subs) == 0 {
 			continue
 		}
-		f := &Frame{Event: a.Event, Wire: Encode(a.Event)}
-		if f.Wire == nil {
+		f := newFrame(a.Event)
+		if f == nil {
 			h.log.Error("stored event cannot be encoded", "id", a.Event.ID, "topic", a.Event.Topic)
 			continue
 		}

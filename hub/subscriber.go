@@ -164,13 +164,18 @@ func (s *Subscriber) SetNotify(fn func()) {
 	s.mu.Unlock()
 }
 
-// Pull appends the wire bytes of the queued frames to dst and reports
-// whether s was cut off; it implements park.Source with Take.
-func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
+// Pull appends the queued frames to dst, each as its Chunk when chunked
+// and its Wire otherwise, and reports whether s was cut off. It implements
+// park.Source.
+func (s *Subscriber) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range s.queue {
-		dst = append(dst, f.Wire)
+		if chunked {
+			dst = append(dst, f.Chunk)
+		} else {
+			dst = append(dst, f.Wire)
+		}
 	}
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0

@@ -37,10 +37,11 @@ var ErrClosed = errors.New("park: closed")
 
 // Source supplies a parked stream's events.
 type Source interface {
-	// Pull appends the encoded events waiting for the stream to dst and
-	// reports whether the source was cut off (it then supplies nothing
-	// more, and the stream ends with the Poller's cut retry).
-	Pull(dst [][]byte) ([][]byte, bool)
+	// Pull appends the encoded events waiting for the stream to dst, each
+	// already framed as an HTTP/1.1 chunk when chunked is true, and reports
+	// whether the source was cut off (it then supplies nothing more, and
+	// the stream ends with the Poller's cut retry).
+	Pull(dst [][]byte, chunked bool) ([][]byte, bool)
 	// SetNotify registers fn, called without blocking, from any goroutine,
 	// whenever Pull has something new. Pull may be called at any time.
 	SetNotify(fn func())

@@ -59,13 +59,13 @@ type Conn struct {
 	mu        sync.Mutex
 	fd        int // -1 once closed
 	pending   [][]byte
-	scratch   [][]byte
 	blocked   bool // the socket buffer is full; wait for EPOLLOUT
 	finishing bool // the last bytes are pending; close once written
 }
 
 type writer struct {
 	p     *Poller
+	now   atomic.Int64 // unix nanoseconds, refreshed once per batch
 	wake  chan struct{}
 	stop  chan struct{}
 	mu    sync.Mutex
@@ -344,6 +344,7 @@ func (w *writer) run() {
 			return
 		case <-w.wake:
 		case now := <-tick.C:
+			w.now.Store(now.UnixNano())
 			due = w.due(now, due[:0])
 			for _, c := range due {
 				c.heartbeatOrExpire(now)
@@ -353,6 +354,7 @@ func (w *writer) run() {
 		w.mu.Lock()
 		batch, w.ready = w.ready, batch[:0]
 		w.mu.Unlock()
+		w.now.Store(time.Now().UnixNano())
 		for _, c := range batch {
 			c.queued.Store(false)
 			c.flush()
@@ -435,27 +437,21 @@ func (c *Conn) flush() {
 				c.close()
 				return
 			}
-			parts, cut := c.src.Pull(c.scratch[:0])
-			c.scratch = parts
-			switch {
-			case cut:
+			var cut bool
+			c.pending, cut = c.src.Pull(c.pending, c.chunked) // framed by the source
+			if cut {
 				c.finishing = true
-				c.pending = c.frame(c.pending, append(parts, c.p.opts.CutRetry), true)
-			case len(parts) > 0:
-				c.pending = c.frame(c.pending, parts, false)
+				c.pending = c.frame(c.pending, [][]byte{c.p.opts.CutRetry}, true)
 			}
-			clear(c.scratch)
-			c.scratch = c.scratch[:0]
 			if len(c.pending) == 0 {
 				c.mu.Unlock()
 				return
 			}
 		}
-		iov := c.pending[:min(len(c.pending), maxIov)]
-		n, err := unix.SendmsgBuffers(c.fd, iov, nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		n, err := send(c.fd, c.pending)
 		if n > 0 {
 			c.advance(n)
-			c.lastWrite.Store(time.Now().UnixNano())
+			c.lastWrite.Store(c.w.now.Load())
 		}
 		switch {
 		case err == nil, errors.Is(err, unix.EINTR):
@@ -467,6 +463,16 @@ func (c *Conn) flush() {
 			return
 		}
 	}
+}
+
+// send writes bufs without blocking and without SIGPIPE, in one system
+// call, and returns how many bytes the socket took.
+func send(fd int, bufs [][]byte) (int, error) {
+	const flags = unix.MSG_NOSIGNAL | unix.MSG_DONTWAIT
+	if len(bufs) == 1 { // the common case: one event, one buffer
+		return unix.SendmsgN(fd, bufs[0], nil, nil, flags)
+	}
+	return unix.SendmsgBuffers(fd, bufs[:min(len(bufs), maxIov)], nil, nil, flags)
 }
 
 // advance drops n written bytes from the front of pending.
@@ -498,7 +504,7 @@ func (c *Conn) finish(final []byte) {
 		c.pending = append(c.pending, lastChunk)
 	}
 	if c.fd >= 0 && len(c.pending) > 0 {
-		_, _ = unix.SendmsgBuffers(c.fd, c.pending[:min(len(c.pending), maxIov)], nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		_, _ = send(c.fd, c.pending)
 	}
 	c.mu.Unlock()
 	c.close()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +25,15 @@ type fakeSource struct {
 
 func newSource() *fakeSource { return &fakeSource{closed: make(chan struct{})} }
 
-func (f *fakeSource) Pull(dst [][]byte) ([][]byte, bool) {
+func (f *fakeSource) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	dst = append(dst, f.queue...)
+	for _, b := range f.queue {
+		if chunked {
+			b = append(append(append(strconv.AppendInt(nil, int64(len(b)), 16), "\r\n"...), b...), "\r\n"...)
+		}
+		dst = append(dst, b)
+	}
 	f.queue = nil
 	return dst, f.cut
 }
