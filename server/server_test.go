@@ -589,3 +589,53 @@ func TestShutdownTellsStreamsToRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSlowConsumerCutAndCatchUp: a client that stops reading is cut off
+// with a retry hint once its queue overflows, and its reconnect with
+// Last-Event-ID replays everything it missed: nothing is skipped.
+func TestSlowConsumerCutAndCatchUp(t *testing.T) {
+	ts := start(t, func(c *config.Config) {
+		c.Stream.QueueBytes = 64 << 10
+		n := 0
+		c.Store.MaxEventsPerTopic = &n
+	}, nil)
+	tok := token(t, allPerms, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, p := ts.openStream(t, ctx, "topic=big", http.Header{"Authorization": {"Bearer " + tok}})
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	waitSubscribers(t, ts.hub, 1)
+	big := strings.Repeat("z", 60<<10)
+	var ids []string
+	for i := 0; i < 400 && ts.hub.Stats().CutOff == 0; i++ { // ~24 MB at most: more than socket buffers hold
+		ids = append(ids, ts.mustPublish(t, tok, "big", fmt.Sprint(i, big)))
+	}
+	if ts.hub.Stats().CutOff == 0 {
+		t.Fatal("the stalled subscriber was never cut off")
+	}
+	var seen []string
+	for {
+		e, err := p.Next()
+		if err != nil {
+			break // the server ended the stream
+		}
+		seen = append(seen, e.ID)
+	}
+	if d, ok := p.Retry(); !ok || d > 2*time.Second {
+		t.Fatalf("cut stream's last retry = %v, %v; want a short retry hint", d, ok)
+	}
+	if len(seen) == 0 || len(seen) >= len(ids) {
+		t.Fatalf("before the cut the client saw %d of %d events", len(seen), len(ids))
+	}
+	_, p = ts.openStream(t, ctx, "topic=big", http.Header{"Authorization": {"Bearer " + tok}, "Last-Event-ID": {seen[len(seen)-1]}})
+	for len(seen) < len(ids) {
+		seen = append(seen, nextEvent(t, p).ID)
+	}
+	for i := range ids {
+		if seen[i] != ids[i] {
+			t.Fatalf("event %d: saw %s, published %s", i, seen[i], ids[i])
+		}
+	}
+}
