@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/internal/browser"
+)
+
+// rowShown is a JavaScript expression true once the demo page lists the
+// event id with data.
+func rowShown(id, data string) string {
+	q, _ := json.Marshal(fmt.Sprintf("#events tr[data-id=%q] td.data", id))
+	d, _ := json.Marshal(data)
+	return fmt.Sprintf("(() => { const td = document.querySelector(%s); return td !== null && td.textContent === %s; })()", q, d)
+}
+
+func TestDemoPageInBrowser(t *testing.T) {
+	ts := start(t, nil, nil)
+	tok := token(t, allPerms, time.Hour)
+	ctx := browser.New(t, 60*time.Second)
+
+	// Console messages are collected from before the page loads, so that a
+	// CSP report or an exception at load time is seen too.
+	var (
+		mu       sync.Mutex
+		messages []chromedp.ConsoleMessage
+	)
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	console := chromedp.Console(consoleCtx)
+	consoleDone := make(chan struct{})
+	go func() {
+		defer close(consoleDone)
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			messages = append(messages, m)
+			mu.Unlock()
+		}
+	}()
+	// Cleanups run last first: the screenshot is taken while the browser
+	// still runs, also when the test failed, which is when it helps most.
+	t.Cleanup(func() {
+		stopConsole()
+		<-consoleDone
+	})
+	t.Cleanup(func() { saveScreenshot(t, ctx) })
+
+	if err := chromedp.Do(ctx, chromedp.Navigate(ts.base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+		"document.getElementById('state').classList.contains('open')",
+		chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('state').className"))
+		t.Fatalf("the EventSource did not open: %v; #state has class %q", err, state)
+	}
+
+	t.Run("event published over HTTP", func(t *testing.T) {
+		const data = "from Go over HTTP <b>not bold</b>"
+		id := ts.mustPublish(t, tok, "demo", data)
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](rowShown(id, data), chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			rows, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('events').innerHTML"))
+			t.Fatalf("row %s with %q not shown: %v; table: %s", id, data, err, rows)
+		}
+	})
+
+	t.Run("event published with the page form", func(t *testing.T) {
+		// The token the form needs is one like the printed dev publisher's.
+		pubTok := token(t, auth.Permissions{Publish: []string{"demo"}}, time.Hour)
+		const data = "typed in the demo page"
+		if err := chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.ID("token"), pubTok),
+			// Clear, not SetValue(sel, ""): chromedp v0.23 sends an empty
+			// string argument as undefined, so the field would read "undefined".
+			chromedp.Clear(chromedp.ID("data")),
+			chromedp.SendKeys(chromedp.ID("data"), data),
+			chromedp.Click(chromedp.CSS(`#publish button[type="submit"]`)),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+			"document.getElementById('result').textContent.startsWith('published id ')",
+			chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			result, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('result').textContent"))
+			t.Fatalf("#result says %q, want \"published id …\": %v", result, err)
+		}
+		result, err := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('result').textContent"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := strings.TrimPrefix(result, "published id ")
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](rowShown(id, data), chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			rows, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.getElementById('events').innerHTML"))
+			t.Fatalf("row %s with %q not shown: %v; table: %s", id, data, err, rows)
+		}
+	})
+
+	// Messages arrive as events after the actions that caused them: give
+	// the last ones a moment, then stop collecting.
+	time.Sleep(200 * time.Millisecond)
+	stopConsole()
+	<-consoleDone
+	for _, m := range messages {
+		t.Logf("console: %s", m)
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			t.Errorf("the page logged %s (at %s:%d)", m, m.URL, m.Line)
+		}
+	}
+}
+
+// saveScreenshot writes a PNG of the page to $SSEGUARD_ARTIFACTS, or to a
+// temporary folder, and logs where.
+func saveScreenshot(t *testing.T, ctx context.Context) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("no screenshot: %v", err)
+		return
+	}
+	dir := os.Getenv("SSEGUARD_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("artifacts folder: %v", err)
+		return
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("saving the screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
