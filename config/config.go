@@ -17,7 +17,10 @@ import (
 	"maps"
 	"net"
 	"os"
+	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,20 +34,27 @@ type Duration time.Duration
 
 // UnmarshalYAML reads a Go duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return fmt.Errorf("want a duration such as \"15s\"")
-	}
-	v, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return fmt.Errorf("want a duration such as \"15s\", got %q", s)
+	v, err := time.ParseDuration(strings.TrimSpace(n.Value))
+	if n.Kind != yaml.ScalarNode || err != nil {
+		// A TypeError, unlike other errors, carries the line and lets the
+		// decoder go on to report every bad value at once.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: want a duration such as \"15s\", got %s", n.Line, nodeText(n))}}
 	}
 	*d = Duration(v)
 	return nil
 }
 
-// MarshalYAML writes the duration as a string.
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// MarshalYAML writes the duration as a string, "24h" rather than "24h0m0s".
+func (d Duration) MarshalYAML() (any, error) {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s, nil
+}
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
@@ -209,15 +219,141 @@ func setDur(p *Duration, v time.Duration) {
 
 // Parse reads a configuration file's contents, rejecting unknown keys, and
 // fills in defaults. It does not validate; call Validate.
+//
+// A key of the wrong type, an unknown key or a repeated key is a
+// *FieldError with its line; all of them are reported, joined.
 func Parse(data []byte) (*Config, error) {
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // io.EOF: an empty file
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) { // an empty file
+		err = nil
+	} else if err == nil && !errors.Is(dec.Decode(new(yaml.Node)), io.EOF) {
+		return nil, errors.New("config: want one YAML document, found more after ---")
+	}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return nil, fieldErrors(data, te)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.fill()
 	return c, nil
+}
+
+var (
+	unknownKeyRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
+	wrongTypeRE  = regexp.MustCompile("(?s)^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (\\S+)$")
+	repeatedRE   = regexp.MustCompile(`^mapping key ".*" already defined at line (\d+)$`)
+	lineRE       = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
+)
+
+// fieldErrors turns the decoder's "line 3: field x not found in type
+// config.Stream" into "line 3: stream.x: unknown key; ...", naming the key
+// the way the file and the docs do.
+func fieldErrors(data []byte, te *yaml.TypeError) error {
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root) // it parsed once already
+	paths := map[int]string{}
+	keyPaths(&root, "", paths)
+	keys := map[string][]string{}
+	knownKeys(reflect.TypeFor[Config](), keys)
+
+	var errs []error
+	for _, msg := range te.Errors {
+		fe := &FieldError{Problem: msg}
+		if m := lineRE.FindStringSubmatch(msg); m != nil {
+			fe.Line, _ = strconv.Atoi(m[1])
+			fe.Field, fe.Problem = paths[fe.Line], m[2]
+		}
+		if m := unknownKeyRE.FindStringSubmatch(fe.Problem); m != nil {
+			fe.Problem = "unknown key; want one of " + strings.Join(keys[m[2]], ", ")
+		} else if m := wrongTypeRE.FindStringSubmatch(fe.Problem); m != nil {
+			got := map[string]string{"seq": "a list", "map": "a mapping"}[m[1]]
+			if got == "" {
+				got = strconv.Quote(m[2])
+			}
+			fe.Problem = "want " + typeText(m[3]) + ", got " + got
+		} else if m := repeatedRE.FindStringSubmatch(fe.Problem); m != nil {
+			fe.Problem = "repeated key, first set at line " + m[1]
+		}
+		errs = append(errs, fe)
+	}
+	return errors.Join(errs...)
+}
+
+// keyPaths records, for each line, the dotted path of the first key or
+// list item on it ("stream.heartbeat", "auth.anonymous_subscribe[1]").
+func keyPaths(n *yaml.Node, path string, m map[int]string) {
+	at := func(line int, p string) {
+		if _, ok := m[line]; !ok {
+			m[line] = p
+		}
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyPaths(c, path, m)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if path != "" {
+				p = path + "." + p
+			}
+			at(n.Content[i].Line, p)
+			keyPaths(n.Content[i+1], p, m)
+		}
+	case yaml.SequenceNode:
+		if path == "" { // a list where the file's mapping belongs
+			return
+		}
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			at(c.Line, p)
+			keyPaths(c, p, m)
+		}
+	default:
+		at(n.Line, path)
+	}
+}
+
+// knownKeys maps each struct type name ("config.Stream") to its keys.
+func knownKeys(t reflect.Type, m map[string][]string) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		m[t.String()] = append(m[t.String()], f.Tag.Get("yaml"))
+		if f.Type.Kind() == reflect.Struct {
+			knownKeys(f.Type, m)
+		}
+	}
+}
+
+func typeText(goType string) string {
+	switch goType {
+	case "int", "int64":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "[]string":
+		return "a list of strings"
+	}
+	if strings.HasPrefix(goType, "config.") {
+		return "a mapping"
+	}
+	return goType
+}
+
+func nodeText(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.MappingNode:
+		return "a mapping"
+	}
+	return strconv.Quote(n.Value)
 }
 
 // Load reads and parses the file at path.
@@ -233,13 +369,23 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// FieldError is a validation failure of one field, named by its path in
-// the file (for example "stream.heartbeat").
+// FieldError is a failure of one field, named by its path in the file (for
+// example "stream.heartbeat"). Parse sets Line; Validate leaves it 0.
 type FieldError struct {
 	Field, Problem string
+	Line           int
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+func (e *FieldError) Error() string {
+	s := e.Problem
+	if e.Field != "" {
+		s = e.Field + ": " + s
+	}
+	if e.Line > 0 {
+		s = fmt.Sprintf("line %d: %s", e.Line, s)
+	}
+	return s
+}
 
 // Validate checks every field and returns all problems found, joined; each
 // is a *FieldError.
@@ -281,10 +427,12 @@ func (c *Config) Validate() error {
 	default:
 		bad("store.driver", "want bolt or memory, got %q", c.Store.Driver)
 	}
-	if *c.Store.MaxEventsPerTopic < 0 {
+	// The pointers are nil only in a Config built by hand, without Parse
+	// or Default.
+	if n := c.Store.MaxEventsPerTopic; n != nil && *n < 0 {
 		bad("store.max_events_per_topic", "must not be negative")
 	}
-	if *c.Store.MaxAge < 0 {
+	if d := c.Store.MaxAge; d != nil && *d < 0 {
 		bad("store.max_age", "must not be negative")
 	}
 	if c.Stream.QueueBytes < 4096 {
@@ -308,7 +456,11 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(c.Auth.QueryParam, "&=#? ") {
 		bad("auth.query_param", "want a query parameter name, got %q", c.Auth.QueryParam)
 	}
-	for i, p := range *c.Auth.AnonymousSubscribe {
+	var anonymous []string
+	if c.Auth.AnonymousSubscribe != nil {
+		anonymous = *c.Auth.AnonymousSubscribe
+	}
+	for i, p := range anonymous {
 		if p == "" || (strings.Contains(p, "*") && !strings.HasSuffix(p, "*")) || strings.Count(p, "*") > 1 {
 			bad(fmt.Sprintf("auth.anonymous_subscribe[%d]", i), "want a topic or a prefix ending in *, got %q", p)
 		}

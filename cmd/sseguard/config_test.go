@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeConfigFile writes content to name in a fresh temporary folder and returns
+// its path.
+func writeConfigFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestConfigCheck(t *testing.T) {
+	good := writeConfigFile(t, "good.yaml", "listen: 0.0.0.0:8080\nprofile: strict\nauth:\n  anonymous_subscribe: []\n")
+	empty := writeConfigFile(t, "empty.yaml", "")
+	invalid := writeConfigFile(t, "invalid.yaml", "stream:\n  heartbeat: -1s\n  max_topics: 5000\nlog:\n  level: loud\n")
+	typo := writeConfigFile(t, "typo.yaml", "stream:\n  hearbeat: 5s\n  retry: 5\n")
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // substrings
+		stderr []string // substrings
+	}{
+		{"good file", []string{"config", "check", good}, 0, []string{good + ": ok\n"}, nil},
+		{"empty file", []string{"config", "check", empty}, 0, []string{empty + ": ok\n"}, nil},
+		{"invalid values", []string{"config", "check", invalid}, 1, nil, []string{
+			invalid + " is not valid:\n",
+			"\nstream.heartbeat: must not be negative\n",
+			"\nstream.max_topics: want 1 to 1024, got 5000\n",
+			"\nlog.level: want debug, info, warn or error, got \"loud\"\n",
+		}},
+		{"unknown key and wrong type", []string{"config", "check", typo}, 1, nil, []string{
+			typo + ": line 2: stream.hearbeat: unknown key",
+			"\nline 3: stream.retry: want a duration such as \"15s\", got \"5\"\n",
+		}},
+		{"missing file", []string{"config", "check", missing}, 1, nil, []string{"missing.yaml", "no such file"}},
+		{"no subcommand", []string{"config"}, 2, nil, []string{"want: config check FILE", "hint: "}},
+		{"no file", []string{"config", "check"}, 2, nil, []string{"want: config check FILE"}},
+		{"two files", []string{"config", "check", good, good}, 2, nil, []string{"want: config check FILE"}},
+		{"unknown subcommand", []string{"config", "lint", good}, 2, nil, []string{"want: config check FILE"}},
+		{"unknown flag", []string{"config", "--strict", "check", good}, 2, nil, []string{"hint: run 'sseguard config --help'"}},
+		{"help", []string{"config", "--help"}, 0, []string{"Usage: sseguard config check FILE"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tt.code, errOut)
+			}
+			for _, s := range tt.stdout {
+				if !strings.Contains(out, s) {
+					t.Errorf("stdout %q lacks %q", out, s)
+				}
+			}
+			for _, s := range tt.stderr {
+				if !strings.Contains(errOut, s) {
+					t.Errorf("stderr %q lacks %q", errOut, s)
+				}
+			}
+			if tt.code != 0 && out != "" {
+				t.Errorf("stdout %q, want nothing on failure", out)
+			}
+		})
+	}
+}
+
+// TestServeRefusesInvalidConfig checks that serve stops before listening,
+// with exit 1 and the field named, when the file is invalid.
+func TestServeRefusesInvalidConfig(t *testing.T) {
+	t.Setenv("SSEGUARD_CONFIG", "")
+	t.Setenv("SSEGUARD_LISTEN", "")
+	t.Setenv("SSEGUARD_DATA", "")
+	bad := writeConfigFile(t, "bad.yaml", "stream:\n  heartbeat: -1s\n")
+	code, _, errOut := runCLI(t, "serve", "--config", bad, "--data", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "invalid configuration:\nstream.heartbeat: must not be negative") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestLoadConfigPrecedence(t *testing.T) {
+	file := writeConfigFile(t, "sseguard.yaml", "listen: 127.0.0.1:1001\ndata: /file/data\nprofile: baseline\n")
+	other := writeConfigFile(t, "other.yaml", "listen: 127.0.0.1:1002\n")
+	invalid := writeConfigFile(t, "invalid.yaml", "listen: nowhere\n")
+
+	tests := []struct {
+		name         string
+		env          map[string]string
+		file         string // --config
+		listen, data string // --listen, --data
+		wantListen   string
+		wantData     string
+		wantProfile  string
+	}{
+		{
+			name:       "defaults",
+			wantListen: "127.0.0.1:8080", wantData: "./sseguard-data", wantProfile: "strict",
+		},
+		{
+			name:       "file",
+			file:       file,
+			wantListen: "127.0.0.1:1001", wantData: "/file/data", wantProfile: "baseline",
+		},
+		{
+			name:       "file from env",
+			env:        map[string]string{"SSEGUARD_CONFIG": file},
+			wantListen: "127.0.0.1:1001", wantData: "/file/data", wantProfile: "baseline",
+		},
+		{
+			name:       "flag file over env file",
+			env:        map[string]string{"SSEGUARD_CONFIG": file},
+			file:       other,
+			wantListen: "127.0.0.1:1002", wantData: "./sseguard-data", wantProfile: "strict",
+		},
+		{
+			name:       "env over file",
+			env:        map[string]string{"SSEGUARD_LISTEN": "127.0.0.1:2001", "SSEGUARD_DATA": "/env/data"},
+			file:       file,
+			wantListen: "127.0.0.1:2001", wantData: "/env/data", wantProfile: "baseline",
+		},
+		{
+			name:       "env over defaults",
+			env:        map[string]string{"SSEGUARD_LISTEN": "127.0.0.1:2001"},
+			wantListen: "127.0.0.1:2001", wantData: "./sseguard-data", wantProfile: "strict",
+		},
+		{
+			name:       "flags over env over file",
+			env:        map[string]string{"SSEGUARD_CONFIG": file, "SSEGUARD_LISTEN": "127.0.0.1:2001", "SSEGUARD_DATA": "/env/data"},
+			listen:     "127.0.0.1:3001",
+			data:       "/flag/data",
+			wantListen: "127.0.0.1:3001", wantData: "/flag/data", wantProfile: "baseline",
+		},
+		{
+			name:       "one flag, one env",
+			env:        map[string]string{"SSEGUARD_LISTEN": "127.0.0.1:2001", "SSEGUARD_DATA": "/env/data"},
+			file:       file,
+			listen:     "127.0.0.1:3001",
+			wantListen: "127.0.0.1:3001", wantData: "/env/data", wantProfile: "baseline",
+		},
+		{
+			name:       "flag repairs an invalid file, validated last",
+			file:       invalid,
+			listen:     "127.0.0.1:3001",
+			wantListen: "127.0.0.1:3001", wantData: "./sseguard-data", wantProfile: "strict",
+		},
+		{
+			name:       "empty env changes nothing",
+			env:        map[string]string{"SSEGUARD_LISTEN": "", "SSEGUARD_DATA": ""},
+			file:       file,
+			wantListen: "127.0.0.1:1001", wantData: "/file/data", wantProfile: "baseline",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := loadConfig(environWith(tt.env), tt.file, tt.listen, tt.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Listen != tt.wantListen || cfg.Data != tt.wantData || cfg.Profile != tt.wantProfile {
+				t.Errorf("listen %q, data %q, profile %q; want %q, %q, %q",
+					cfg.Listen, cfg.Data, cfg.Profile, tt.wantListen, tt.wantData, tt.wantProfile)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	invalid := writeConfigFile(t, "invalid.yaml", "listen: nowhere\n")
+	typo := writeConfigFile(t, "typo.yaml", "lisen: 127.0.0.1:80\n")
+	missing := filepath.Join(t.TempDir(), "missing.yaml")
+
+	tests := []struct {
+		name   string
+		env    map[string]string
+		file   string
+		listen string
+		want   string // substring
+	}{
+		{"invalid file", nil, invalid, "", "invalid configuration:\nlisten: want host:port"},
+		{"unknown key", nil, typo, "", typo + ": line 1: lisen: unknown key"},
+		{"missing file", nil, missing, "", "missing.yaml"},
+		{"missing file from env", map[string]string{"SSEGUARD_CONFIG": missing}, "", "", "missing.yaml"},
+		{"invalid env", map[string]string{"SSEGUARD_LISTEN": "nowhere"}, "", "", "listen: want host:port, got \"nowhere\""},
+		{"invalid flag over valid env", map[string]string{"SSEGUARD_LISTEN": "127.0.0.1:1"}, "", "nowhere", "listen: want host:port, got \"nowhere\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(environWith(tt.env), tt.file, tt.listen, "")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// environWith returns an environ whose getenv reads only vars.
+func environWith(vars map[string]string) *environ {
+	var out, errb bytes.Buffer
+	return &environ{
+		stdin:  strings.NewReader(""),
+		stdout: &out,
+		stderr: &errb,
+		getenv: func(k string) string { return vars[k] },
+	}
+}
