@@ -126,13 +126,26 @@ const (
 // ErrNotLoopback is returned when the target, a source or the metrics URL
 // is not a loopback address: the load generator only ever sends traffic to
 // this machine.
-var ErrNotLoopback = errors.New("bench: not a loopback address")
+var ErrNotLoopback = errors.New("not a loopback address")
+
+// ErrConfig is matched, with errors.Is, by every error Run returns for a
+// Config it refuses before sending anything; the message names the field.
+var ErrConfig = errors.New("bench: invalid config")
+
+// configError is a refused Config: it matches ErrConfig and what it wraps.
+type configError struct{ err error }
+
+func (e *configError) Error() string   { return "config: " + e.err.Error() }
+func (e *configError) Unwrap() []error { return []error{e.err, ErrConfig} }
+
+func configErrorf(format string, args ...any) error {
+	return &configError{err: fmt.Errorf(format, args...)}
+}
 
 // settings is a Config with defaults applied and the target resolved.
 type settings struct {
 	Config
 	target  netip.AddrPort // the resolved loopback address to dial
-	host    string         // the Host header
 	streams int
 	events  int
 }
@@ -140,7 +153,7 @@ type settings struct {
 func (c Config) withDefaults() (settings, error) {
 	s := settings{Config: c}
 	if c.URL == "" {
-		return s, errors.New("config: URL is empty")
+		return s, configErrorf("URL is empty")
 	}
 	switch {
 	case c.Streams == 0:
@@ -155,28 +168,28 @@ func (c Config) withDefaults() (settings, error) {
 		s.events = c.Events
 	}
 	if s.streams > MaxStreams {
-		return s, fmt.Errorf("config: Streams %d is over the limit %d", s.streams, MaxStreams)
+		return s, configErrorf("Streams %d is over the limit %d", s.streams, MaxStreams)
 	}
 	if s.events > MaxEvents {
-		return s, fmt.Errorf("config: Events %d is over the limit %d", s.events, MaxEvents)
+		return s, configErrorf("Events %d is over the limit %d", s.events, MaxEvents)
 	}
 	if s.streams == 0 && s.events == 0 {
-		return s, errors.New("config: nothing to do: Streams and Events are both negative")
+		return s, configErrorf("nothing to do: Streams and Events are both none")
 	}
 	if b := int64(s.streams) * int64(s.events/8+8); b > maxTrackingBytes {
-		return s, fmt.Errorf("config: Streams × Events (%d × %d) needs %d MB to track deliveries, over the %d MB bound; use fewer of either", s.streams, s.events, b>>20, maxTrackingBytes>>20)
+		return s, configErrorf("Streams × Events (%d × %d) needs %d MB to track deliveries, over the %d MB bound; use fewer of either", s.streams, s.events, b>>20, maxTrackingBytes>>20)
 	}
 	if c.Rate < 0 {
-		return s, fmt.Errorf("config: Rate %v is negative", c.Rate)
+		return s, configErrorf("Rate %v is negative", c.Rate)
 	}
 	if c.ConnectRate < 0 {
-		return s, fmt.Errorf("config: ConnectRate %v is negative", c.ConnectRate)
+		return s, configErrorf("ConnectRate %v is negative", c.ConnectRate)
 	}
 	if c.Publishers < 0 || c.ConnectConcurrency < 0 || c.PadBytes < 0 || c.Ramp < 0 || c.Hold < 0 || c.Drain < 0 || c.Duration < 0 || c.ConnectTimeout < 0 || c.PublishTimeout < 0 {
-		return s, errors.New("config: Publishers, ConnectConcurrency, PadBytes, Ramp, Hold, Drain, Duration, ConnectTimeout and PublishTimeout must not be negative")
+		return s, configErrorf("Publishers, ConnectConcurrency, PadBytes, Ramp, Hold, Drain, Duration, ConnectTimeout and PublishTimeout must not be negative")
 	}
 	if c.PadBytes > maxPad {
-		return s, fmt.Errorf("config: PadBytes %d is over the limit %d", c.PadBytes, maxPad)
+		return s, configErrorf("PadBytes %d is over the limit %d", c.PadBytes, maxPad)
 	}
 	if s.Topic == "" {
 		s.Topic = "bench"
@@ -189,11 +202,11 @@ func (c Config) withDefaults() (settings, error) {
 	}
 	for _, field := range []struct{ name, v string }{{"EventsPath", s.EventsPath}, {"PublishPath", s.PublishPath}} {
 		if !strings.HasPrefix(field.v, "/") || strings.ContainsAny(field.v, "?# \r\n") {
-			return s, fmt.Errorf("config: %s %q must be an absolute path without query", field.name, field.v)
+			return s, configErrorf("%s %q must be an absolute path without query", field.name, field.v)
 		}
 	}
 	if strings.ContainsAny(s.Token, "\r\n") {
-		return s, errors.New("config: Token holds a line break")
+		return s, configErrorf("Token holds a line break")
 	}
 	if s.Publishers == 0 {
 		s.Publishers = 1
@@ -230,16 +243,16 @@ func (c Config) withDefaults() (settings, error) {
 func parseTarget(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("config: URL: %w", err)
+		return nil, configErrorf("URL: %w", err)
 	}
 	if u.Scheme != "http" {
-		return nil, fmt.Errorf("config: URL %q: only http:// is supported", raw)
+		return nil, configErrorf("URL %q: only http:// is supported", raw)
 	}
 	if u.Hostname() == "" {
-		return nil, fmt.Errorf("config: URL %q has no host", raw)
+		return nil, configErrorf("URL %q has no host", raw)
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("config: URL %q: use Token, not credentials in the URL", raw)
+		return nil, configErrorf("URL %q: use Token, not credentials in the URL", raw)
 	}
 	return u, nil
 }
@@ -261,7 +274,7 @@ func ParseSources(s string) ([]netip.Addr, error) {
 			return nil, fmt.Errorf("sources: %q: %w", part, err)
 		}
 		if !first.IsLoopback() {
-			return nil, fmt.Errorf("sources: %s: %w", first, ErrNotLoopback)
+			return nil, fmt.Errorf("sources: %s is %w", first, ErrNotLoopback)
 		}
 		if !isRange {
 			out = append(out, first)

@@ -21,8 +21,8 @@ type histogram struct {
 
 const (
 	subBits    = 8
-	subCount   = 1 << subBits       // exact values below this
-	halfCount  = subCount / 2       // buckets per power of two above it
+	subCount   = 1 << subBits // exact values below this
+	halfCount  = subCount / 2 // buckets per power of two above it
 	numBuckets = subCount + (64-subBits)*halfCount
 )
 

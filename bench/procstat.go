@@ -115,14 +115,14 @@ type metricsSampler struct {
 func newMetricsSampler(ctx context.Context, raw string, target *url.URL, token string) (*metricsSampler, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("config: MetricsURL: %w", err)
+		return nil, configErrorf("MetricsURL: %w", err)
 	}
 	if u.Scheme != "http" || u.Hostname() == "" {
-		return nil, fmt.Errorf("config: MetricsURL %q: want http://host:port/path", raw)
+		return nil, configErrorf("MetricsURL %q: want http://host:port/path", raw)
 	}
 	addr, err := resolveLoopback(ctx, u, netip.Addr{})
 	if err != nil {
-		return nil, fmt.Errorf("config: MetricsURL: %w", err)
+		return nil, configErrorf("MetricsURL: %w", err)
 	}
 	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{

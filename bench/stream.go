@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"mime"
 	"net"
 	"net/http"
@@ -120,9 +122,9 @@ func (s *stream) read() {
 	r := s.r
 	events := int64(r.cfg.events)
 	var (
-		id, data, lastID          []byte
+		id, data, lastID           []byte
 		haveID, haveData, haveLast bool
-		lastIDStr                 string // only with a custom CompareIDs
+		lastIDStr                  string // only with a custom CompareIDs
 	)
 	for {
 		line, err := s.readLine()
@@ -244,7 +246,7 @@ func (s *stream) close() {
 func (s *stream) lost(accepted []atomic.Uint64) int64 {
 	var n int
 	for i, w := range s.seen {
-		n += popcount(accepted[i].Load() &^ w)
+		n += bits.OnesCount64(accepted[i].Load() &^ w)
 	}
 	return int64(n)
 }
@@ -290,10 +292,11 @@ func leadingInt(b []byte) (int64, []byte, bool) {
 	var n int64
 	i := 0
 	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-		if i >= 18 {
+		d := int64(b[i] - '0')
+		if n > (math.MaxInt64-d)/10 {
 			return 0, nil, false
 		}
-		n = n*10 + int64(b[i]-'0')
+		n = n*10 + d
 	}
 	return n, b[i:], i > 0
 }

@@ -39,6 +39,8 @@ func commands() []command {
 	return []command{
 		&serveCommand{},
 		&tokenCommand{},
+		&benchCommand{},
+		&refhubCommand{},
 		&configCommand{},
 		&versionCommand{},
 	}
