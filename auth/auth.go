@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -102,7 +103,17 @@ type Verifier struct {
 	Leeway time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// cache remembers verified tokens until they expire, so that a
+	// publisher that sends the same token with every request pays for one
+	// signature check, not one per request. Keys are whole tokens,
+	// signature included, so nothing unverified can hit the cache.
+	mu    sync.Mutex
+	cache map[string]*Principal
 }
+
+// cacheSize bounds the verified-token cache; when full it starts over.
+const cacheSize = 4096
 
 // DefaultCookie is the cookie name used when Verifier.Cookie is empty.
 const DefaultCookie = "sseguard_token"
@@ -118,7 +129,8 @@ func (v *Verifier) Authenticate(r *http.Request) (*Principal, *policy.Problem) {
 }
 
 // Verify checks a token and returns its principal, or a 401 problem whose
-// code says why (token_expired or token_invalid).
+// code says why (token_expired or token_invalid). The principal may be
+// shared with other requests that send the same token: do not modify it.
 func (v *Verifier) Verify(tok string) (*Principal, *policy.Problem) {
 	now := time.Now
 	if v.Now != nil {
@@ -127,6 +139,12 @@ func (v *Verifier) Verify(tok string) (*Principal, *policy.Problem) {
 	leeway := v.Leeway
 	if leeway == 0 {
 		leeway = 30 * time.Second
+	}
+	v.mu.Lock()
+	p, ok := v.cache[tok]
+	v.mu.Unlock()
+	if ok && now().Before(p.Expires.Add(leeway)) {
+		return p, nil
 	}
 	var c Claims
 	_, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return v.Key, nil },
@@ -145,10 +163,16 @@ func (v *Verifier) Verify(tok string) (*Principal, *policy.Problem) {
 		prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
 		return nil, prob
 	}
-	p := &Principal{Subject: c.Subject, Permissions: c.Sseguard}
+	p = &Principal{Subject: c.Subject, Permissions: c.Sseguard}
 	if c.ExpiresAt != nil {
 		p.Expires = c.ExpiresAt.Time
 	}
+	v.mu.Lock()
+	if v.cache == nil || len(v.cache) >= cacheSize {
+		v.cache = make(map[string]*Principal)
+	}
+	v.cache[tok] = p
+	v.mu.Unlock()
 	return p, nil
 }
 

@@ -93,17 +93,17 @@ func TestTokenSources(t *testing.T) {
 	tok, _ := Mint(key, "bob", Permissions{Subscribe: []string{"x"}}, time.Hour, now)
 	tests := []struct {
 		name  string
-		v     Verifier
+		v     *Verifier
 		setup func(r *http.Request)
 		anon  bool
 		sub   string
 	}{
-		{"bearer", Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, false, "bob"},
-		{"bearer lower case", Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, false, "bob"},
-		{"cookie", Verifier{Key: key}, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: DefaultCookie, Value: tok}) }, false, "bob"},
-		{"query off by default", Verifier{Key: key}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, true, ""},
-		{"query when enabled", Verifier{Key: key, QueryParam: "access_token"}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, false, "bob"},
-		{"nothing", Verifier{Key: key, Anonymous: []string{"demo"}}, func(*http.Request) {}, true, ""},
+		{"bearer", &Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, false, "bob"},
+		{"bearer lower case", &Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, false, "bob"},
+		{"cookie", &Verifier{Key: key}, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: DefaultCookie, Value: tok}) }, false, "bob"},
+		{"query off by default", &Verifier{Key: key}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, true, ""},
+		{"query when enabled", &Verifier{Key: key, QueryParam: "access_token"}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, false, "bob"},
+		{"nothing", &Verifier{Key: key, Anonymous: []string{"demo"}}, func(*http.Request) {}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,5 +155,18 @@ func BenchmarkVerify(b *testing.B) {
 		if _, prob := v.Verify(tok); prob != nil {
 			b.Fatal(prob)
 		}
+	}
+}
+
+func TestCacheHonoursExpiry(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	v := &Verifier{Key: key, Now: func() time.Time { return now }}
+	tok, _ := Mint(key, "alice", Permissions{}, time.Minute, now)
+	if _, prob := v.Verify(tok); prob != nil {
+		t.Fatal(prob)
+	}
+	now = now.Add(2 * time.Minute) // past exp and the 30 s leeway
+	if _, prob := v.Verify(tok); prob == nil || prob.Code != policy.CodeTokenExpired {
+		t.Fatalf("a cached token outlived its expiry: %v", prob)
 	}
 }

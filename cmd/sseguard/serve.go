@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +103,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	data := fs.String("data", "", "data folder for the store and the signing secret (env SSEGUARD_DATA; default ./sseguard-data)")
 	file := fs.String("config", "", "YAML configuration file (env SSEGUARD_CONFIG)")
 	quiet := fs.Bool("quiet", false, "do not print the getting-started commands and tokens")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this separate address, such as 127.0.0.1:6060; off by default")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
@@ -133,6 +136,15 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	if err != nil {
 		st.Close()
 		return fmt.Errorf("listen: %w", err)
+	}
+	if *pprofAddr != "" {
+		stopPprof, err := servePprof(*pprofAddr, log)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return err
+		}
+		defer stopPprof()
 	}
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan error, 1)
@@ -188,4 +200,22 @@ func hostForURL(a net.Addr) string {
 		host = "[" + host + "]"
 	}
 	return host + ":" + port
+}
+
+// servePprof serves the Go profiler on its own listener, never on the
+// public one, and returns a function that stops it.
+func servePprof(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	return func() { hs.Close() }, nil
 }
