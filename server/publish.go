@@ -35,9 +35,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if principal.Anonymous {
-		prob := policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenMissing, "publishing needs a token with publish rights")
-		prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
-		policy.WriteProblem(w, r, prob)
+		policy.WriteProblem(w, r, tokenMissing("publishing needs a token with publish rights"))
 		return
 	}
 	req, prob := s.readPublish(w, r)

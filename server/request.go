@@ -69,11 +69,17 @@ func (s *Server) subscriber(r *http.Request, topics []string) (*auth.Principal, 
 			continue
 		}
 		if p.Anonymous {
-			prob := policy.Errorf(http.StatusUnauthorized, policy.CodeTokenMissing, "topic %q needs a token", t)
-			prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
-			return nil, prob
+			return nil, tokenMissing(fmt.Sprintf("topic %q needs a token", t))
 		}
 		return nil, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to topic %q", t)
 	}
 	return p, nil
+}
+
+// tokenMissing is the 401 for a request that sent no credentials where
+// some are needed.
+func tokenMissing(detail string) *policy.Problem {
+	prob := policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenMissing, detail)
+	prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
+	return prob
 }

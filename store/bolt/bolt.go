@@ -242,19 +242,15 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	if s.closed.Load() {
 		return store.Page{}, store.ErrClosed
 	}
-	var cursor uint64
-	if after != "" {
-		n, ok := seqid.Parse(after)
-		if !ok {
-			return store.Page{}, fmt.Errorf("bolt store: read: malformed cursor: %w", store.ErrUnknownCursor)
-		}
-		cursor = n
+	cursor, err := seqid.Cursor("bolt store", after)
+	if err != nil {
+		return store.Page{}, err
 	}
 	if limit <= 0 {
 		limit = DefaultReadLimit
 	}
 	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		seq := u64(tx.Bucket(bucketMeta).Get(keySeq))
 		if cursor > seq {
 			return fmt.Errorf("cursor newer than head: %w", store.ErrUnknownCursor)

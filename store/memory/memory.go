@@ -147,13 +147,9 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	if err := ctx.Err(); err != nil {
 		return store.Page{}, err
 	}
-	var cursor uint64
-	if after != "" {
-		n, ok := seqid.Parse(after)
-		if !ok {
-			return store.Page{}, fmt.Errorf("memory store: read: malformed cursor: %w", store.ErrUnknownCursor)
-		}
-		cursor = n
+	cursor, err := seqid.Cursor("memory store", after)
+	if err != nil {
+		return store.Page{}, err
 	}
 	if limit <= 0 {
 		limit = DefaultReadLimit

@@ -8,7 +8,12 @@
 // own).
 package seqid
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/sseguard/sseguard/store"
+)
 
 // Format returns the ID of sequence number n.
 func Format(n uint64) string {
@@ -48,4 +53,18 @@ func Compare(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// Cursor returns the sequence number of a Read cursor: 0 for the empty
+// cursor (from the oldest event), and an error wrapping
+// store.ErrUnknownCursor, prefixed with who, when it is malformed.
+func Cursor(who, after string) (uint64, error) {
+	if after == "" {
+		return 0, nil
+	}
+	n, ok := Parse(after)
+	if !ok {
+		return 0, fmt.Errorf("%s: read: malformed cursor: %w", who, store.ErrUnknownCursor)
+	}
+	return n, nil
 }
