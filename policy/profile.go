@@ -196,25 +196,33 @@ func (p *Profile) Clone() *Profile {
 // Headers returns the headers a response of kind k carries over an HTTP
 // connection of the given protocol version (r.ProtoMajor, r.ProtoMinor).
 func (p *Profile) Headers(k Kind, protoMajor, protoMinor int) []Header {
-	var all []Header
-	switch k {
-	case KindStream:
-		all = p.Stream
-	case KindJSON:
-		all = p.JSON
-	case KindProblem:
-		all = p.Problem
-	case KindPage:
-		all = p.Page
-	}
+	all := p.kindHeaders(k)
 	out := make([]Header, 0, len(all))
 	for _, h := range all {
-		if h.HTTP11Only && !(protoMajor == 1 && protoMinor >= 1) {
-			continue
+		if h.applies(protoMajor, protoMinor) {
+			out = append(out, h)
 		}
-		out = append(out, h)
 	}
 	return out
+}
+
+func (p *Profile) kindHeaders(k Kind) []Header {
+	switch k {
+	case KindStream:
+		return p.Stream
+	case KindJSON:
+		return p.JSON
+	case KindProblem:
+		return p.Problem
+	case KindPage:
+		return p.Page
+	}
+	return nil
+}
+
+// applies reports whether h is sent on a connection of this version.
+func (h Header) applies(protoMajor, protoMinor int) bool {
+	return !h.HTTP11Only || (protoMajor == 1 && protoMinor >= 1)
 }
 
 // Header returns the rule for name in responses of kind k, if there is one.
@@ -237,8 +245,10 @@ var ConnectionSpecific = []string{"Connection", "Keep-Alive", "Proxy-Connection"
 // Content-Encoding on streams, connection-specific fields on HTTP/2 and later
 // and on HTTP/1.0 streams.
 func (p *Profile) Apply(h http.Header, k Kind, protoMajor, protoMinor int) {
-	for _, hd := range p.Headers(k, protoMajor, protoMinor) {
-		h[http.CanonicalHeaderKey(hd.Name)] = []string{hd.Value}
+	for _, hd := range p.kindHeaders(k) {
+		if hd.applies(protoMajor, protoMinor) {
+			h[http.CanonicalHeaderKey(hd.Name)] = []string{hd.Value}
+		}
 	}
 	if k == KindStream {
 		h.Del("Content-Length")

@@ -26,6 +26,13 @@ type publishRequest struct {
 	Type  string `json:"type"`
 }
 
+// publishAnswer is the body of a 201 from POST /api/publish.
+type publishAnswer struct {
+	ID string `json:"id"`
+	// Duplicate is true when an Idempotency-Key matched an earlier publish.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
 // handlePublish serves POST /api/publish. It answers 201 only once the
 // event is durable in the store.
 func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
@@ -68,11 +75,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, err)
 		return
 	}
-	body := map[string]any{"id": res[0].Event.ID}
-	if res[0].Duplicate {
-		body["duplicate"] = true
-	}
-	writeJSON(w, http.StatusCreated, body)
+	writeJSON(w, http.StatusCreated, publishAnswer{ID: res[0].Event.ID, Duplicate: res[0].Duplicate})
 }
 
 // readPublish decodes and checks a JSON or form publish body.
