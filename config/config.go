@@ -16,6 +16,8 @@ import (
 	"io"
 	"maps"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -78,6 +80,9 @@ type Config struct {
 	Poll    Poll    `yaml:"poll"`
 	Publish Publish `yaml:"publish"`
 	Auth    Auth    `yaml:"auth"`
+	CORS    CORS    `yaml:"cors"`
+	TLS     TLS     `yaml:"tls"`
+	Limits  Limits  `yaml:"limits"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -140,6 +145,103 @@ type Auth struct {
 	// AnonymousSubscribe are topic patterns anyone may read without a token.
 	// Default [demo]; set [] in production.
 	AnonymousSubscribe *[]string `yaml:"anonymous_subscribe"`
+	// Keys are more verification keys, each with its pinned algorithm.
+	// Default none (only the secret_file HS256 key).
+	Keys []Key `yaml:"keys"`
+	// JWKSURL is a JWKS to verify tokens with: an https URL, an http URL
+	// on loopback, or a file path. Default empty: none.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSRefresh is how often the JWKS is fetched again. Default 15m.
+	JWKSRefresh Duration `yaml:"jwks_refresh"`
+	// Audience, when set, is the list of aud values accepted (any one).
+	// Default empty: aud is not checked.
+	Audience []string `yaml:"audience"`
+	// Issuer, when set, is the only iss accepted. Default empty: not checked.
+	Issuer string `yaml:"issuer"`
+	// Leeway tolerates clock skew on exp, nbf and iat. Default 30s.
+	Leeway Duration `yaml:"leeway"`
+	// JTIOnce refuses a publish whose token's jti was already used, for
+	// publisher tokens that must be single-use. Default false.
+	JTIOnce bool `yaml:"jti_once"`
+	// ClientCerts maps verified client certificates (tls.client_ca_file)
+	// to permissions. Default none.
+	ClientCerts []CertRule `yaml:"client_certs"`
+}
+
+// Key is one token verification key.
+type Key struct {
+	// ID is the kid it matches; empty matches tokens without a kid.
+	ID string `yaml:"id"`
+	// Algorithm is pinned: HS256, HS384, HS512, RS256, PS256, ES256, ES384
+	// or EdDSA.
+	Algorithm string `yaml:"algorithm"`
+	// SecretFile holds the HMAC secret (HS*), at least 32 bytes.
+	SecretFile string `yaml:"secret_file"`
+	// PublicKeyFile holds a PEM public key or certificate (RS*, PS*, ES*,
+	// EdDSA).
+	PublicKeyFile string `yaml:"public_key_file"`
+}
+
+// CertRule grants permissions to a client certificate.
+type CertRule struct {
+	// Principal is matched against the certificate's SAN URIs, then SAN
+	// DNS names, then subject CN.
+	Principal string `yaml:"principal"`
+	// Subscribe, Publish and Origins are as in a token's sseguard claim.
+	Subscribe []string `yaml:"subscribe"`
+	Publish   []string `yaml:"publish"`
+	Origins   []string `yaml:"origins"`
+}
+
+// CORS configures cross-origin access.
+type CORS struct {
+	// AllowedOrigins is the global allowlist of browser origins
+	// ("https://app.example"). A cross-origin request is allowed only when
+	// its Origin is here and in the principal's origins. Default empty:
+	// same-origin only.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AnonymousOrigins are the origins that may read anonymous topics
+	// cross-origin (they must also be in allowed_origins). Default empty.
+	AnonymousOrigins []string `yaml:"anonymous_origins"`
+	// MaxAge is how long browsers may cache a preflight answer. Default 10m.
+	MaxAge Duration `yaml:"max_age"`
+}
+
+// TLS configures HTTPS and client certificates.
+type TLS struct {
+	// CertFile and KeyFile enable HTTPS (and HTTP/2). Default empty: HTTP.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile enables mTLS: client certificates signed by these CAs
+	// are verified and mapped by auth.client_certs. Default empty: off.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is optional (a certificate is verified if sent) or require.
+	// Default optional.
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// Limits bound what one client may hold or do. Each refusal is a problem
+// response (429 or 413) and is counted.
+type Limits struct {
+	// StreamsPerPrincipal bounds the open streams of one token subject or
+	// certificate. Default 1000; 0 means no limit.
+	StreamsPerPrincipal *int `yaml:"streams_per_principal"`
+	// StreamsPerIP bounds the open streams of one client address. Default
+	// 5000; 0 means no limit.
+	StreamsPerIP *int `yaml:"streams_per_ip"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed when
+	// finding the client address. Default empty: the TCP peer address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// PublishRate is the publishes per second one principal may sustain.
+	// Default 1000; 0 means no limit.
+	PublishRate *float64 `yaml:"publish_rate"`
+	// PublishBurst is how many publishes may come at once. Default 2000.
+	PublishBurst int `yaml:"publish_burst"`
+	// MaxHeaderBytes bounds a request's header. Default 16384.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ReadHeaderTimeout bounds the time to read a request's header
+	// (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
 }
 
 // Log configures logging.
@@ -188,6 +290,32 @@ func (c *Config) fill() {
 	if c.Auth.AnonymousSubscribe == nil {
 		c.Auth.AnonymousSubscribe = &[]string{"demo"}
 	}
+	// An empty list in the file means the same as none.
+	nilIfEmpty(&c.Auth.Keys)
+	nilIfEmpty(&c.Auth.Audience)
+	nilIfEmpty(&c.Auth.ClientCerts)
+	nilIfEmpty(&c.CORS.AllowedOrigins)
+	nilIfEmpty(&c.CORS.AnonymousOrigins)
+	nilIfEmpty(&c.Limits.TrustedProxies)
+	setDur(&c.Auth.JWKSRefresh, 15*time.Minute)
+	setDur(&c.Auth.Leeway, 30*time.Second)
+	setDur(&c.CORS.MaxAge, 10*time.Minute)
+	setStr(&c.TLS.ClientAuth, "optional")
+	if c.Limits.StreamsPerPrincipal == nil {
+		n := 1000
+		c.Limits.StreamsPerPrincipal = &n
+	}
+	if c.Limits.StreamsPerIP == nil {
+		n := 5000
+		c.Limits.StreamsPerIP = &n
+	}
+	if c.Limits.PublishRate == nil {
+		r := 1000.0
+		c.Limits.PublishRate = &r
+	}
+	setInt(&c.Limits.PublishBurst, 2000)
+	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
+	setDur(&c.Limits.ReadHeaderTimeout, 10*time.Second)
 	setStr(&c.Log.Level, "info")
 }
 
@@ -197,6 +325,12 @@ func (c *Config) SecretPath() string {
 		return c.Auth.SecretFile
 	}
 	return strings.TrimRight(c.Data, "/") + "/secret.key"
+}
+
+func nilIfEmpty[T any](p *[]T) {
+	if len(*p) == 0 {
+		*p = nil
+	}
 }
 
 func setStr(p *string, v string) {
@@ -406,13 +540,17 @@ func (c *Config) Validate() error {
 		bad("accept", "want strict or lenient, got %q", c.Accept)
 	}
 	positive := map[string]Duration{
-		"shutdown_timeout":         c.ShutdownTimeout,
-		"store.idempotency_window": c.Store.IdempotencyWindow,
-		"stream.heartbeat":         c.Stream.Heartbeat,
-		"stream.retry":             c.Stream.Retry,
-		"stream.write_timeout":     c.Stream.WriteTimeout,
-		"poll.max_wait":            c.Poll.MaxWait,
-		"poll.retry":               c.Poll.Retry,
+		"shutdown_timeout":           c.ShutdownTimeout,
+		"store.idempotency_window":   c.Store.IdempotencyWindow,
+		"stream.heartbeat":           c.Stream.Heartbeat,
+		"stream.retry":               c.Stream.Retry,
+		"stream.write_timeout":       c.Stream.WriteTimeout,
+		"poll.max_wait":              c.Poll.MaxWait,
+		"poll.retry":                 c.Poll.Retry,
+		"auth.jwks_refresh":          c.Auth.JWKSRefresh,
+		"auth.leeway":                c.Auth.Leeway,
+		"cors.max_age":               c.CORS.MaxAge,
+		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout,
 	}
 	for _, name := range slices.Sorted(maps.Keys(positive)) {
 		if positive[name] < 0 {
@@ -465,6 +603,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("auth.anonymous_subscribe[%d]", i), "want a topic or a prefix ending in *, got %q", p)
 		}
 	}
+	c.validateIdentity(bad)
 	switch c.Log.Format {
 	case "", "json", "text":
 	default:
@@ -493,4 +632,86 @@ func (c *Config) ProfileFor() *policy.Profile {
 		p.Accept = policy.AcceptLenient
 	}
 	return p
+}
+
+// algorithms are the token algorithms a key may be pinned to.
+var algorithms = []string{"HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "EdDSA"}
+
+// validateIdentity checks the auth, cors, tls and limits sections.
+func (c *Config) validateIdentity(bad func(field, format string, args ...any)) {
+	for i, k := range c.Auth.Keys {
+		f := fmt.Sprintf("auth.keys[%d]", i)
+		switch {
+		case !slices.Contains(algorithms, k.Algorithm):
+			bad(f+".algorithm", "want one of %s, got %q", strings.Join(algorithms, ", "), k.Algorithm)
+		case strings.HasPrefix(k.Algorithm, "HS") && (k.SecretFile == "" || k.PublicKeyFile != ""):
+			bad(f, "an %s key needs secret_file and no public_key_file", k.Algorithm)
+		case !strings.HasPrefix(k.Algorithm, "HS") && (k.PublicKeyFile == "" || k.SecretFile != ""):
+			bad(f, "an %s key needs public_key_file and no secret_file", k.Algorithm)
+		}
+	}
+	for i, a := range c.Auth.Audience {
+		if a == "" {
+			bad(fmt.Sprintf("auth.audience[%d]", i), "must not be empty")
+		}
+	}
+	for i, r := range c.Auth.ClientCerts {
+		if r.Principal == "" {
+			bad(fmt.Sprintf("auth.client_certs[%d].principal", i), "must not be empty")
+		}
+		checkOrigins(bad, fmt.Sprintf("auth.client_certs[%d].origins", i), r.Origins)
+	}
+	if len(c.Auth.ClientCerts) > 0 && c.TLS.ClientCAFile == "" {
+		bad("auth.client_certs", "needs tls.client_ca_file to verify certificates")
+	}
+	checkOrigins(bad, "cors.allowed_origins", c.CORS.AllowedOrigins)
+	checkOrigins(bad, "cors.anonymous_origins", c.CORS.AnonymousOrigins)
+	for i, o := range c.CORS.AnonymousOrigins {
+		if !slices.Contains(c.CORS.AllowedOrigins, o) {
+			bad(fmt.Sprintf("cors.anonymous_origins[%d]", i), "%q is not in cors.allowed_origins", o)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file go together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		bad("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
+	switch c.TLS.ClientAuth {
+	case "optional", "require":
+	default:
+		bad("tls.client_auth", "want optional or require, got %q", c.TLS.ClientAuth)
+	}
+	if n := c.Limits.StreamsPerPrincipal; n != nil && *n < 0 {
+		bad("limits.streams_per_principal", "must not be negative")
+	}
+	if n := c.Limits.StreamsPerIP; n != nil && *n < 0 {
+		bad("limits.streams_per_ip", "must not be negative")
+	}
+	for i, cidr := range c.Limits.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			bad(fmt.Sprintf("limits.trusted_proxies[%d]", i), "want a CIDR such as 10.0.0.0/8, got %q", cidr)
+		}
+	}
+	if r := c.Limits.PublishRate; r != nil && *r < 0 {
+		bad("limits.publish_rate", "must not be negative")
+	}
+	if c.Limits.PublishBurst < 1 {
+		bad("limits.publish_burst", "at least 1, got %d", c.Limits.PublishBurst)
+	}
+	if c.Limits.MaxHeaderBytes < 4096 || c.Limits.MaxHeaderBytes > 1<<20 {
+		bad("limits.max_header_bytes", "want 4096 to 1048576, got %d", c.Limits.MaxHeaderBytes)
+	}
+}
+
+// checkOrigins accepts serialized origins only: scheme://host[:port], no
+// path, never "null" or "*".
+func checkOrigins(bad func(field, format string, args ...any), field string, origins []string) {
+	for i, o := range origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || o != strings.ToLower(o) {
+			bad(fmt.Sprintf("%s[%d]", field, i), "want an origin such as https://app.example (lower case, no path), got %q", o)
+		}
+	}
 }

@@ -53,7 +53,11 @@ func ExampleNewStream() {
 	}
 
 	// A legacy XHR streaming client is refused with the one error shape.
-	res, _ = http.Get(srv.URL + "/events")
+	res, err = http.Get(srv.URL + "/events")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer res.Body.Close()
 	fmt.Println(res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Retry-After"))
 	// Output:
