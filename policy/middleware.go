@@ -80,6 +80,23 @@ type enforcer struct {
 	r           *http.Request
 	p           *Profile
 	wroteHeader bool
+	corsOrigin  string // set by AllowOrigin
+	problemCode string // set by WriteProblem
+}
+
+// findEnforcer returns the enforcer under w, if Harden or Middleware put
+// one there.
+func findEnforcer(w http.ResponseWriter) *enforcer {
+	for {
+		if e, ok := w.(*enforcer); ok {
+			return e
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (e *enforcer) WriteHeader(code int) {
@@ -97,6 +114,10 @@ func (e *enforcer) WriteHeader(code int) {
 		e.p.ApplyTo(e.ResponseWriter, e.r, k)
 	} else if _, has := h["X-Content-Type-Options"]; !has {
 		h.Set("X-Content-Type-Options", "nosniff")
+	}
+	applyCORS(h, e.corsOrigin)
+	if e.p.Observe != nil {
+		e.p.Observe(e.r, code, e.problemCode)
 	}
 	e.ResponseWriter.WriteHeader(code)
 }

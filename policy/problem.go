@@ -180,6 +180,10 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, prob *Problem) {
 	}
 	body = append(body, '\n')
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if e := findEnforcer(w); e != nil {
+		e.problemCode = prob.Code
+		e.corsOrigin = "" // a refusal is never readable cross-origin
+	}
 	w.WriteHeader(prob.Status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)

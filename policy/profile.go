@@ -81,6 +81,11 @@ type Profile struct {
 	// Fallback is the URL of the JSON polling fallback, put in the fallback
 	// member of stream refusals. Empty means none is offered.
 	Fallback string
+
+	// Observe, when set, is called once per response that Middleware or
+	// Harden saw written, with its status and, for a problem, its code
+	// (empty otherwise). Servers count refusals with it.
+	Observe func(r *http.Request, status int, code string)
 }
 
 // Strict CSP values. Streams get a deny-all policy: a stream is data, never a
