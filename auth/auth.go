@@ -1,31 +1,82 @@
-// Package auth turns request credentials into a Principal: who is asking
-// and which topics it may subscribe and publish to.
+// Package auth turns request credentials into a Principal: who is asking,
+// which topics it may subscribe and publish to, and which browser origins
+// it may stream to.
 //
-// Tokens are JWTs verified with github.com/golang-jwt/jwt/v5, the algorithm
-// pinned to HS256 with the hub's secret (more algorithms and keys, and mTLS,
-// come with the identity work). Claims live under the "sseguard" claim:
+// # Order
 //
-//	{"sub": "alice", "exp": 1767225600,
-//	 "sseguard": {"subscribe": ["news", "chat/*"], "publish": ["chat/alice"]}}
+// [Verifier.Authenticate] looks, in this order, for:
+//
+//  1. a token (see Token sources). When one is sent, its verdict is final:
+//     a bad token is refused with 401 even if the connection also carries a
+//     client certificate, so that a client never silently runs with other
+//     rights than the ones it asked for;
+//  2. a verified TLS client certificate that a [CertRule] maps to
+//     permissions (see Client certificates);
+//  3. otherwise the request is anonymous and may subscribe to the
+//     Verifier's Anonymous topics only.
+//
+// # Tokens
+//
+// Tokens are JWTs verified with github.com/golang-jwt/jwt/v5. Every
+// verification [Key] pins one algorithm (HS256, HS384, HS512, RS256, PS256,
+// ES256, ES384 or EdDSA); a token is verified only by a key whose algorithm
+// equals the token's alg header, so "none" is never accepted and an HS256
+// token "signed" with an RSA public key is refused (the HS/RS confusion).
+// The kid header selects the key among [Verifier.Keys] and, when none of
+// them has that ID, the [JWKS] key set, which is fetched from a file or
+// URL, refreshed, and refetched when an unknown kid appears.
+//
+// exp is required; exp, nbf and iat are checked with Verifier.Leeway of
+// clock skew; aud and iss are checked when Verifier.Audience and
+// Verifier.Issuer are set. An expired token is refused as token_expired,
+// every other failure as token_invalid, with a detail that says which
+// check failed and never echoes the token.
+//
+// Claims live under the "sseguard" claim:
+//
+//	{"sub": "alice", "exp": 1767225600, "jti": "9f2c…",
+//	 "sseguard": {"subscribe": ["news", "chat/*"], "publish": ["chat/alice"],
+//	              "origins": ["https://app.example"]}}
 //
 // A topic pattern is an exact topic name, "*" for every topic, or a prefix
-// ending in "*" ("chat/*" matches "chat/room1" and "chat/a/b").
+// ending in "*" ("chat/*" matches "chat/room1" and "chat/a/b"). Origins are
+// exact browser origins (scheme://host[:port]); "*" and "null" are dropped
+// wherever they appear, because a principal's origins must name sites.
+//
+// # Token sources
 //
 // A token is read from, in order: the Authorization: Bearer header; the
 // cookie named by Verifier.Cookie (EventSource cannot send headers, but it
-// sends cookies); the query parameter named by Verifier.QueryParam, only
-// when one is configured, because URLs end up in logs.
+// sends cookies: set it HttpOnly so scripts cannot read it, Secure so it
+// never travels in clear, and SameSite=Strict or Lax so other sites cannot
+// ride on it); the query parameter named by Verifier.QueryParam, only when
+// one is configured, because URLs end up in logs.
 //
-// Package auth does not decide CORS or limits (package server does).
+// # Client certificates
+//
+// When the server asks for client certificates and the TLS stack verified
+// one against its client CA pool (tls.ConnectionState.VerifiedChains is not
+// empty), [Verifier.PrincipalFromTLS] names the leaf certificate by, in this
+// order, each SAN URI (spiffe://corp/svc/a), each SAN DNS name (compared
+// without regard to case), then the subject common name. The first of these
+// names that some [CertRule] lists picks that rule; the principal's Subject
+// is that name and it expires with the certificate's NotAfter. A
+// certificate that no rule names gives no principal: the request is
+// anonymous.
+//
+// Package auth does not decide CORS, limits or one-use token IDs (package
+// server does, from Principal.Origins and Principal.ID).
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,11 +89,34 @@ import (
 // ClaimNamespace is the JWT claim that holds sseguard's permissions.
 const ClaimNamespace = "sseguard"
 
-// Permissions are the topic patterns a principal may use.
+// Values of Principal.Source.
+const (
+	SourceJWT       = "jwt"
+	SourceMTLS      = "mtls"
+	SourceAnonymous = "anonymous"
+)
+
+// Permissions are the topic patterns a principal may use and the browser
+// origins it may stream to.
 type Permissions struct {
 	Subscribe []string `json:"subscribe,omitempty"`
 	Publish   []string `json:"publish,omitempty"`
+	// Origins are the browser origins ("https://app.example") this
+	// principal may stream to. "*" and "null" are never honoured: the
+	// Verifier drops them.
+	Origins []string `json:"origins,omitempty"`
 }
+
+// clean returns p without the origins that may never be granted. It
+// allocates only when there is something to drop.
+func (p Permissions) clean() Permissions {
+	if slices.ContainsFunc(p.Origins, badOrigin) {
+		p.Origins = slices.DeleteFunc(slices.Clone(p.Origins), badOrigin)
+	}
+	return p
+}
+
+func badOrigin(o string) bool { return o == "" || o == "*" || o == "null" }
 
 // Claims is the JWT claim set sseguard reads.
 type Claims struct {
@@ -52,13 +126,21 @@ type Claims struct {
 
 // Principal is a verified identity with its permissions.
 type Principal struct {
-	// Subject is the token's sub claim; empty for anonymous access.
+	// Subject is the token's sub claim, or the client certificate's name
+	// that matched a CertRule; empty for anonymous access.
 	Subject string
 	Permissions
-	// Expires is when the credentials end; zero means never (anonymous).
+	// Expires is when the credentials end: the token's exp or the
+	// certificate's NotAfter. Zero means never (anonymous).
 	Expires time.Time
 	// Anonymous is true when no credentials were sent.
 	Anonymous bool
+	// Source says where the identity came from: SourceJWT, SourceMTLS or
+	// SourceAnonymous.
+	Source string
+	// ID is the token's jti claim, empty when it has none or for other
+	// sources; the server may refuse an ID it has already seen.
+	ID string
 }
 
 // CanSubscribe reports whether p may read topic.
@@ -85,31 +167,57 @@ func matchAny(patterns []string, topic string) bool {
 	return false
 }
 
-// Verifier authenticates requests. Key is required; the rest have safe
-// zero values.
+// Verifier authenticates requests. Every field has a safe zero value: a
+// Verifier without keys refuses every token, and one without ClientCerts
+// ignores client certificates. Call Validate at start; do not change the
+// fields after the first Authenticate or Verify.
 type Verifier struct {
-	// Key is the HS256 secret.
+	// Keys are the static verification keys, each with its pinned
+	// algorithm. Invalid keys (see Key.Validate) are never used.
+	Keys []Key
+	// JWKS, when not nil, supplies keys for kids that no static key has.
+	// Its owner calls Start and Stop; the Verifier only reads it.
+	JWKS *JWKS
+	// Key is an HS256 secret with no kid, the same as appending
+	// Key{Algorithm: "HS256", Secret: Key} to Keys. It is the hub's local
+	// development key.
 	Key []byte
+	// Audience, when not empty, requires the token's aud to contain at
+	// least one of these.
+	Audience []string
+	// Issuer, when not empty, requires the token's iss to equal it.
+	Issuer string
+	// Leeway tolerates clock skew on exp, nbf and iat. Zero means 30 s.
+	// Tokens without exp are always refused.
+	Leeway time.Duration
 	// Cookie is the name of the cookie that may carry the token; empty
 	// means "sseguard_token".
 	Cookie string
 	// QueryParam, when not empty, lets the token come from this query
 	// parameter. Off by default: URLs are logged by every proxy.
 	QueryParam string
-	// Anonymous are the topic patterns anyone may subscribe to without a
-	// token (the demo topic, public feeds). Empty means none.
+	// Anonymous are the topic patterns anyone may subscribe to without
+	// credentials (the demo topic, public feeds). Empty means none.
 	Anonymous []string
-	// Leeway tolerates clock skew on exp, nbf and iat. Zero means 30 s.
-	Leeway time.Duration
+	// ClientCerts map verified TLS client certificates to permissions; see
+	// PrincipalFromTLS. Empty means client certificates grant nothing.
+	ClientCerts []CertRule
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	once    sync.Once
+	keys    []Key    // valid static keys: Keys, then Key
+	methods []string // every algorithm some key may verify; never nil
 
 	// cache remembers verified tokens until they expire, so that a
 	// publisher that sends the same token with every request pays for one
 	// signature check, not one per request. Keys are whole tokens,
-	// signature included, so nothing unverified can hit the cache.
-	mu    sync.Mutex
-	cache map[string]*Principal
+	// signature included, so nothing unverified can hit the cache. It is
+	// emptied when the JWKS key set changes (cacheGen), so a token whose
+	// key was rotated out is verified again, and refused.
+	mu       sync.Mutex
+	cache    map[string]*Principal
+	cacheGen uint64
 }
 
 // cacheSize bounds the verified-token cache; when full it starts over.
@@ -118,62 +226,249 @@ const cacheSize = 4096
 // DefaultCookie is the cookie name used when Verifier.Cookie is empty.
 const DefaultCookie = "sseguard_token"
 
-// Authenticate returns the request's principal, an anonymous principal
-// with the Anonymous topics when no token was sent, or a 401 problem.
-func (v *Verifier) Authenticate(r *http.Request) (*Principal, *policy.Problem) {
-	tok := v.token(r)
-	if tok == "" {
-		return &Principal{Anonymous: true, Permissions: Permissions{Subscribe: v.Anonymous}}, nil
+// DefaultLeeway is the clock skew tolerated when Verifier.Leeway is zero.
+const DefaultLeeway = 30 * time.Second
+
+// Validate reports every configuration error, each naming its field.
+func (v *Verifier) Validate() error {
+	var errs []error
+	for i, k := range v.Keys {
+		if err := k.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("auth: Keys[%d] (kid %q): %w", i, k.ID, err))
+		}
 	}
-	return v.Verify(tok)
+	if v.Key != nil {
+		if err := legacyKey(v.Key).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("auth: Key: %w", err))
+		}
+	}
+	if v.JWKS != nil {
+		if err := v.JWKS.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i, r := range v.ClientCerts {
+		if r.Principal == "" {
+			errs = append(errs, fmt.Errorf("auth: ClientCerts[%d].Principal is empty", i))
+		}
+		for _, o := range r.Origins {
+			if badOrigin(o) {
+				errs = append(errs, fmt.Errorf("auth: ClientCerts[%d].Origins: %q is never allowed; list the sites", i, o))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func legacyKey(secret []byte) Key { return Key{Algorithm: "HS256", Secret: secret} }
+
+func (v *Verifier) init() {
+	v.once.Do(func() {
+		for _, k := range v.Keys {
+			if k.Validate() == nil {
+				v.keys = append(v.keys, k)
+			}
+		}
+		if v.Key != nil {
+			if k := legacyKey(v.Key); k.Validate() == nil {
+				v.keys = append(v.keys, k)
+			}
+		}
+		v.methods = []string{}
+		for _, k := range v.keys {
+			v.methods = append(v.methods, k.Algorithm)
+		}
+		if v.JWKS != nil {
+			v.methods = append(v.methods, v.JWKS.algorithms()...)
+		}
+		slices.Sort(v.methods)
+		v.methods = slices.Compact(v.methods)
+	})
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func (v *Verifier) leeway() time.Duration {
+	if v.Leeway > 0 {
+		return v.Leeway
+	}
+	return DefaultLeeway
+}
+
+// Authenticate returns the request's principal: from its token when one is
+// sent (or a 401 problem when that token is refused), else from its
+// verified client certificate when a CertRule names it, else an anonymous
+// principal with the Anonymous topics.
+func (v *Verifier) Authenticate(r *http.Request) (*Principal, *policy.Problem) {
+	if tok := v.token(r); tok != "" {
+		return v.verify(r.Context(), tok)
+	}
+	if p := v.PrincipalFromTLS(r.TLS); p != nil {
+		return p, nil
+	}
+	return &Principal{Anonymous: true, Source: SourceAnonymous, Permissions: Permissions{Subscribe: v.Anonymous}}, nil
 }
 
 // Verify checks a token and returns its principal, or a 401 problem whose
 // code says why (token_expired or token_invalid). The principal may be
 // shared with other requests that send the same token: do not modify it.
 func (v *Verifier) Verify(tok string) (*Principal, *policy.Problem) {
-	now := time.Now
-	if v.Now != nil {
-		now = v.Now
-	}
-	leeway := v.Leeway
-	if leeway == 0 {
-		leeway = 30 * time.Second
-	}
+	return v.verify(context.Background(), tok)
+}
+
+// verify is Verify with the context of the request, which bounds a JWKS
+// refetch that an unknown kid triggers.
+func (v *Verifier) verify(ctx context.Context, tok string) (*Principal, *policy.Problem) {
+	v.init()
+	now, leeway := v.now(), v.leeway()
+	gen := v.JWKS.generation()
 	v.mu.Lock()
+	if v.cacheGen != gen {
+		v.cache, v.cacheGen = nil, gen
+	}
 	p, ok := v.cache[tok]
 	v.mu.Unlock()
-	if ok && now().Before(p.Expires.Add(leeway)) {
+	if ok && now.Before(p.Expires.Add(leeway)) {
 		return p, nil
 	}
-	var c Claims
-	_, err := jwt.ParseWithClaims(tok, &c, func(*jwt.Token) (any, error) { return v.Key, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(v.methods),
 		jwt.WithLeeway(leeway),
-		jwt.WithTimeFunc(now),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt(),
 		jwt.WithExpirationRequired(),
-	)
-	if err != nil {
-		code, detail := policy.CodeTokenInvalid, "the token is not valid"
-		if errors.Is(err, jwt.ErrTokenExpired) {
-			code, detail = policy.CodeTokenExpired, "the token has expired"
-		}
-		prob := policy.NewProblem(http.StatusUnauthorized, code, detail)
-		prob.Err = err
-		prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
-		return nil, prob
 	}
-	p = &Principal{Subject: c.Subject, Permissions: c.Sseguard}
-	if c.ExpiresAt != nil {
-		p.Expires = c.ExpiresAt.Time
+	if len(v.Audience) > 0 {
+		opts = append(opts, jwt.WithAudience(v.Audience...))
+	}
+	if v.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.Issuer))
+	}
+	var c Claims
+	parsed, err := jwt.ParseWithClaims(tok, &c, func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) }, opts...)
+	if err != nil {
+		return nil, v.refusal(err, parsed)
+	}
+	p = &Principal{
+		Subject:     c.Subject,
+		Permissions: c.Sseguard.clean(),
+		Expires:     c.ExpiresAt.Time, // WithExpirationRequired: never nil here
+		Source:      SourceJWT,
+		ID:          c.ID,
 	}
 	v.mu.Lock()
-	if v.cache == nil || len(v.cache) >= cacheSize {
-		v.cache = make(map[string]*Principal)
+	if v.cacheGen == gen { // else the key set changed meanwhile: do not cache
+		if v.cache == nil || len(v.cache) >= cacheSize {
+			v.cache = make(map[string]*Principal)
+		}
+		v.cache[tok] = p
 	}
-	v.cache[tok] = p
 	v.mu.Unlock()
 	return p, nil
+}
+
+// Reasons a key could not be found for a token; the keyfunc returns them
+// and refusal turns them into a detail.
+var (
+	errUnknownKey   = errors.New("no key has the token's kid")
+	errKeyAlgorithm = errors.New("the token's alg is not its key's algorithm")
+	errKidType      = errors.New("the kid header is not a string")
+	errCritical     = errors.New("the token has a crit header, and no extension is understood")
+)
+
+// keyFor selects the key material for t: the static keys with t's kid
+// (with no kid and exactly one static key and no JWKS, that key), else the
+// JWKS key with that kid. Only keys whose pinned algorithm is the token's
+// alg are returned. Keys a token names or carries itself (jku, jwk, x5u,
+// x5c) are never used.
+func (v *Verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok { // RFC 7515 section 4.1.11
+		return nil, errCritical
+	}
+	var kid string
+	if raw, ok := t.Header["kid"]; ok {
+		if kid, ok = raw.(string); !ok {
+			return nil, errKidType
+		}
+	}
+	var cands []Key
+	for _, k := range v.keys {
+		if k.ID == kid {
+			cands = append(cands, k)
+		}
+	}
+	if len(cands) == 0 && kid == "" && len(v.keys) == 1 && v.JWKS == nil {
+		cands = v.keys
+	}
+	if len(cands) == 0 && v.JWKS != nil {
+		if k, ok := v.JWKS.lookup(ctx, kid); ok {
+			cands = append(cands, k)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, errUnknownKey
+	}
+	alg := t.Method.Alg()
+	var set []jwt.VerificationKey
+	for _, k := range cands {
+		if k.Algorithm == alg {
+			set = append(set, k.material())
+		}
+	}
+	switch len(set) {
+	case 0:
+		return nil, errKeyAlgorithm
+	case 1:
+		return set[0], nil
+	}
+	return jwt.VerificationKeySet{Keys: set}, nil
+}
+
+// refusal turns a parse error into a 401 problem. The detail names the
+// failed check; the error, logged but never shown, says more.
+func (v *Verifier) refusal(err error, t *jwt.Token) *policy.Problem {
+	code, detail := policy.CodeTokenInvalid, "the token is not valid"
+	switch {
+	case errors.Is(err, errUnknownKey):
+		detail = "the token's key is not known"
+	case errors.Is(err, errKeyAlgorithm):
+		detail = "the token's algorithm is not accepted for its key"
+	case errors.Is(err, errKidType), errors.Is(err, jwt.ErrTokenMalformed):
+		detail = "the token is malformed"
+	case errors.Is(err, errCritical):
+		detail = "the token requires an extension that is not supported"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		detail = "the token's signature is not valid"
+		if t != nil && t.Method != nil && !slices.Contains(v.methods, t.Method.Alg()) {
+			detail = "the token's algorithm is not accepted"
+		}
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		detail = "the token's audience is not accepted"
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		detail = "the token's issuer is not accepted"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		detail = "the token lacks a required claim (exp, or aud or iss where required)"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		detail = "the token is not yet valid"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		detail = "the token was issued in the future"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		code, detail = policy.CodeTokenExpired, "the token has expired"
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		detail = "the token's claims are malformed"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		detail = "the token's algorithm is not accepted"
+	}
+	prob := policy.NewProblem(http.StatusUnauthorized, code, detail)
+	prob.Err = err
+	prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
+	return prob
 }
 
 func (v *Verifier) token(r *http.Request) string {
@@ -195,7 +490,8 @@ func (v *Verifier) token(r *http.Request) string {
 	return ""
 }
 
-// Mint signs a token for subject with the given permissions, valid for ttl.
+// Mint signs an HS256 token for subject with the given permissions, valid
+// for ttl. It is for development tokens from the hub's local key.
 func Mint(key []byte, subject string, perms Permissions, ttl time.Duration, now time.Time) (string, error) {
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{

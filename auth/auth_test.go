@@ -1,11 +1,14 @@
 package auth
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +119,9 @@ func TestTokenSources(t *testing.T) {
 			if p.Anonymous != tt.anon || p.Subject != tt.sub {
 				t.Fatalf("principal %+v", p)
 			}
+			if want := map[bool]string{true: SourceAnonymous, false: SourceJWT}[tt.anon]; p.Source != want {
+				t.Fatalf("source %q, want %q", p.Source, want)
+			}
 			if p.Anonymous && !p.CanSubscribe("demo") && len(tt.v.Anonymous) > 0 {
 				t.Fatal("anonymous topics not granted")
 			}
@@ -168,5 +174,251 @@ func TestCacheHonoursExpiry(t *testing.T) {
 	now = now.Add(2 * time.Minute) // past exp and the 30 s leeway
 	if _, prob := v.Verify(tok); prob == nil || prob.Code != policy.CodeTokenExpired {
 		t.Fatalf("a cached token outlived its expiry: %v", prob)
+	}
+}
+
+func TestAlgorithmRoundTrip(t *testing.T) {
+	for _, alg := range []string{"HS256", "HS384", "HS512", "RS256", "PS256", "ES256", "ES384", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			s := newSigner(t, alg, "k1")
+			if err := s.key.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			v := &Verifier{Keys: []Key{s.key}, Now: testClock}
+			tok := s.sign(t, claims("jti", "j-1"))
+			p, prob := v.Verify(tok)
+			if prob != nil {
+				t.Fatalf("refused: %v", prob)
+			}
+			if p.Subject != "alice" || p.Source != SourceJWT || p.ID != "j-1" || !p.CanSubscribe("news") || !p.Expires.Equal(testNow.Add(time.Hour)) {
+				t.Fatalf("principal %+v", p)
+			}
+		})
+	}
+}
+
+// TestAttacks is the token half of the issue's attack table: each row is a
+// token an attacker can make, and each must be refused as token_invalid.
+func TestAttacks(t *testing.T) {
+	hs := newSigner(t, "HS256", "")
+	rs := newSigner(t, "RS256", "")
+	es := newSigner(t, "ES256", "")
+	der, err := x509.MarshalPKIXPublicKey(rs.key.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	other := newSigner(t, "HS256", "")
+	otherRS, err := rsaGenerate(2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := func(c jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodNone, c).SignedString(jwt.UnsafeAllowNoneSignatureType)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	hsKid := Key{ID: "h", Algorithm: "HS256", Secret: hs.key.Secret}
+	rsKid := Key{ID: "r", Algorithm: "RS256", Public: rs.key.Public}
+
+	tests := []struct {
+		name   string
+		keys   []Key
+		tok    string
+		detail string
+	}{
+		{"forged HS256 signature", []Key{hs.key}, other.sign(t, claims()), "signature"},
+		{"forged RS256 signature", []Key{rs.key}, signWith(t, "RS256", "", otherRS, claims()), "signature"},
+		{"signature of another token", []Key{hs.key}, spliceSignature(hs.sign(t, claims("sub", "mallory")), hs.sign(t, claims())), "signature"},
+		{"alg none", []Key{hs.key}, unsigned(claims()), "algorithm"},
+		{"alg none with a kid", []Key{hsKid}, unsignedWithKid(t, "h", claims()), "algorithm"},
+		{"HS/RS confusion: PEM as the HMAC secret", []Key{rs.key}, signWith(t, "HS256", "", pemBytes, claims()), "algorithm"},
+		{"HS/RS confusion: DER as the HMAC secret", []Key{rs.key}, signWith(t, "HS256", "", der, claims()), "algorithm"},
+		{"HS/RS confusion with the RSA key's kid", []Key{hsKid, rsKid}, signWith(t, "HS256", "r", pemBytes, claims()), "algorithm"},
+		{"RS256 header on an HS256 key", []Key{hsKid, rsKid}, signWith(t, "RS256", "h", rsaPriv(), claims()), "algorithm"},
+		{"PS256 token for an RS256 key", []Key{rs.key}, signWith(t, "PS256", "", rsaPriv(), claims()), "algorithm"},
+		{"ES384 header for an ES256 key", []Key{es.key}, signWith(t, "ES384", "", mustECDSA(t, "ES384"), claims()), "algorithm"},
+		{"HS512 token for an HS256 key", []Key{hs.key}, signWith(t, "HS512", "", hs.key.Secret, claims()), "algorithm"},
+		{"unknown algorithm", []Key{hs.key}, rawToken(`{"alg":"XS256","typ":"JWT"}`, `{"sub":"x","exp":9999999999}`, "c2ln"), "algorithm"},
+		{"crit header", []Key{hs.key}, withHeader(t, hs, "crit", []string{"exp"}), "extension"},
+		{"embedded jwk header is ignored", []Key{es.key}, attackerJWK(t), "signature"},
+		{"jku header is ignored", []Key{es.key}, signWithHeader(t, "ES256", mustECDSA(t, "ES256"), "jku", "https://evil.example/jwks.json"), "signature"},
+		{"unknown kid", []Key{hsKid}, signWith(t, "HS256", "nope", hs.key.Secret, claims()), "key is not known"},
+		{"kid that is not a string", []Key{hsKid}, rawToken(`{"alg":"HS256","kid":7}`, `{"sub":"x","exp":9999999999}`, "c2ln"), "malformed"},
+		{"no kid among several keys", []Key{hsKid, rsKid}, hs.sign(t, claims()), "key is not known"},
+		{"no exp", []Key{hs.key}, hs.sign(t, claims("exp", nil)), "claim"},
+		{"exp of the wrong type", []Key{hs.key}, hs.sign(t, claims("exp", "tomorrow")), "malformed"},
+		{"permissions of the wrong type", []Key{hs.key}, hs.sign(t, claims("sseguard", map[string]any{"subscribe": "*"})), "malformed"},
+		{"two segments", []Key{hs.key}, "a.b", "malformed"},
+		{"garbage", []Key{hs.key}, "a.b.c", "malformed"},
+		{"no keys at all", nil, hs.sign(t, claims()), "algorithm"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &Verifier{Keys: tt.keys, Now: testClock}
+			p, prob := v.Verify(tt.tok)
+			checkRefused(t, p, prob, tt.tok, policy.CodeTokenInvalid, tt.detail)
+		})
+	}
+}
+
+func TestClaimChecks(t *testing.T) {
+	hs := newSigner(t, "HS256", "")
+	tests := []struct {
+		name   string
+		v      *Verifier
+		claims jwt.MapClaims
+		code   string // "" means accepted
+		detail string
+	}{
+		{"valid", &Verifier{}, claims(), "", ""},
+		{"expired", &Verifier{}, claims("exp", testNow.Add(-time.Hour).Unix()), policy.CodeTokenExpired, "expired"},
+		{"expired within the default 30 s leeway", &Verifier{}, claims("exp", testNow.Add(-20*time.Second).Unix()), "", ""},
+		{"expired past the default leeway", &Verifier{}, claims("exp", testNow.Add(-40*time.Second).Unix()), policy.CodeTokenExpired, "expired"},
+		{"expired within a 2 min leeway", &Verifier{Leeway: 2 * time.Minute}, claims("exp", testNow.Add(-100*time.Second).Unix()), "", ""},
+		{"expired past a 5 s leeway", &Verifier{Leeway: 5 * time.Second}, claims("exp", testNow.Add(-10*time.Second).Unix()), policy.CodeTokenExpired, "expired"},
+		{"not yet valid", &Verifier{}, claims("nbf", testNow.Add(time.Minute).Unix()), policy.CodeTokenInvalid, "not yet valid"},
+		{"nbf within leeway", &Verifier{}, claims("nbf", testNow.Add(20*time.Second).Unix()), "", ""},
+		{"issued in the future", &Verifier{}, claims("iat", testNow.Add(time.Minute).Unix()), policy.CodeTokenInvalid, "issued"},
+		{"iat within leeway", &Verifier{}, claims("iat", testNow.Add(20*time.Second).Unix()), "", ""},
+		{"wrong aud", &Verifier{Audience: []string{"sseguard"}}, claims("aud", "billing"), policy.CodeTokenInvalid, "audience"},
+		{"no aud when one is required", &Verifier{Audience: []string{"sseguard"}}, claims(), policy.CodeTokenInvalid, "claim"},
+		{"aud list with one accepted", &Verifier{Audience: []string{"a", "sseguard"}}, claims("aud", []string{"billing", "sseguard"}), "", ""},
+		{"aud ignored when none configured", &Verifier{}, claims("aud", "billing"), "", ""},
+		{"wrong iss", &Verifier{Issuer: "https://idp.example"}, claims("iss", "https://evil.example"), policy.CodeTokenInvalid, "issuer"},
+		{"no iss when one is required", &Verifier{Issuer: "https://idp.example"}, claims(), policy.CodeTokenInvalid, "claim"},
+		{"right iss and aud", &Verifier{Issuer: "https://idp.example", Audience: []string{"sseguard"}}, claims("iss", "https://idp.example", "aud", "sseguard"), "", ""},
+		{"expired and wrong aud says invalid", &Verifier{Audience: []string{"sseguard"}}, claims("aud", "billing", "exp", testNow.Add(-time.Hour).Unix()), policy.CodeTokenInvalid, "audience"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := tt.v
+			v.Keys, v.Now = []Key{hs.key}, testClock
+			tok := hs.sign(t, tt.claims)
+			p, prob := v.Verify(tok)
+			if tt.code == "" {
+				if prob != nil {
+					t.Fatalf("refused: %v", prob)
+				}
+				return
+			}
+			checkRefused(t, p, prob, tok, tt.code, tt.detail)
+		})
+	}
+}
+
+func TestKidSelection(t *testing.T) {
+	a := newSigner(t, "HS256", "a")
+	b := newSigner(t, "ES256", "b")
+	c := newSigner(t, "EdDSA", "c")
+	plain := newSigner(t, "HS384", "")
+	several := []Key{a.key, b.key, c.key, plain.key}
+	tests := []struct {
+		name string
+		keys []Key
+		tok  string
+		ok   bool
+	}{
+		{"kid a", several, a.sign(t, claims()), true},
+		{"kid b", several, b.sign(t, claims()), true},
+		{"kid c", several, c.sign(t, claims()), true},
+		{"no kid picks the key without an ID", several, plain.sign(t, claims()), true},
+		{"a's signature under kid b", several, signWith(t, "ES256", "b", mustECDSA(t, "ES256"), claims()), false},
+		{"another secret under kid a", several, signWith(t, "HS256", "a", plain.key.Secret[:32], claims()), false},
+		{"no kid and no key without an ID", []Key{a.key, b.key}, signWith(t, "HS256", "", a.key.Secret, claims()), false},
+		{"no kid and one key with an ID", []Key{a.key}, signWith(t, "HS256", "", a.key.Secret, claims()), true},
+		{"a kid and one key without an ID", []Key{plain.key}, signWith(t, "HS384", "x", plain.key.Secret, claims()), false},
+		{"two keys share a kid: either verifies", []Key{{ID: "r", Algorithm: "HS256", Secret: a.key.Secret}, {ID: "r", Algorithm: "HS256", Secret: make32('n')}}, signWith(t, "HS256", "r", make32('n'), claims()), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := &Verifier{Keys: tt.keys, Now: testClock}
+			p, prob := v.Verify(tt.tok)
+			if tt.ok != (prob == nil) {
+				t.Fatalf("got %+v, %v; want ok=%v", p, prob, tt.ok)
+			}
+			if prob != nil {
+				checkRefused(t, p, prob, tt.tok, policy.CodeTokenInvalid, "")
+			}
+		})
+	}
+	t.Run("legacy Key field with Keys", func(t *testing.T) {
+		v := &Verifier{Key: a.key.Secret, Keys: []Key{b.key}, Now: testClock}
+		for _, tok := range []string{signWith(t, "HS256", "", a.key.Secret, claims()), b.sign(t, claims())} {
+			if _, prob := v.Verify(tok); prob != nil {
+				t.Fatal(prob)
+			}
+		}
+	})
+}
+
+func TestOriginsClaim(t *testing.T) {
+	hs := newSigner(t, "HS256", "")
+	v := &Verifier{Keys: []Key{hs.key}, Now: testClock}
+	tok := hs.sign(t, claims("sseguard", map[string]any{
+		"subscribe": []string{"news"},
+		"origins":   []string{"https://app.example", "*", "null", "", "https://admin.example"},
+	}))
+	p, prob := v.Verify(tok)
+	if prob != nil {
+		t.Fatal(prob)
+	}
+	if want := []string{"https://app.example", "https://admin.example"}; !slices.Equal(p.Origins, want) {
+		t.Fatalf("origins %q, want %q", p.Origins, want)
+	}
+}
+
+func TestVerifierValidate(t *testing.T) {
+	good := newSigner(t, "ES256", "e").key
+	tests := []struct {
+		name string
+		v    *Verifier
+		want string // "" means valid
+	}{
+		{"empty", &Verifier{}, ""},
+		{"legacy key", &Verifier{Key: key}, ""},
+		{"short legacy key", &Verifier{Key: []byte("short")}, "Key:"},
+		{"good keys", &Verifier{Keys: []Key{good, {ID: "h", Algorithm: "HS256", Secret: key}}}, ""},
+		{"bad key names its index", &Verifier{Keys: []Key{good, {ID: "h", Algorithm: "HS256", Secret: key[:8]}}}, "Keys[1]"},
+		{"JWKS without URL", &Verifier{JWKS: &JWKS{}}, "JWKS.URL"},
+		{"JWKS with HS256", &Verifier{JWKS: &JWKS{URL: "/x", Algorithms: []string{"HS256"}}}, "JWKS.Algorithms"},
+		{"cert rule without principal", &Verifier{ClientCerts: []CertRule{{}}}, "ClientCerts[0].Principal"},
+		{"cert rule with * origin", &Verifier{ClientCerts: []CertRule{{Principal: "a", Permissions: Permissions{Origins: []string{"*"}}}}}, "ClientCerts[0].Origins"},
+		{"cert rule with null origin", &Verifier{ClientCerts: []CertRule{{Principal: "a", Permissions: Permissions{Origins: []string{"null"}}}}}, "ClientCerts[0].Origins"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.v.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v; want it to name %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCacheKeepsPrincipalsApart(t *testing.T) {
+	hs := newSigner(t, "HS256", "")
+	v := &Verifier{Keys: []Key{hs.key}, Now: testClock}
+	a, b := hs.sign(t, claims("sub", "a")), hs.sign(t, claims("sub", "b"))
+	for range 2 {
+		pa, _ := v.Verify(a)
+		pb, _ := v.Verify(b)
+		if pa == nil || pb == nil || pa.Subject != "a" || pb.Subject != "b" {
+			t.Fatalf("got %+v and %+v", pa, pb)
+		}
+	}
+	// A cached token is still refused when its signature is tampered with:
+	// the cache key is the whole token.
+	forged := spliceSignature(a, b)
+	if _, prob := v.Verify(forged); prob == nil {
+		t.Fatal("a token with another token's signature hit the cache")
 	}
 }

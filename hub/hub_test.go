@@ -181,3 +181,30 @@ func TestClosedHubRefuses(t *testing.T) {
 		t.Fatal("Closing not closed")
 	}
 }
+
+// TestFanOutAfterGoLiveIsNotRepeated covers an event committed before the
+// replay read it but fanned out only after the subscriber went live: the
+// replay sent it, so the live path must not send it again.
+func TestFanOutAfterGoLiveIsNotRepeated(t *testing.T) {
+	st := memory.New(store.Retention{})
+	h := New(Options{Store: st}) // not running: the test plays the committer
+	s, err := h.Subscribe([]string{"t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	appended, err := st.Append(context.Background(), []store.Record{{Topic: "t", Data: "raced"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.GoLive(appended[0].Event.ID) // the replay delivered it
+	h.fanOut(appended)             // the committer gets to it only now
+	if frames, _ := s.Take(nil); len(frames) != 0 {
+		t.Fatalf("event %s delivered again after the replay sent it", frames[0].Event.ID)
+	}
+	next, _ := st.Append(context.Background(), []store.Record{{Topic: "t", Data: "next"}})
+	h.fanOut(next)
+	if frames, _ := s.Take(nil); len(frames) != 1 || frames[0].Event.ID != next[0].Event.ID {
+		t.Fatalf("the next event was not delivered: %v", frames)
+	}
+}

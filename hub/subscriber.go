@@ -14,10 +14,15 @@ type Subscriber struct {
 
 	registered bool // guarded by hub.mu
 
-	mu     sync.Mutex
-	queue  []*Frame
-	bytes  int
-	live   bool // false while the handler replays history
+	mu    sync.Mutex
+	queue []*Frame
+	bytes int
+	live  bool // false while the handler replays history
+	// floor is the last ID the replay delivered: a frame at or before it
+	// that is fanned out after GoLive (its commit raced the replay read) is
+	// dropped, not sent twice. Cleared by the first frame after it, since
+	// frames arrive in ID order.
+	floor  string
 	cut    bool
 	closed bool
 	notify chan struct{} // capacity 1: "the queue has something"
@@ -69,6 +74,12 @@ func (s *Subscriber) push(f *Frame) pushResult {
 	if s.cut || s.closed {
 		return pushDropped
 	}
+	if s.floor != "" {
+		if s.hub.store.Compare(f.Event.ID, s.floor) <= 0 {
+			return pushed // the replay already sent it
+		}
+		s.floor = ""
+	}
 	if s.bytes+len(f.Wire) > s.limit {
 		s.cut = true
 		s.queue, s.bytes = nil, 0
@@ -113,6 +124,9 @@ func (s *Subscriber) GoLive(lastID string) {
 		s.queue = keep
 	}
 	s.live = true
+	if len(s.queue) == 0 { // else the queued frames are newer, and so is all that follows
+		s.floor = lastID
+	}
 	if len(s.queue) > 0 || s.cut {
 		s.signal()
 	}

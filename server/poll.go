@@ -48,8 +48,12 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
-	if _, prob := s.subscriber(r, topics); prob != nil {
+	principal, prob := s.subscriber(r, topics)
+	if prob != nil {
 		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if !s.checkOrigin(w, r, principal) {
 		return
 	}
 	q := r.URL.Query()

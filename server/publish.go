@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sseguard/sseguard/hub"
@@ -45,6 +46,14 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, tokenMissing("publishing needs a token with publish rights"))
 		return
 	}
+	if !s.checkOrigin(w, r, principal) {
+		return
+	}
+	now := time.Now()
+	if prob := s.guard.allowPublish(principalKey(principal), now); prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	req, prob := s.readPublish(w, r)
 	if prob != nil {
 		policy.WriteProblem(w, r, prob)
@@ -52,6 +61,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	if !principal.CanPublish(req.Topic) {
 		policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not publish to topic %q", req.Topic))
+		return
+	}
+	if prob := s.guard.useJTI(principal, now); prob != nil {
+		policy.WriteProblem(w, r, prob)
 		return
 	}
 	key := r.Header.Get("Idempotency-Key")

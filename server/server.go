@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +38,9 @@ type Server struct {
 	reg     *prometheus.Registry
 	// poller parks idle HTTP/1.x streams; nil where parking is unsupported.
 	poller *park.Poller
+	guard  *guard
+	// TLS, when set, makes Serve speak HTTPS (and HTTP/2) with it.
+	TLS *tls.Config
 }
 
 // New returns a server for the hub h, authenticating with v. cfg must be
@@ -46,6 +51,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	}
 	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
 	s.profile.Fallback = "/api/poll"
+	s.guard = newGuard(cfg)
 	if p, err := park.New(park.Options{
 		Heartbeat: cfg.Stream.Heartbeat.D(),
 		CutRetry:  sse.AppendRetry(nil, cutRetry()),
@@ -57,12 +63,23 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	s.registerHubMetrics()
+	responses := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sseguard_http_responses_total",
+		Help: "Responses by status and, for refusals, the problem's error code.",
+	}, []string{"status", "code"})
+	s.reg.MustRegister(responses)
+	s.profile.Observe = func(_ *http.Request, status int, code string) {
+		responses.WithLabelValues(strconv.Itoa(status), code).Inc()
+	}
 
 	harden := policy.Harden(s.profile)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, policy.Errorf(http.StatusNotFound, policy.CodeNotFound, "no route for %s", r.URL.Path))
 	})
 	mux := http.NewServeMux()
+	mux.Handle("OPTIONS /events", harden(s.handlePreflight("GET")))
+	mux.Handle("OPTIONS /api/poll", harden(s.handlePreflight("GET")))
+	mux.Handle("OPTIONS /api/publish", harden(s.handlePreflight("POST")))
 	mux.Handle("/events", only(policy.Middleware(s.profile)(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
 	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
@@ -162,13 +179,20 @@ func (s *Server) registerHubMetrics() {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
 	hs := &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.D(),
 		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    16 << 10,
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		TLSConfig:         s.TLS,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if s.TLS != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	if ready != nil {
 		ready(ln.Addr())
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/store"
@@ -42,6 +43,9 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
+	if !s.checkOrigin(w, r, principal) {
+		return
+	}
 	cursor := r.Header.Get("Last-Event-ID")
 	if cursor == "" {
 		cursor = r.URL.Query().Get("lastEventId")
@@ -51,15 +55,22 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	release, prob := s.guard.openStream(principalKey(principal), s.guard.clientIP(r))
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	sub, err := s.hub.Subscribe(topics)
 	if err != nil {
+		release()
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
 		return
 	}
+	src := &streamSource{Subscriber: sub, release: release}
 	parked := false
 	defer func() {
 		if !parked {
-			sub.Close()
+			src.Close()
 		}
 	}()
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{
@@ -78,7 +89,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub.GoLive(last)
-	if s.park(w, r, sub, principal.Expires) {
+	if s.park(w, r, src, principal.Expires) {
 		parked = true
 		return
 	}
@@ -170,7 +181,7 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 // park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
 // without a goroutine from here on. It reports whether it did; on false
 // the handler keeps serving the stream itself.
-func (s *Server) park(w http.ResponseWriter, r *http.Request, sub *hub.Subscriber, expires time.Time) bool {
+func (s *Server) park(w http.ResponseWriter, r *http.Request, sub park.Source, expires time.Time) bool {
 	if s.poller == nil || r.ProtoMajor != 1 || r.TLS != nil {
 		return false
 	}
@@ -183,4 +194,17 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, sub *hub.Subscribe
 	}
 	// Park closed the connection and the subscriber if it failed.
 	return true
+}
+
+// streamSource is a stream's subscription together with its place in the
+// stream limits; closing it frees both.
+type streamSource struct {
+	*hub.Subscriber
+	release func()
+}
+
+// Close unregisters the subscriber and releases the stream's limit slot.
+func (s *streamSource) Close() {
+	s.Subscriber.Close()
+	s.release()
 }
