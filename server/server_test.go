@@ -48,8 +48,12 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServe
 	if st == nil {
 		st = memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
 	}
+	v, stopKeys, err := NewVerifier(context.Background(), cfg, testKey, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopKeys)
 	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes})
-	v := &auth.Verifier{Key: testKey, Anonymous: *cfg.Auth.AnonymousSubscribe, QueryParam: cfg.Auth.QueryParam}
 	srv := New(cfg, h, v, slog.New(slog.DiscardHandler))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

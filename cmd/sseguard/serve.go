@@ -124,13 +124,19 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 		return err
 	}
 	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
-	verifier := &auth.Verifier{
-		Key:        secret,
-		Cookie:     cfg.Auth.Cookie,
-		QueryParam: cfg.Auth.QueryParam,
-		Anonymous:  *cfg.Auth.AnonymousSubscribe,
+	verifier, stopJWKS, err := server.NewVerifier(ctx, cfg, secret, log)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	defer stopJWKS()
+	tlsConfig, err := server.TLSConfig(cfg)
+	if err != nil {
+		st.Close()
+		return err
 	}
 	srv := server.New(cfg, h, verifier, log)
+	srv.TLS = tlsConfig
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -153,7 +159,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	err = srv.Serve(ctx, ln, stopHub, func(a net.Addr) {
 		log.Info("listening", "addr", a.String(), "store", cfg.Store.Driver, "data", cfg.Data, "profile", cfg.Profile)
 		if !*quiet {
-			printGettingStarted(env.stdout, a, secret)
+			printGettingStarted(env.stdout, a, secret, tlsConfig != nil)
 		}
 	})
 	stopHub()
@@ -172,7 +178,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 
 // printGettingStarted prints commands that work as printed: a subscribe and
 // a publish with development tokens for the demo topic.
-func printGettingStarted(w io.Writer, addr net.Addr, secret []byte) {
+func printGettingStarted(w io.Writer, addr net.Addr, secret []byte, https bool) {
 	now := time.Now()
 	subTok, err1 := auth.Mint(secret, "dev-subscriber", auth.Permissions{Subscribe: []string{"demo"}}, 24*time.Hour, now)
 	pubTok, err2 := auth.Mint(secret, "dev-publisher", auth.Permissions{Publish: []string{"demo"}}, 24*time.Hour, now)
@@ -180,6 +186,9 @@ func printGettingStarted(w io.Writer, addr net.Addr, secret []byte) {
 		return
 	}
 	base := "http://" + hostForURL(addr)
+	if https {
+		base = "https://" + hostForURL(addr)
+	}
 	fmt.Fprintf(w, "sseguard is listening on %s\n\n", base)
 	fmt.Fprintf(w, "Subscribe (in one terminal):\n  curl -sN -H 'Accept: text/event-stream' -H 'Authorization: Bearer %s' '%s/events?topic=demo'\n\n", subTok, base)
 	fmt.Fprintf(w, "Publish (in another):\n  curl -sS -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"topic\":\"demo\",\"data\":\"hello\"}' %s/api/publish\n\n", pubTok, base)

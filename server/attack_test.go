@@ -1,0 +1,331 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/policy"
+)
+
+// attackRig is a hub configured with every identity feature: the HS256
+// secret, a pinned RS256 key, a JWKS, an audience, an issuer and CORS.
+type attackRig struct {
+	*testServer
+	rsaKey  *rsa.PrivateKey
+	rsaPEM  []byte
+	jwksKey ed25519.PrivateKey
+}
+
+const (
+	rigAud    = "sseguard-test"
+	rigIss    = "https://id.test"
+	rigOrigin = "https://app.test"
+)
+
+func newAttackRig(t *testing.T) *attackRig {
+	t.Helper()
+	dir := t.TempDir()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	rsaPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	rsaFile := filepath.Join(dir, "rsa.pem")
+	if err := os.WriteFile(rsaFile, rsaPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "OKP", "crv": "Ed25519", "kid": "jw1", "alg": "EdDSA", "use": "sig",
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	}}})
+	jwksSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(jwks)
+	}))
+	t.Cleanup(jwksSrv.Close)
+	ts := start(t, func(c *config.Config) {
+		c.Auth.Keys = []config.Key{{ID: "rsa", Algorithm: "RS256", PublicKeyFile: rsaFile}}
+		c.Auth.JWKSURL = jwksSrv.URL
+		c.Auth.Audience = []string{rigAud}
+		c.Auth.Issuer = rigIss
+		c.CORS.AllowedOrigins = []string{rigOrigin}
+	}, nil)
+	return &attackRig{testServer: ts, rsaKey: rsaKey, rsaPEM: rsaPEM, jwksKey: priv}
+}
+
+// claims returns valid claims for the rig, with perms.
+func rigClaims(perms auth.Permissions, mutate func(*auth.Claims)) *auth.Claims {
+	now := time.Now()
+	c := &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   "mallory",
+			Audience:  jwt.ClaimStrings{rigAud},
+			Issuer:    rigIss,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+		},
+		Sseguard: perms,
+	}
+	if mutate != nil {
+		mutate(c)
+	}
+	return c
+}
+
+func sign(t *testing.T, method jwt.SigningMethod, kid string, key any, c *auth.Claims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+type attack struct {
+	name   string
+	method string
+	path   string
+	header http.Header
+	body   string
+	status int
+	code   string
+}
+
+// TestAttackTable runs one named case per attack; each asserts the exact
+// status and error code, that no token material comes back, and that
+// nothing was stored.
+func TestAttackTable(t *testing.T) {
+	rig := newAttackRig(t)
+	all := auth.Permissions{Subscribe: []string{"*"}, Publish: []string{"*"}, Origins: []string{rigOrigin}}
+	topicA := auth.Permissions{Subscribe: []string{"a"}, Publish: []string{"a"}}
+	good := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(all, nil))
+	forged := good[:strings.LastIndexByte(good, '.')+1] + base64.RawURLEncoding.EncodeToString([]byte("not the signature at all, 32 by"))
+	none := sign(t, jwt.SigningMethodNone, "", jwt.UnsafeAllowNoneSignatureType, rigClaims(all, nil))
+	confused := sign(t, jwt.SigningMethodHS256, "rsa", rig.rsaPEM, rigClaims(all, nil))
+	expired := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(all, func(c *auth.Claims) {
+		c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour))
+	}))
+	notYet := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(all, func(c *auth.Claims) {
+		c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour))
+	}))
+	wrongAud := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(all, func(c *auth.Claims) { c.Audience = jwt.ClaimStrings{"other"} }))
+	wrongIss := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(all, func(c *auth.Claims) { c.Issuer = "https://evil.test" }))
+	tokA := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(topicA, nil))
+	otherKid := sign(t, jwt.SigningMethodEdDSA, "jw2", rig.jwksKey, rigClaims(all, nil))
+	jwksGood := sign(t, jwt.SigningMethodEdDSA, "jw1", rig.jwksKey, rigClaims(all, nil))
+	rsaGood := sign(t, jwt.SigningMethodRS256, "rsa", rig.rsaKey, rigClaims(all, nil))
+
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	stream := func(tok string) http.Header {
+		h := bearer(tok)
+		h.Set("Accept", "text/event-stream")
+		return h
+	}
+	withOrigin := func(h http.Header, origin string) http.Header { h.Set("Origin", origin); return h }
+
+	attacks := []attack{
+		{"forged signature is refused", "GET", "/events?topic=secret", stream(forged), "", 401, policy.CodeTokenInvalid},
+		{"alg none is refused", "GET", "/events?topic=secret", stream(none), "", 401, policy.CodeTokenInvalid},
+		{"HS256 signed with the RS256 public key is refused", "GET", "/events?topic=secret", stream(confused), "", 401, policy.CodeTokenInvalid},
+		{"expired token is refused as expired", "GET", "/events?topic=secret", stream(expired), "", 401, policy.CodeTokenExpired},
+		{"not-yet-valid token is refused", "GET", "/events?topic=secret", stream(notYet), "", 401, policy.CodeTokenInvalid},
+		{"wrong audience is refused", "GET", "/events?topic=secret", stream(wrongAud), "", 401, policy.CodeTokenInvalid},
+		{"wrong issuer is refused", "GET", "/events?topic=secret", stream(wrongIss), "", 401, policy.CodeTokenInvalid},
+		{"token for topic a cannot subscribe to b", "GET", "/events?topic=b", stream(tokA), "", 403, policy.CodeTopicForbidden},
+		{"token for topic a cannot poll b", "GET", "/api/poll?topic=b&after=", bearer(tokA), "", 403, policy.CodeTopicForbidden},
+		{"token for topic a cannot publish to b", "POST", "/api/publish", withCT(bearer(tokA)), `{"topic":"b","data":"x"}`, 403, policy.CodeTopicForbidden},
+		{"JWKS key for another kid is refused", "GET", "/events?topic=secret", stream(otherKid), "", 401, policy.CodeTokenInvalid},
+		{"spoofed Origin is refused", "GET", "/events?topic=secret", withOrigin(stream(good), "https://evil.test"), "", 403, policy.CodeOriginForbidden},
+		{"null Origin is refused", "GET", "/events?topic=secret", withOrigin(stream(good), "null"), "", 403, policy.CodeOriginForbidden},
+		{"allowed origin the token does not list is refused", "GET", "/api/poll?topic=a&after=", withOrigin(bearer(tokA), rigOrigin), "", 403, policy.CodeOriginForbidden},
+		{"oversized publish is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"` + strings.Repeat("x", 2<<20) + `"}`, 413, policy.CodeBodyTooLarge},
+		{"CR in type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a\rb"}`, 400, policy.CodeInvalidEvent},
+		{"LF in type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a\nevent: admin"}`, 400, policy.CodeInvalidEvent},
+		{"NUL in type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a\u0000b"}`, 400, policy.CodeInvalidEvent},
+		{"an id cannot be chosen by the publisher", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","id":"1\nevent: admin"}`, 400, policy.CodeBadRequest},
+		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
+	}
+	ctx := context.Background()
+	headBefore, _ := rig.store.Head(ctx)
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			req, _ := http.NewRequest(a.method, rig.base+a.path, strings.NewReader(a.body))
+			for k, v := range a.header {
+				req.Header[k] = v
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != a.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, a.status, body)
+			}
+			var p policy.Problem
+			if err := json.Unmarshal(body, &p); err != nil || p.Code != a.code {
+				t.Fatalf("problem %s (%v), want code %s", body, err, a.code)
+			}
+			for _, secret := range []string{good, tokA, string(testKey), "goroutine", "panic"} {
+				if strings.Contains(string(body), secret) {
+					t.Fatalf("the answer leaks %q", secret[:min(len(secret), 20)])
+				}
+			}
+			if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
+				t.Fatalf("a refusal carries Access-Control-Allow-Origin %q", got)
+			}
+			if head, _ := rig.store.Head(ctx); head != headBefore {
+				t.Fatalf("something was stored: head %q -> %q", headBefore, head)
+			}
+		})
+	}
+
+	// Controls: the same rig accepts what it should, so the refusals above
+	// are not an artefact of a broken setup.
+	for name, tok := range map[string]string{"HS256": good, "RS256 pinned key": rsaGood, "EdDSA from the JWKS": jwksGood} {
+		t.Run("control: "+name+" is accepted", func(t *testing.T) {
+			req, _ := http.NewRequest("GET", rig.base+"/api/poll?topic=secret", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+		})
+	}
+}
+
+func withCT(h http.Header) http.Header {
+	h.Set("Content-Type", "application/json")
+	return h
+}
+
+// TestCredentialedCORSNeverWildcard: an allowed origin gets its own origin
+// back with credentials, never "*", and Vary: Origin.
+func TestCredentialedCORSNeverWildcard(t *testing.T) {
+	rig := newAttackRig(t)
+	tok := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(auth.Permissions{Subscribe: []string{"*"}, Publish: []string{"*"}, Origins: []string{rigOrigin}}, nil))
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/api/poll?topic=t&after=", ""},
+		{"POST", "/api/publish", `{"topic":"t","data":"x"}`},
+		{"OPTIONS", "/api/publish", ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, rig.base+tc.path, strings.NewReader(tc.body))
+			req.Header.Set("Origin", rigOrigin)
+			if tc.method == "OPTIONS" {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+			} else {
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode >= 300 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			if got := res.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != rigOrigin {
+				t.Fatalf("ACAO %q, want exactly %q", got, rigOrigin)
+			}
+			if res.Header.Get("Access-Control-Allow-Credentials") != "true" {
+				t.Fatal("credentials not allowed for an allowed origin")
+			}
+			if !strings.Contains(strings.Join(res.Header.Values("Vary"), ","), "Origin") {
+				t.Fatalf("Vary %q lacks Origin", res.Header.Values("Vary"))
+			}
+			if tc.method == "OPTIONS" && !strings.Contains(res.Header.Get("Access-Control-Allow-Headers"), "Last-Event-ID") {
+				t.Fatalf("preflight allows %q", res.Header.Get("Access-Control-Allow-Headers"))
+			}
+		})
+	}
+	req, _ := http.NewRequest("OPTIONS", rig.base+"/api/publish", nil)
+	req.Header.Set("Origin", "https://evil.test")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 403 || res.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from a foreign origin: %d, ACAO %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
+// TestReplayAcrossTopics: a cursor taken from a stream of topic b, given
+// to a stream of topic a, replays only topic a.
+func TestReplayAcrossTopics(t *testing.T) {
+	ts := start(t, nil, nil)
+	pub := token(t, allPerms, time.Hour)
+	onlyA := token(t, auth.Permissions{Subscribe: []string{"a"}}, time.Hour)
+	first := ts.mustPublish(t, pub, "b", "secret before")
+	var wantA []string
+	for i := 0; i < 3; i++ {
+		ts.mustPublish(t, pub, "b", fmt.Sprint("secret ", i))
+		wantA = append(wantA, ts.mustPublish(t, pub, "a", fmt.Sprint("public ", i)))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, p := ts.openStream(t, ctx, "topic=a", http.Header{"Authorization": {"Bearer " + onlyA}, "Last-Event-ID": {first}})
+	for _, want := range wantA {
+		e := nextEvent(t, p)
+		if e.ID != want || strings.Contains(e.Data, "secret") {
+			t.Fatalf("replay gave %+v, want only topic a's %s", e, want)
+		}
+	}
+}
+
+// TestDataCannotStartAnEvent: CR and LF in published data never make a
+// second event or a field.
+func TestDataCannotStartAnEvent(t *testing.T) {
+	ts := start(t, nil, nil)
+	tok := token(t, allPerms, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, p := ts.openStream(t, ctx, "topic=t", http.Header{"Authorization": {"Bearer " + tok}})
+	waitSubscribers(t, ts.hub, 1)
+	payload := "x\r\n\r\nevent: admin\nid: 999\nretry: 1\r\ndata: injected"
+	id := ts.mustPublish(t, tok, "t", payload)
+	after := ts.mustPublish(t, tok, "t", "next")
+	e := nextEvent(t, p)
+	if e.ID != id || e.Type != "message" || e.Data != strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(payload) {
+		t.Fatalf("got %+v", e)
+	}
+	if d, ok := p.Retry(); ok && d == time.Millisecond {
+		t.Fatal("the payload set the retry time")
+	}
+	if e := nextEvent(t, p); e.ID != after {
+		t.Fatalf("an extra event arrived: %+v", e)
+	}
+}
