@@ -23,7 +23,9 @@ naive)
   hub=$!
   ;;
 sseguard)
-  printf 'log:\n  level: warn\n' >"$dir/cfg.yaml"
+  # One token drives every stream and publish: lift the per-principal and
+  # per-address limits that would otherwise (rightly) refuse the load.
+  printf 'log:\n  level: warn\nlimits:\n  streams_per_principal: 0\n  streams_per_ip: 0\n  publish_rate: 0\n' >"$dir/cfg.yaml"
   "$bin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
