@@ -76,7 +76,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if key != "" {
 		// Keys are per principal: one publisher cannot collide with, or
 		// probe, another's.
-		rec.IdempotencyKey = principal.Subject + "\x00" + key
+		rec.IdempotencyKey = principalKey(principal) + "\x00" + key
 	}
 	// The commit goes on even if the client leaves; the key makes a retry safe.
 	res, err := s.hub.Publish(context.WithoutCancel(r.Context()), rec)
