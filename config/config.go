@@ -75,15 +75,30 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful stop. Default 10s.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 
-	Store   Store   `yaml:"store"`
-	Stream  Stream  `yaml:"stream"`
-	Poll    Poll    `yaml:"poll"`
-	Publish Publish `yaml:"publish"`
-	Auth    Auth    `yaml:"auth"`
-	CORS    CORS    `yaml:"cors"`
-	TLS     TLS     `yaml:"tls"`
-	Limits  Limits  `yaml:"limits"`
-	Log     Log     `yaml:"log"`
+	Store     Store     `yaml:"store"`
+	Stream    Stream    `yaml:"stream"`
+	Poll      Poll      `yaml:"poll"`
+	Publish   Publish   `yaml:"publish"`
+	Auth      Auth      `yaml:"auth"`
+	CORS      CORS      `yaml:"cors"`
+	TLS       TLS       `yaml:"tls"`
+	Limits    Limits    `yaml:"limits"`
+	Telemetry Telemetry `yaml:"telemetry"`
+	Log       Log       `yaml:"log"`
+}
+
+// Telemetry configures metrics and the refusal-spike alarm.
+type Telemetry struct {
+	// MetricsListen serves /metrics on this separate address (an internal
+	// port) instead of the main listener. Default empty: the main one.
+	MetricsListen string `yaml:"metrics_listen"`
+	// SpikeFactor: a refusal spike is a last-minute rate above this many
+	// times the baseline. Default 3.
+	SpikeFactor float64 `yaml:"spike_factor"`
+	// SpikeFloor: and above this many refusals per minute. Default 30.
+	SpikeFloor float64 `yaml:"spike_floor"`
+	// SpikeHalfLife is how fast the baseline follows the rate. Default 10m.
+	SpikeHalfLife Duration `yaml:"spike_half_life"`
 }
 
 // Store configures event storage.
@@ -316,6 +331,13 @@ func (c *Config) fill() {
 	setInt(&c.Limits.PublishBurst, 2000)
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setDur(&c.Limits.ReadHeaderTimeout, 10*time.Second)
+	if c.Telemetry.SpikeFactor == 0 {
+		c.Telemetry.SpikeFactor = 3
+	}
+	if c.Telemetry.SpikeFloor == 0 {
+		c.Telemetry.SpikeFloor = 30
+	}
+	setDur(&c.Telemetry.SpikeHalfLife, 10*time.Minute)
 	setStr(&c.Log.Level, "info")
 }
 
@@ -604,6 +626,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateIdentity(bad)
+	if c.Telemetry.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.Telemetry.MetricsListen); err != nil {
+			bad("telemetry.metrics_listen", "want host:port, got %q", c.Telemetry.MetricsListen)
+		}
+	}
+	if c.Telemetry.SpikeFactor < 1 {
+		bad("telemetry.spike_factor", "at least 1, got %g", c.Telemetry.SpikeFactor)
+	}
+	if c.Telemetry.SpikeFloor < 0 {
+		bad("telemetry.spike_floor", "must not be negative")
+	}
+	if c.Telemetry.SpikeHalfLife < 0 {
+		bad("telemetry.spike_half_life", "must not be negative")
+	}
 	switch c.Log.Format {
 	case "", "json", "text":
 	default:

@@ -104,16 +104,32 @@ type Hub struct {
 	done      chan struct{} // closed when Run returns
 
 	published, duplicates, delivered, cutOff atomic.Uint64
+	deliveredBytes                           atomic.Uint64
 	subscribers                              atomic.Int64
+
+	observer Observer // set before Run; see SetObserver
 }
+
+// Observer receives the hub's timings, for metrics.
+type Observer interface {
+	// StoreAppend is the time of one store commit.
+	StoreAppend(d time.Duration)
+	// Delivered is the time from an event's commit until a subscriber's
+	// writer took it for the socket.
+	Delivered(d time.Duration)
+}
+
+// SetObserver makes the hub report timings to o. Call it before Run.
+func (h *Hub) SetObserver(o Observer) { h.observer = o }
 
 // Stats are counters a hub keeps for metrics; read them with Hub.Stats.
 type Stats struct {
-	Published   uint64 // events committed
-	Duplicates  uint64 // publishes answered from the idempotency window
-	Delivered   uint64 // frames queued to subscribers
-	CutOff      uint64 // subscribers cut off for falling behind
-	Subscribers int    // currently registered
+	Published      uint64 // events committed
+	Duplicates     uint64 // publishes answered from the idempotency window
+	Delivered      uint64 // frames queued to subscribers
+	DeliveredBytes uint64 // bytes of those frames
+	CutOff         uint64 // subscribers cut off for falling behind
+	Subscribers    int    // currently registered
 }
 
 // New returns a hub over opts.Store. Call Run to start it.
@@ -193,11 +209,12 @@ func (h *Hub) shutdown() {
 // Stats returns a snapshot of the hub's counters.
 func (h *Hub) Stats() Stats {
 	return Stats{
-		Published:   h.published.Load(),
-		Duplicates:  h.duplicates.Load(),
-		Delivered:   h.delivered.Load(),
-		CutOff:      h.cutOff.Load(),
-		Subscribers: int(h.subscribers.Load()),
+		Published:      h.published.Load(),
+		Duplicates:     h.duplicates.Load(),
+		Delivered:      h.delivered.Load(),
+		DeliveredBytes: h.deliveredBytes.Load(),
+		CutOff:         h.cutOff.Load(),
+		Subscribers:    int(h.subscribers.Load()),
 	}
 }
 
@@ -273,7 +290,11 @@ gather:
 	if len(recs) == 0 {
 		return
 	}
+	start := time.Now()
 	appended, err := h.store.Append(context.Background(), recs)
+	if h.observer != nil {
+		h.observer.StoreAppend(time.Since(start))
+	}
 	if err != nil {
 		err = fmt.Errorf("hub: append: %w", err)
 		for _, r := range live {
@@ -322,6 +343,7 @@ func (h *Hub) fanOut(appended []store.Appended) {
 			switch s.push(f) {
 			case pushed:
 				h.delivered.Add(1)
+				h.deliveredBytes.Add(uint64(len(f.Wire)))
 			case pushCut:
 				h.cutOff.Add(1)
 				h.log.Warn("slow consumer cut off", "topics", s.topics, "limit_bytes", s.limit)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"time"
 )
 
 // Subscriber is one stream's registration with the hub. Its handler reads
@@ -140,6 +141,7 @@ func (s *Subscriber) Ready() <-chan struct{} { return s.notify }
 func (s *Subscriber) Take(dst []*Frame) ([]*Frame, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observe()
 	dst = append(dst, s.queue...)
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0
@@ -184,6 +186,7 @@ func (s *Subscriber) SetNotify(fn func()) {
 func (s *Subscriber) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observe()
 	for _, f := range s.queue {
 		if chunked {
 			dst = append(dst, f.Chunk)
@@ -194,4 +197,23 @@ func (s *Subscriber) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0
 	return dst, s.cut
+}
+
+// observe reports the delivery latency of the queued frames; s.mu is held.
+func (s *Subscriber) observe() {
+	o := s.hub.observer
+	if o == nil || len(s.queue) == 0 {
+		return
+	}
+	now := time.Now()
+	for _, f := range s.queue {
+		o.Delivered(now.Sub(f.Event.Time))
+	}
+}
+
+// Cut reports whether s was cut off for falling behind.
+func (s *Subscriber) Cut() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cut
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/telemetry"
 )
 
 // pollEvent is one event in a poll answer.
@@ -103,6 +104,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		ans.Next = head
+		s.metrics.Reset("unknown_cursor")
 		ans.Reset = &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"}
 		writeJSON(w, http.StatusOK, ans)
 		return
@@ -112,6 +114,8 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(page.Events) == 0 && !page.Truncated && wait > 0 {
+		ended := s.metrics.Connected(telemetry.TransportPoll)
+		defer ended(telemetry.ReasonClientGone)
 		t := time.NewTimer(wait)
 		defer t.Stop()
 		select {
@@ -127,7 +131,9 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.metrics.Replayed(len(page.Events))
 	if page.Truncated {
+		s.metrics.Reset("truncated")
 		ans.Reset = &pollReset{Reason: "truncated", Detail: "events after the cursor were removed by retention; the oldest retained follow"}
 	}
 	ans.Next = after

@@ -9,12 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sseguard/sseguard/auth"
@@ -23,6 +21,7 @@ import (
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/telemetry"
 	"github.com/sseguard/sseguard/web"
 )
 
@@ -37,8 +36,9 @@ type Server struct {
 	handler http.Handler
 	reg     *prometheus.Registry
 	// poller parks idle HTTP/1.x streams; nil where parking is unsupported.
-	poller *park.Poller
-	guard  *guard
+	poller  *park.Poller
+	metrics *telemetry.Metrics
+	guard   *guard
 	// TLS, when set, makes Serve speak HTTPS (and HTTP/2) with it.
 	TLS *tls.Config
 }
@@ -60,17 +60,26 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	} else {
 		log.Info("streams will not be parked", "err", err)
 	}
-	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
-	s.registerHubMetrics()
-	responses := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "sseguard_http_responses_total",
-		Help: "Responses by status and, for refusals, the problem's error code.",
-	}, []string{"status", "code"})
-	s.reg.MustRegister(responses)
-	s.profile.Observe = func(_ *http.Request, status int, code string) {
-		responses.WithLabelValues(strconv.Itoa(status), code).Inc()
-	}
+	s.metrics = telemetry.New(telemetry.SpikeOptions{
+		Factor:   cfg.Telemetry.SpikeFactor,
+		Floor:    cfg.Telemetry.SpikeFloor,
+		HalfLife: cfg.Telemetry.SpikeHalfLife.D(),
+	}, log, func() telemetry.Counters {
+		st := h.Stats()
+		return telemetry.Counters{Published: st.Published, Duplicates: st.Duplicates,
+			Delivered: st.Delivered, DeliveredBytes: st.DeliveredBytes, CutOff: st.CutOff}
+	})
+	s.reg = s.metrics.Registry
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_parked_streams",
+		Help: "Streams parked on the epoll set (no goroutine of their own)."},
+		func() float64 {
+			if s.poller == nil {
+				return 0
+			}
+			return float64(s.poller.Len())
+		}))
+	s.profile.Observe = s.metrics.ObserveResponse
+	h.SetObserver(s.metrics)
 
 	harden := policy.Harden(s.profile)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +94,10 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
 	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))
 	mux.Handle("/readyz", harden(only(http.HandlerFunc(s.handleReady), "GET", "HEAD")))
-	mux.Handle("/metrics", harden(only(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}), "GET")))
+	if cfg.Telemetry.MetricsListen == "" {
+		mux.Handle("/metrics", harden(only(s.MetricsHandler(), "GET")))
+	}
+	s.routeDashboard(mux, harden)
 	mux.Handle("/", harden(only(web.Handler(notFound), "GET", "HEAD")))
 	s.handler = mux
 	return s
@@ -143,33 +155,10 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-func (s *Server) registerHubMetrics() {
-	gauge := func(name, help string, f func(hub.Stats) float64) {
-		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
-			func() float64 { return f(s.hub.Stats()) }))
-	}
-	counter := func(name, help string, f func(hub.Stats) float64) {
-		s.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return f(s.hub.Stats()) }))
-	}
-	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_parked_streams",
-		Help: "Streams parked on the epoll set (no goroutine of their own)."},
-		func() float64 {
-			if s.poller == nil {
-				return 0
-			}
-			return float64(s.poller.Len())
-		}))
-	gauge("sseguard_subscribers", "Streams and long polls currently registered with the hub.",
-		func(st hub.Stats) float64 { return float64(st.Subscribers) })
-	counter("sseguard_events_published_total", "Events committed to the store.",
-		func(st hub.Stats) float64 { return float64(st.Published) })
-	counter("sseguard_publish_duplicates_total", "Publishes answered from the idempotency window.",
-		func(st hub.Stats) float64 { return float64(st.Duplicates) })
-	counter("sseguard_events_delivered_total", "Events queued to subscribers.",
-		func(st hub.Stats) float64 { return float64(st.Delivered) })
-	counter("sseguard_slow_consumer_cutoffs_total", "Subscribers cut off for falling behind.",
-		func(st hub.Stats) float64 { return float64(st.CutOff) })
+// MetricsHandler serves the Prometheus exposition of the server's
+// registry, for the main listener or a separate one (telemetry.metrics_listen).
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
 }
 
 // Serve serves on ln until ctx ends, then shuts down: it stops accepting,
@@ -185,6 +174,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), rea
 		TLSConfig:         s.TLS,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	metricsCtx, stopMetrics := context.WithCancel(context.Background())
+	metricsDone := make(chan struct{})
+	go func() { defer close(metricsDone); s.metrics.Run(metricsCtx) }()
+	defer func() { stopMetrics(); <-metricsDone }()
 	errc := make(chan error, 1)
 	go func() {
 		if s.TLS != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/telemetry"
 )
 
 // replayPage is how many stored events one replay read takes.
@@ -66,7 +67,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
 		return
 	}
-	src := &streamSource{Subscriber: sub, release: release}
+	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
+		closing: s.hub.Closing(), expires: principal.Expires}
 	parked := false
 	defer func() {
 		if !parked {
@@ -149,8 +151,11 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 	first := true
 	var parts [][]byte
 	for {
+		start := time.Now()
 		page, err := s.hub.Store().Read(ctx, topics, last, replayPage)
+		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
+			s.metrics.Reset("unknown_cursor")
 			return "", st.WriteEncoded(resetEvent("unknown_cursor",
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
 		}
@@ -161,6 +166,7 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 		}
 		parts = parts[:0]
 		if first && page.Truncated {
+			s.metrics.Reset("truncated")
 			parts = append(parts, resetEvent("truncated",
 				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", cursor))
 		}
@@ -172,6 +178,7 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 		if err := st.WriteEncoded(parts...); err != nil {
 			return "", err
 		}
+		s.metrics.Replayed(len(page.Events))
 		if !page.More {
 			return last, nil
 		}
@@ -197,14 +204,32 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, sub park.Source, e
 }
 
 // streamSource is a stream's subscription together with its place in the
-// stream limits; closing it frees both.
+// stream limits and its metrics; closing it ends all three.
 type streamSource struct {
 	*hub.Subscriber
 	release func()
+	ended   func(reason string)
+	closing <-chan struct{}
+	expires time.Time
 }
 
-// Close unregisters the subscriber and releases the stream's limit slot.
+// Close unregisters the subscriber, releases the stream's limit slot and
+// counts the disconnect with the likeliest reason.
 func (s *streamSource) Close() {
+	cut := s.Cut()
 	s.Subscriber.Close()
 	s.release()
+	reason := telemetry.ReasonClientGone
+	select {
+	case <-s.closing:
+		reason = telemetry.ReasonShutdown
+	default:
+		switch {
+		case cut:
+			reason = telemetry.ReasonCutOff
+		case !s.expires.IsZero() && !time.Now().Before(s.expires):
+			reason = telemetry.ReasonTokenExpired
+		}
+	}
+	s.ended(reason)
 }

@@ -152,6 +152,15 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 		}
 		defer stopPprof()
 	}
+	if cfg.Telemetry.MetricsListen != "" {
+		stopMetrics, err := serveMetrics(cfg.Telemetry.MetricsListen, srv.MetricsHandler(), log)
+		if err != nil {
+			ln.Close()
+			st.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- h.Run(hubCtx) }()
@@ -214,17 +223,30 @@ func hostForURL(a net.Addr) string {
 // servePprof serves the Go profiler on its own listener, never on the
 // public one, and returns a function that stops it.
 func servePprof(addr string, log *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return serveSide("pprof", addr, mux, log)
+}
+
+// serveMetrics serves the Prometheus exposition on its own listener, an
+// internal port, and returns a function that stops it.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	return serveSide("metrics", addr, mux, log)
+}
+
+// serveSide serves an operator-only handler on a listener of its own.
+func serveSide(name, addr string, h http.Handler, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s listen: %w", name, err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
-	log.Info("pprof listening", "addr", ln.Addr().String())
+	log.Info(name+" listening", "addr", ln.Addr().String())
 	return func() { hs.Close() }, nil
 }

@@ -1,0 +1,135 @@
+package server
+
+import (
+	"io/fs"
+	"net/http"
+	"time"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/web"
+)
+
+// DashboardTopic is the reserved topic a token must be allowed to
+// subscribe to for the dashboard: `sseguard token --subscribe sseguard:dashboard`.
+const DashboardTopic = "sseguard:dashboard"
+
+// routeDashboard mounts the live dashboard: the page, its login, and the
+// stream of stats it draws.
+func (s *Server) routeDashboard(mux *http.ServeMux, harden func(http.Handler) http.Handler) {
+	mux.Handle("GET /dashboard", harden(http.HandlerFunc(s.handleDashboardPage)))
+	mux.Handle("GET /dashboard/login", harden(http.HandlerFunc(s.handleLoginPage)))
+	mux.Handle("POST /dashboard/login", harden(http.HandlerFunc(s.handleLogin)))
+	mux.Handle("GET /dashboard/stream", policy.Middleware(s.profile)(http.HandlerFunc(s.handleDashboardStream)))
+}
+
+// dashboardPrincipal returns the caller if it may see the dashboard.
+func (s *Server) dashboardPrincipal(r *http.Request) (*auth.Principal, *policy.Problem) {
+	p, prob := s.auth.Authenticate(r)
+	if prob != nil {
+		return nil, prob
+	}
+	if p.Anonymous {
+		return nil, tokenMissing("the dashboard needs a token that may subscribe to " + DashboardTopic)
+	}
+	if !p.CanSubscribe(DashboardTopic) {
+		return nil, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to %s", DashboardTopic)
+	}
+	return p, nil
+}
+
+func servePage(w http.ResponseWriter, name string) {
+	b, err := fs.ReadFile(web.Static, name)
+	if err != nil {
+		panic("server: embedded page missing: " + name) // a build bug, caught by tests
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b)
+}
+
+func (s *Server) handleDashboardPage(w http.ResponseWriter, r *http.Request) {
+	if _, prob := s.dashboardPrincipal(r); prob != nil {
+		http.Redirect(w, r, "/dashboard/login", http.StatusSeeOther)
+		return
+	}
+	servePage(w, "dashboard.html")
+}
+
+func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
+	servePage(w, "login.html")
+}
+
+// handleLogin takes a token from the login form and sets it as the token
+// cookie: HttpOnly (scripts cannot read it), SameSite=Strict, Secure over
+// TLS, expiring with the token.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if o := r.Header.Get("Origin"); o != "" && !policy.IsSameOrigin(r, o) {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden, "log in from the dashboard's own page"))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		policy.WriteProblem(w, r, bodyProblem(err, "the login form cannot be parsed"))
+		return
+	}
+	tok := r.PostForm.Get("token")
+	p, prob := s.auth.Verify(tok)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if !p.CanSubscribe(DashboardTopic) {
+		policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to %s", DashboardTopic))
+		return
+	}
+	cookie := &http.Cookie{
+		Name:     s.cfg.Auth.Cookie,
+		Value:    tok,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   r.TLS != nil,
+		SameSite: http.SameSiteStrictMode,
+	}
+	if !p.Expires.IsZero() {
+		cookie.Expires = p.Expires
+	}
+	http.SetCookie(w, cookie)
+	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+}
+
+// handleDashboardStream sends the stats once a second as "stats" events.
+func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
+	if _, prob := s.dashboardPrincipal(r); prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	st, err := sse.NewStream(w, r, &sse.StreamOptions{Profile: s.profile, Heartbeat: -1})
+	if err != nil {
+		return
+	}
+	latest, next := s.metrics.Latest()
+	beat := time.NewTicker(s.cfg.Stream.Heartbeat.D())
+	defer beat.Stop()
+	for {
+		if latest != nil {
+			if st.Send(sse.Event{Type: "stats", Data: string(latest)}) != nil {
+				return
+			}
+		}
+		select {
+		case <-next:
+			latest, next = s.metrics.Latest()
+		case <-beat.C:
+			if st.Heartbeat() != nil {
+				return
+			}
+			latest = nil
+		case <-s.hub.Closing():
+			_ = st.Retry(shutdownRetry())
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
