@@ -155,6 +155,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// Gatherer returns the server's metrics registry.
+func (s *Server) Gatherer() prometheus.Gatherer { return s.reg }
+
 // MetricsHandler serves the Prometheus exposition of the server's
 // registry, for the main listener or a separate one (telemetry.metrics_listen).
 func (s *Server) MetricsHandler() http.Handler {

@@ -138,6 +138,9 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 		m.openStreams.WithLabelValues(t)
 		m.connects.WithLabelValues(t)
 	}
+	for _, op := range []string{"append", "read"} {
+		m.storeLatency.WithLabelValues(op)
+	}
 	for _, r := range []string{ReasonClientGone, ReasonCutOff, ReasonShutdown, ReasonTokenExpired, ReasonWriteError} {
 		m.disconnects.WithLabelValues(r)
 	}
