@@ -9,6 +9,10 @@ import (
 // history, calls GoLive, then loops on Ready and Take until Take reports a
 // cut, the client leaves, or the hub closes; Close unregisters it.
 type Subscriber struct {
+	// Label names the subscriber in the hub's log lines (the server sets
+	// the stream's request ID). Set it before GoLive.
+	Label string
+
 	hub    *Hub
 	topics []string
 	limit  int

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -48,13 +49,25 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServe
 	if st == nil {
 		st = memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
 	}
-	v, stopKeys, err := NewVerifier(context.Background(), cfg, testKey, slog.New(slog.DiscardHandler))
+	// Every test's server logs are checked for token material once it
+	// stopped: no JWT (they all start "eyJ") may ever reach a log line.
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.Contains(logs.String(), "eyJ") {
+			t.Errorf("token material in the server's log:\n%s", logs.String())
+		}
+	})
+	v, stopKeys, err := NewVerifier(context.Background(), cfg, testKey, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stopKeys)
-	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes})
-	srv := New(cfg, h, v, slog.New(slog.DiscardHandler))
+	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
+	srv := New(cfg, h, v, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

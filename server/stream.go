@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -67,6 +68,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
 		return
 	}
+	rid := requestID(r)
+	w.Header().Set("X-Request-ID", rid)
+	log := s.log.With("request_id", rid)
+	sub.Label = rid
 	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
 		closing: s.hub.Closing(), expires: principal.Expires}
 	parked := false
@@ -82,16 +87,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
 	})
 	if err != nil {
-		s.log.Warn("stream not started", "err", err)
+		log.Warn("stream not started", "err", err)
 		return
 	}
-	last, err := s.replay(r.Context(), st, topics, cursor)
+	last, err := s.replay(r.Context(), log, st, topics, cursor)
 	if err != nil {
-		s.log.Debug("stream ended during replay", "err", err)
+		log.Debug("stream ended during replay", "err", err)
 		return
 	}
 	sub.GoLive(last)
-	if s.park(w, r, src, principal.Expires) {
+	if s.park(w, r, log, src, principal.Expires) {
 		parked = true
 		return
 	}
@@ -143,7 +148,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // replay writes the stored events after cursor and returns the ID of the
 // last one written (or cursor when none was, or "" when the cursor was
 // unknown, so that every buffered live event is kept).
-func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cursor string) (string, error) {
+func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, topics []string, cursor string) (string, error) {
 	if cursor == "" {
 		return "", nil
 	}
@@ -160,7 +165,7 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
 		}
 		if err != nil {
-			s.log.Error("replay read failed", "err", err)
+			log.Error("replay read failed", "err", err)
 			_ = st.Retry(shutdownRetry())
 			return "", err
 		}
@@ -188,7 +193,7 @@ func (s *Server) replay(ctx context.Context, st *sse.Stream, topics []string, cu
 // park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
 // without a goroutine from here on. It reports whether it did; on false
 // the handler keeps serving the stream itself.
-func (s *Server) park(w http.ResponseWriter, r *http.Request, sub park.Source, expires time.Time) bool {
+func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, sub park.Source, expires time.Time) bool {
 	if s.poller == nil || r.ProtoMajor != 1 || r.TLS != nil {
 		return false
 	}
@@ -197,7 +202,7 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, sub park.Source, e
 		return false
 	}
 	if err := s.poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
-		s.log.Debug("stream not parked", "err", err)
+		log.Debug("stream not parked", "err", err)
 	}
 	// Park closed the connection and the subscriber if it failed.
 	return true
