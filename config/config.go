@@ -99,6 +99,9 @@ type Telemetry struct {
 	SpikeFloor float64 `yaml:"spike_floor"`
 	// SpikeHalfLife is how fast the baseline follows the rate. Default 10m.
 	SpikeHalfLife Duration `yaml:"spike_half_life"`
+	// SpikeLearn is how long after start the alarm only learns the
+	// baseline. Default 1m, the most.
+	SpikeLearn Duration `yaml:"spike_learn"`
 }
 
 // Store configures event storage.
@@ -338,6 +341,7 @@ func (c *Config) fill() {
 		c.Telemetry.SpikeFloor = 30
 	}
 	setDur(&c.Telemetry.SpikeHalfLife, 10*time.Minute)
+	setDur(&c.Telemetry.SpikeLearn, time.Minute)
 	setStr(&c.Log.Level, "info")
 }
 
@@ -636,6 +640,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Telemetry.SpikeFloor < 0 {
 		bad("telemetry.spike_floor", "must not be negative")
+	}
+	if c.Telemetry.SpikeLearn < 0 || c.Telemetry.SpikeLearn.D() > time.Minute {
+		bad("telemetry.spike_learn", "want 0s to 1m, got %s", c.Telemetry.SpikeLearn.D())
 	}
 	if c.Telemetry.SpikeHalfLife < 0 {
 		bad("telemetry.spike_half_life", "must not be negative")

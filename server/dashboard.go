@@ -64,7 +64,7 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 // cookie: HttpOnly (scripts cannot read it), SameSite=Strict, Secure over
 // TLS, expiring with the token.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if o := r.Header.Get("Origin"); o != "" && !policy.IsSameOrigin(r, o) {
+	if !sameOriginPost(r) {
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden, "log in from the dashboard's own page"))
 		return
 	}
@@ -75,12 +75,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := r.PostForm.Get("token")
 	p, prob := s.auth.Verify(tok)
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	if !p.CanSubscribe(DashboardTopic) {
-		policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to %s", DashboardTopic))
+	if prob != nil || !p.CanSubscribe(DashboardTopic) {
+		// A person at a form: back to it, where #refused shows why.
+		http.Redirect(w, r, "/dashboard/login#refused", http.StatusSeeOther)
 		return
 	}
 	cookie := &http.Cookie{
@@ -132,4 +129,16 @@ func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// sameOriginPost reports whether a form POST comes from this origin. With
+// the strict Referrer-Policy (no-referrer) browsers send "Origin: null" on
+// form posts, so the Fetch metadata header decides when it is present;
+// otherwise the Origin must be absent or this origin.
+func sameOriginPost(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin"
+	}
+	o := r.Header.Get("Origin")
+	return o == "" || policy.IsSameOrigin(r, o)
 }

@@ -64,6 +64,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		Factor:   cfg.Telemetry.SpikeFactor,
 		Floor:    cfg.Telemetry.SpikeFloor,
 		HalfLife: cfg.Telemetry.SpikeHalfLife.D(),
+		Learn:    cfg.Telemetry.SpikeLearn.D(),
 	}, log, func() telemetry.Counters {
 		st := h.Stats()
 		return telemetry.Counters{Published: st.Published, Duplicates: st.Duplicates,

@@ -208,10 +208,20 @@ func (m *Metrics) AddLine(l LogLine) { m.addLine(l) }
 
 func (m *Metrics) addLine(l LogLine) {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	if len(m.lines) < maxLines {
 		m.lines = append(m.lines, l)
+		return
 	}
-	m.mu.Unlock()
+	if l.Level == "INFO" {
+		return // a burst of refusals must not push out the warning about it
+	}
+	for i, old := range m.lines {
+		if old.Level == "INFO" {
+			m.lines = append(append(m.lines[:i:i], m.lines[i+1:]...), l)
+			return
+		}
+	}
 }
 
 // routes are the paths the metrics and logs name; others are "other", so

@@ -21,6 +21,9 @@ type SpikeOptions struct {
 	// HalfLife is how fast the baseline follows the rate: after one
 	// half-life, half of a lasting change is in the baseline. Default 10m.
 	HalfLife time.Duration
+	// Learn is how long after start the detector only learns the baseline.
+	// Default and maximum: one minute (the window).
+	Learn time.Duration
 }
 
 func (o *SpikeOptions) defaults() {
@@ -35,6 +38,9 @@ func (o *SpikeOptions) defaults() {
 	}
 	if o.HalfLife <= 0 {
 		o.HalfLife = 10 * time.Minute
+	}
+	if o.Learn <= 0 || o.Learn > time.Minute {
+		o.Learn = time.Minute
 	}
 }
 
@@ -123,7 +129,7 @@ func (d *SpikeDetector) Tick(now time.Time) Spike {
 	}
 	rate := float64(minute.total)
 	prev := d.state.Active
-	if d.ticks < len(d.window) { // the first minute only learns
+	if d.ticks < int(d.opts.Learn/time.Second) { // the start only learns
 		d.ticks++
 		d.baseline = rate
 	} else {

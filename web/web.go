@@ -1,6 +1,13 @@
 // Package web holds the pages sseguard serves, embedded in the binary with
-// go:embed: the demo page at / and its script and style sheet. No inline
-// script and no third-party origin, so the strict page CSP holds.
+// go:embed: the demo page at / (index.html, app.js, app.css), and the live
+// dashboard (dashboard.html, dashboard.js, dashboard.css) with its login
+// form (login.html, no script). No inline script or style and no
+// third-party origin, so the strict page CSP holds; dashboard_test.go checks
+// both in a browser and without one.
+//
+// The dashboard draws the "stats" events of /dashboard/stream as SVG
+// charts of the last two minutes. The server routes /dashboard,
+// /dashboard/login and /dashboard/stream and decides who may see them.
 //
 // Package web serves files; it does not set security headers (policy.Harden
 // around its handler does).

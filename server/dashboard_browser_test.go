@@ -1,0 +1,235 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/internal/browser"
+)
+
+// spikeLearning is how long the spike detector only learns its baseline
+// after the server starts (telemetry.spike_learn, set short here);
+// refusals sent earlier would become the baseline.
+const spikeLearning = 4 * time.Second
+
+// TestDashboardInBrowser logs in to the dashboard with a token, makes
+// traffic and then a burst of refusals, and checks what the page shows.
+func TestDashboardInBrowser(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.Telemetry.SpikeLearn = config.Duration(3 * time.Second) }, nil)
+	started := time.Now()
+	tok := token(t, allPerms, time.Hour)
+	dashTok := token(t, auth.Permissions{Subscribe: []string{DashboardTopic}}, time.Hour)
+
+	t.Run("stream refuses without a token", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.base+"/dashboard/stream", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("status %d, want 401", res.StatusCode)
+		}
+	})
+
+	ctx := browser.New(t, 3*time.Minute)
+	var (
+		mu       sync.Mutex
+		messages []chromedp.ConsoleMessage
+	)
+	consoleCtx, stopConsole := context.WithCancel(ctx)
+	console := chromedp.Console(consoleCtx)
+	consoleDone := make(chan struct{})
+	go func() {
+		defer close(consoleDone)
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			messages = append(messages, m)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		stopConsole()
+		<-consoleDone
+	})
+	t.Cleanup(func() { saveScreenshot(t, ctx) })
+
+	js := func(t *testing.T, expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return v
+	}
+	points := func(t *testing.T) string {
+		return js(t, `JSON.stringify(Object.fromEntries([...document.querySelectorAll('svg.chart')].map(s => [s.id, Number(s.getAttribute('data-points'))])))`)
+	}
+
+	// A subscriber, so that events are delivered and streams are open.
+	subCtx, stopSub := context.WithCancel(context.Background())
+	defer stopSub()
+	res, p := ts.openStream(t, subCtx, "topic=demo", http.Header{"Authorization": {"Bearer " + tok}})
+	if res.StatusCode != 200 {
+		t.Fatalf("subscriber: status %d", res.StatusCode)
+	}
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			if _, err := p.Next(); err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { stopSub(); <-drained }()
+	publishes := 0
+	traffic := func(t *testing.T) {
+		for range 5 {
+			publishes++
+			ts.mustPublish(t, tok, "demo", fmt.Sprintf("event %d", publishes))
+		}
+	}
+
+	// until makes traffic with more until cond (a JavaScript expression) is
+	// true in the page, or fails the test after timeout with what describe
+	// shows.
+	until := func(t *testing.T, timeout time.Duration, cond string, more func(*testing.T), describe func(*testing.T) string) {
+		t.Helper()
+		deadline := time.Now().Add(timeout)
+		for {
+			more(t)
+			ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+			if err != nil {
+				t.Fatalf("evaluating %s: %v", cond, err)
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after %v, still not %s; the page shows %s", timeout, cond, describe(t))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	t.Run("login", func(t *testing.T) {
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(ts.base+"/dashboard")); err != nil {
+			t.Fatal(err)
+		}
+		if loc, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasSuffix(loc, "/dashboard/login") {
+			t.Fatalf("without a cookie /dashboard went to %q (%v), want /dashboard/login", loc, err)
+		}
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("token"), dashTok)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != 200 || !strings.HasSuffix(res.URL, "/dashboard") {
+			t.Fatalf("after the login form: %d %s, want 200 /dashboard; the page says %s", res.Status, res.URL, js(t, "document.body.textContent"))
+		}
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](
+			"document.getElementById('state').classList.contains('open')",
+			chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+			t.Fatalf("the stats stream did not open: %v; #state is %q", err, js(t, "document.getElementById('state').className"))
+		}
+		if cookie := js(t, "document.cookie"); strings.Contains(cookie, "sseguard_token") {
+			t.Errorf("the token cookie is readable by scripts: %q", cookie)
+		}
+	})
+
+	t.Run("charts update", func(t *testing.T) {
+		until(t, 20*time.Second, "document.getElementById('chart-events').getAttribute('data-points') >= 2", traffic, points)
+		first := js(t, "document.getElementById('chart-events').getAttribute('data-points')")
+		until(t, 20*time.Second, fmt.Sprintf(
+			"[...document.querySelectorAll('svg.chart')].every(s => Number(s.getAttribute('data-points')) >= %s + 3)", first),
+			traffic, points)
+		// The subscriber above is open, and the publishes reached it.
+		until(t, 20*time.Second, "document.querySelector('#legend-streams li b').textContent !== '0'", traffic,
+			func(t *testing.T) string { return js(t, "document.getElementById('legend-streams').textContent") })
+		until(t, 20*time.Second, "document.querySelector('#legend-events li b').textContent !== '0/s'", traffic,
+			func(t *testing.T) string { return js(t, "document.getElementById('legend-events').textContent") })
+	})
+
+	t.Run("spike indicator turns on", func(t *testing.T) {
+		// Traffic while the detector learns; then refusals every round until
+		// the page shows the spike.
+		refuse := func(t *testing.T) {
+			traffic(t)
+			if time.Since(started) < spikeLearning {
+				return
+			}
+			// Two a round, some twenty a second: over the detector's floor
+			// of 30 a minute within two seconds, and few enough that the
+			// stats' log lines for a second keep room for the warning.
+			expectRefusal(t, ts.base+"/events?topic=demo", http.Header{
+				"Accept": {"*/*"}, "Authorization": {"Bearer " + tok}}, http.StatusNotAcceptable)
+			expectRefusal(t, ts.base+"/events?topic=demo", http.Header{
+				"Accept": {"text/event-stream"}, "Authorization": {"Bearer " + tok}, "Origin": {"https://evil.test"}},
+				http.StatusForbidden)
+		}
+		until(t, time.Until(started.Add(spikeLearning+40*time.Second)),
+			"document.getElementById('spike').classList.contains('on')", refuse,
+			func(t *testing.T) string { return js(t, "document.getElementById('spike').outerHTML") })
+		if text := js(t, "document.getElementById('spike').textContent"); !strings.HasPrefix(text, "refusal spike: ") ||
+			!strings.Contains(text, "403") && !strings.Contains(text, "406") {
+			t.Errorf("#spike says %q", text)
+		}
+		// Let a few stats with the spike arrive, for the band and the log.
+		until(t, 10*time.Second, "document.querySelectorAll('#chart-refusals rect.band').length > 0 && document.querySelector('#chart-refusals rect.band').getAttribute('width') > 4",
+			traffic, func(t *testing.T) string { return js(t, "document.getElementById('chart-refusals').innerHTML") })
+		legend := js(t, "document.getElementById('legend-refusals').textContent")
+		for _, code := range []string{"accept_not_acceptable", "origin_forbidden"} {
+			if !strings.Contains(legend, code) {
+				t.Errorf("the refusals legend lacks %s: %q", code, legend)
+			}
+		}
+		log := js(t, "document.getElementById('log').textContent")
+		for _, want := range []string{"refused", "origin_forbidden", "accept_not_acceptable", "refusal spike"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("the log lacks %q: %q", want, log)
+			}
+		}
+		t.Logf("data points: %s", points(t))
+	})
+
+	time.Sleep(200 * time.Millisecond)
+	stopConsole()
+	<-consoleDone
+	for _, m := range messages {
+		t.Logf("console: %s", m)
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			t.Errorf("the page logged %s (at %s:%d)", m, m.URL, m.Line)
+		}
+	}
+}
+
+// expectRefusal makes a GET that the server must refuse with status.
+func expectRefusal(t *testing.T, url string, hdr http.Header, status int) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header = hdr
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != status {
+		t.Fatalf("GET %s (Accept %q, Origin %q): status %d, want %d", url, hdr.Get("Accept"), hdr.Get("Origin"), res.StatusCode, status)
+	}
+}
