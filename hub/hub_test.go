@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +207,17 @@ func TestFanOutAfterGoLiveIsNotRepeated(t *testing.T) {
 	h.fanOut(next)
 	if frames, _ := s.Take(nil); len(frames) != 1 || frames[0].Event.ID != next[0].Event.ID {
 		t.Fatalf("the next event was not delivered: %v", frames)
+	}
+}
+
+func TestEventLargerThanQueueIsNotACut(t *testing.T) {
+	h := startHub(t, Options{QueueBytes: 100})
+	s, _ := h.Subscribe([]string{"t"})
+	defer s.Close()
+	s.GoLive("")
+	e := publish(t, h, "t", strings.Repeat("x", 500))
+	got := waitFrames(t, s, 1)
+	if got[0].Event.ID != e.ID {
+		t.Fatalf("got %s", got[0].Event.ID)
 	}
 }

@@ -85,7 +85,7 @@ func (s *Subscriber) push(f *Frame) pushResult {
 		}
 		s.floor = ""
 	}
-	if s.bytes+len(f.Wire) > s.limit {
+	if s.bytes > 0 && s.bytes+len(f.Wire) > s.limit { // one event alone never counts as falling behind
 		s.cut = true
 		s.queue, s.bytes = nil, 0
 		s.signal()
