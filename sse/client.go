@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/sseguard/sseguard/policy"
 )
 
 // Defaults for Client.
@@ -333,55 +335,11 @@ func (c *Client) validate() error {
 
 // isEventStream reports whether Content-Type header lines carry the MIME
 // type text/event-stream, as the Fetch standard's "extract a MIME type"
-// reads them: the lines are one comma-separated list, and the last value
-// that parses as a MIME type (other than */*) wins. Parameters, such as a
-// charset, do not matter: the stream is always UTF-8.
+// reads them (policy.ExtractMIMEType). Parameters, such as a charset, do
+// not matter: the stream is always UTF-8.
 func isEventStream(values []string) bool {
-	essence := ""
-	for _, line := range values {
-		for _, v := range splitHeaderList(line) {
-			if e, ok := mimeEssence(v); ok && e != "*/*" {
-				essence = e
-			}
-		}
-	}
-	return essence == "text/event-stream"
-}
-
-// splitHeaderList splits a header value on commas outside double quotes.
-func splitHeaderList(s string) []string {
-	var out []string
-	start, quoted := 0, false
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"':
-			quoted = !quoted
-		case c == '\\' && quoted:
-			i++
-		case c == ',' && !quoted:
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
-}
-
-// mimeEssence returns the lowercase "type/subtype" of a MIME type, parsed as
-// the WHATWG MIME Sniffing standard does, or false if it does not parse.
-// Parameters never make a MIME type fail to parse there, so they are not
-// read.
-func mimeEssence(s string) (string, bool) {
-	s = strings.Trim(s, " \t\r\n")
-	typ, rest, ok := strings.Cut(s, "/")
-	if !ok || !isToken(typ) {
-		return "", false
-	}
-	sub, _, _ := strings.Cut(rest, ";")
-	sub = strings.TrimRight(sub, " \t\r\n")
-	if !isToken(sub) {
-		return "", false
-	}
-	return strings.ToLower(typ + "/" + sub), true
+	mt, ok := policy.ExtractMIMEType(values)
+	return ok && mt.Essence == "text/event-stream"
 }
 
 // isToken reports whether s is a non-empty HTTP token (RFC 9110).

@@ -38,7 +38,9 @@ type environ struct {
 func commands() []command {
 	return []command{
 		&serveCommand{},
+		&proxyCommand{},
 		&tokenCommand{},
+		&scanCommand{},
 		&benchCommand{},
 		&refhubCommand{},
 		&configCommand{},

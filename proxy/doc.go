@@ -1,0 +1,38 @@
+// Package proxy is sseguard's hardening gateway: a reverse proxy, built on
+// net/http/httputil.ReverseProxy, that sits in front of an existing
+// Server-Sent Events backend and makes every response it forwards conform
+// to the header policy of package policy. It is what the nginx snippet
+// "add_header ... always" tries to do, done right: policy headers replace
+// what the upstream sent instead of being appended to it.
+//
+// For each request the proxy:
+//
+//  1. picks the route with the longest matching path prefix (a 404 problem
+//     when none matches) and, at the edge, before any upstream request:
+//     answers CORS preflights, checks Accept (a stream route needs
+//     text/event-stream; strict mode refuses */* alone), verifies the token
+//     on routes with auth jwt, checks topics and the Origin, and bounds the
+//     request body;
+//  2. sends upstream only allowlisted request headers (Last-Event-ID among
+//     them), Accept-Encoding: identity, X-Forwarded-For/-Host/-Proto set
+//     by the proxy alone, and the verified subject;
+//  3. refuses, with the project's problem+json (Retry-After, fallback), an
+//     upstream that cannot be reached (502), does not send its header in
+//     time (504), answers 4xx or 5xx (the client error keeps its meaning;
+//     a server error becomes 502, 503 and 504 stay), redirects, or answers
+//     a stream route with another type. The upstream's error body never
+//     reaches the client;
+//  4. otherwise keeps only allowlisted upstream headers, sets the policy's
+//     headers for the kind of response (each replacing any upstream value,
+//     Connection only on HTTP/1.1), decodes a gzip or deflate body the
+//     upstream compressed anyway, and logs every difference as drift:
+//     one line per route and header per DriftLogInterval, counted in
+//     sseguard_proxy_header_drift_total{header,kind};
+//  5. streams the body, flushed chunk by chunk; an idle stream gets a
+//     ": keep-alive" comment, only at an event boundary; a stream the
+//     upstream drops ends cleanly, and an event it left unfinished stays
+//     unfinished, which the client's parser discards.
+//
+// Package proxy does not serve events itself (package server does) and
+// does not cache, retry, load-balance or tunnel WebSocket upgrades.
+package proxy

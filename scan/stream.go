@@ -1,0 +1,325 @@
+package scan
+
+import (
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sseguard/sseguard/scan/rawhttp"
+	"github.com/sseguard/sseguard/sse"
+)
+
+// Stream end reasons.
+const (
+	endWindow = "window" // the scan window ended first: the stream held
+	endEOF    = "eof"    // the server ended the body cleanly
+	endCut    = "cut"    // the connection ended mid-body (no last chunk, reset)
+	endError  = "error"  // the body could not be read or decoded
+)
+
+// readRec is one read from the connection.
+type readRec struct {
+	at time.Time
+	n  int
+}
+
+// item is one thing the parser saw: an event or a comment.
+type item struct {
+	at      time.Time
+	read    int // index of the read that completed it
+	comment bool
+	event   sse.Event
+	lastID  string
+}
+
+// watch is what reading one stream body recorded.
+type watch struct {
+	sent     time.Time // request written
+	headers  time.Time // head complete
+	reads    []readRec
+	bytes    int64
+	items    []item
+	retry    time.Duration
+	retrySet bool
+	lastID   string
+	encoding string
+	end      string
+	endAt    time.Time
+	endErr   error
+
+	// light keeps no per-read or per-item records (load mode): only
+	// counts, the last read and the longest gap.
+	light  bool
+	nreads int
+	lastAt time.Time
+	maxGap time.Duration
+}
+
+// timedReader records when each read returned bytes.
+type timedReader struct {
+	r io.Reader
+	w *watch
+}
+
+func (t *timedReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		w := t.w
+		now := time.Now()
+		prev := w.lastAt
+		if prev.IsZero() {
+			prev = w.headers
+		}
+		w.maxGap = max(w.maxGap, now.Sub(prev))
+		w.lastAt = now
+		w.nreads++
+		w.bytes += int64(n)
+		if !w.light {
+			w.reads = append(w.reads, readRec{at: now, n: n})
+		}
+	}
+	return n, err
+}
+
+func (w *watch) lastRead() (time.Time, int) {
+	if w.nreads == 0 {
+		return w.headers, -1
+	}
+	return w.lastAt, w.nreads - 1
+}
+
+// watchStream reads res's body as an event stream until ctx ends or the
+// body does, and closes it. onItem, when set, is called for each event and
+// comment as it arrives (on this goroutine).
+//
+// With light set, no record of each read and item is kept (load mode).
+func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onItem func(item), light bool) *watch {
+	w := &watch{sent: res.Timing.Sent, headers: res.Timing.Headers, light: light}
+	defer res.Body.Close()
+	stop := context.AfterFunc(ctx, func() { res.Body.Close() })
+	defer stop()
+
+	var body io.Reader = &timedReader{r: res.Body, w: w}
+	if enc := strings.ToLower(strings.TrimSpace(strings.Join(res.Values("Content-Encoding"), ","))); enc != "" && enc != "identity" {
+		w.encoding = enc
+		var err error
+		raw := body
+		switch enc {
+		case "gzip", "x-gzip":
+			body, err = newLazyReader(func() (io.Reader, error) { return gzip.NewReader(raw) })
+		case "deflate":
+			body, err = newLazyReader(func() (io.Reader, error) { return zlibOrFlate(raw) })
+		default:
+			// A coding the scanner cannot undo: measure arrivals only.
+			_, err = io.Copy(io.Discard, body)
+			w.finish(ctx, err)
+			if w.end == endEOF || w.end == endWindow {
+				w.endErr = fmt.Errorf("Content-Encoding %s cannot be decoded; events were not parsed", enc)
+			}
+			return w
+		}
+		if err != nil {
+			w.finish(ctx, err)
+			return w
+		}
+	}
+
+	p := sse.NewParser(body)
+	p.OnComment = func(string) {
+		at, read := w.lastRead()
+		it := item{at: at, read: read, comment: true}
+		if !light {
+			w.items = append(w.items, it)
+		}
+		if onItem != nil {
+			onItem(it)
+		}
+	}
+	for {
+		ev, err := p.Next()
+		if d, ok := p.Retry(); ok {
+			w.retry, w.retrySet = d, true
+		}
+		if err != nil {
+			w.finish(ctx, err)
+			break
+		}
+		at, read := w.lastRead()
+		w.lastID = p.LastEventID()
+		it := item{at: at, read: read, event: ev, lastID: w.lastID}
+		if !light {
+			w.items = append(w.items, it)
+		}
+		if onItem != nil {
+			onItem(it)
+		}
+	}
+	if w.lastID == "" {
+		w.lastID = lastID
+	}
+	return w
+}
+
+// finish classifies how the body ended.
+func (w *watch) finish(ctx context.Context, err error) {
+	w.endAt = time.Now()
+	switch {
+	case ctx.Err() != nil:
+		w.end = endWindow
+	case err == nil || errors.Is(err, io.EOF):
+		w.end = endEOF
+	case errors.Is(err, sse.ErrEventTooLarge), strings.Contains(err.Error(), "gzip"), strings.Contains(err.Error(), "flate"), strings.Contains(err.Error(), "zlib"):
+		w.end, w.endErr = endError, err
+	default:
+		w.end, w.endErr = endCut, err
+	}
+}
+
+// lazyReader builds its reader on the first Read, so that a decompressor
+// that reads a header first does not block before the window starts.
+type lazyReader struct {
+	build func() (io.Reader, error)
+	r     io.Reader
+	err   error
+}
+
+func newLazyReader(build func() (io.Reader, error)) (io.Reader, error) {
+	return &lazyReader{build: build}, nil
+}
+
+func (l *lazyReader) Read(p []byte) (int, error) {
+	if l.r == nil && l.err == nil {
+		l.r, l.err = l.build()
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.r.Read(p)
+}
+
+// zlibOrFlate reads "deflate" as RFC 9110 defines it (zlib), falling back
+// to the raw deflate some servers send.
+func zlibOrFlate(r io.Reader) (io.Reader, error) {
+	var head [2]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return nil, err
+	}
+	mr := io.MultiReader(strings.NewReader(string(head[:])), r)
+	if head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
+		return zlib.NewReader(mr)
+	}
+	return flate.NewReader(mr), nil
+}
+
+// scanPayload is the data of an event the scanner published.
+type scanPayload struct {
+	Nonce string `json:"sseguard_scan"`
+	Seq   int    `json:"seq"`
+	TS    *int64 `json:"ts"`
+}
+
+// payloadOf reads an event's data as JSON with a "ts" (unix milliseconds)
+// and, for the scanner's own events, its nonce and sequence number.
+func payloadOf(data string) (scanPayload, bool) {
+	var p scanPayload
+	if !strings.HasPrefix(strings.TrimSpace(data), "{") {
+		return p, false
+	}
+	if err := json.Unmarshal([]byte(data), &p); err != nil {
+		return p, false
+	}
+	return p, p.TS != nil || p.Nonce != ""
+}
+
+// longestSilence returns the longest time without a byte, from the head to the
+// first read, between reads, and from the last read to the end.
+func (w *watch) longestSilence() time.Duration {
+	longest := w.maxGap
+	if !w.endAt.IsZero() {
+		prev, _ := w.lastRead()
+		longest = max(longest, w.endAt.Sub(prev))
+	}
+	return longest
+}
+
+// heartbeatInterval returns the median time between consecutive comments.
+func (w *watch) heartbeatInterval() time.Duration {
+	var gaps []time.Duration
+	var prev time.Time
+	for _, it := range w.items {
+		if !it.comment {
+			continue
+		}
+		if !prev.IsZero() && it.at.After(prev) {
+			gaps = append(gaps, it.at.Sub(prev))
+		}
+		prev = it.at
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
+}
+
+// bursts counts reads that delivered two or more heartbeat comments at
+// once. A server sends a heartbeat only after a quiet spell, never two in a
+// row, so two in one read waited in a buffer together. (A heartbeat and an
+// event together prove nothing: a server on a fixed ticker sends both at
+// once.) The first read is left out: servers often open with a comment.
+func (w *watch) bursts() (n int, worst string) {
+	type group struct{ comments, events int }
+	byRead := map[int]*group{}
+	for _, it := range w.items {
+		if it.read <= 0 {
+			continue
+		}
+		g := byRead[it.read]
+		if g == nil {
+			g = &group{}
+			byRead[it.read] = g
+		}
+		if it.comment {
+			g.comments++
+		} else {
+			g.events++
+		}
+	}
+	reads := make([]int, 0, len(byRead))
+	for r := range byRead {
+		reads = append(reads, r)
+	}
+	slices.Sort(reads)
+	worstCount := 0
+	for _, r := range reads {
+		g := byRead[r]
+		if g.comments < 2 {
+			continue
+		}
+		n++
+		if g.comments > worstCount {
+			worstCount = g.comments
+			worst = fmt.Sprintf("one read of %d bytes at %s delivered %d heartbeats and %d events together",
+				w.reads[r].n, fmtDur(w.reads[r].at.Sub(w.headers)), g.comments, g.events)
+		}
+	}
+	return n, worst
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.0fms", float64(d.Microseconds())/1000)
+	}
+	return d.Round(100 * time.Millisecond).String()
+}
