@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -107,35 +106,11 @@ func (s *Server) checkOrigin(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	return true
 }
 
-// handlePreflight answers CORS preflights for a route that takes method.
-// Credentials are not sent with a preflight, so only the global allowlist
-// can be checked here; the real request is checked against the principal.
+// handlePreflight answers CORS preflights for a route that takes method;
+// see policy.Preflight.
 func (s *Server) handlePreflight(method string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		origin := r.Header.Get("Origin")
-		want := r.Header.Get("Access-Control-Request-Method")
-		if origin == "" || want == "" {
-			prob := policy.Errorf(http.StatusMethodNotAllowed, policy.CodeMethodNotAllowed, "OPTIONS is only for CORS preflights here")
-			prob.Header = http.Header{"Allow": {method + ", OPTIONS"}}
-			policy.WriteProblem(w, r, prob)
-			return
-		}
-		if policy.DecideOrigin(r, s.cfg.CORS.AllowedOrigins, s.cfg.CORS.AllowedOrigins) != policy.CrossOriginAllowed {
-			policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden, "this origin may not use this endpoint"))
-			return
-		}
-		if want != method {
-			policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeMethodNotAllowed, "this endpoint takes %s", method))
-			return
-		}
-		h := w.Header()
-		h.Set("Access-Control-Allow-Methods", method)
-		h.Set("Access-Control-Allow-Headers", policy.CORSAllowHeaders)
-		h.Set("Access-Control-Max-Age", strconv.Itoa(int(s.cfg.CORS.MaxAge.D().Seconds())))
-		h.Add("Vary", "Access-Control-Request-Method")
-		h.Add("Vary", "Access-Control-Request-Headers")
-		policy.AllowOrigin(w, origin)
-		w.WriteHeader(http.StatusNoContent)
+		policy.Preflight(w, r, s.cfg.CORS.AllowedOrigins, []string{method}, s.cfg.CORS.MaxAge.D())
 	}
 }
 
