@@ -545,3 +545,26 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	}
 	return b, f.Close()
 }
+
+// LoadKey reads a key from files: secretFile for an HMAC algorithm, else
+// publicKeyFile (PEM). Errors name the field that failed, as a
+// configuration's secret_file or public_key_file.
+func LoadKey(id, algorithm, secretFile, publicKeyFile string) (Key, error) {
+	key := Key{ID: id, Algorithm: algorithm}
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return Key{}, fmt.Errorf("secret_file: %w", err)
+		}
+		key.Secret = b
+		return key, nil
+	}
+	b, err := os.ReadFile(publicKeyFile)
+	if err != nil {
+		return Key{}, fmt.Errorf("public_key_file: %w", err)
+	}
+	if key.Public, err = ParsePublicKeyPEM(b); err != nil {
+		return Key{}, fmt.Errorf("public_key_file: %w", err)
+	}
+	return key, nil
+}

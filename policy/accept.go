@@ -39,7 +39,7 @@ func parseMediaRange(s string) (MediaRange, bool) {
 		return MediaRange{}, false
 	}
 	mr := MediaRange{Type: typ[:slash], Subtype: typ[slash+1:], Q: 1000}
-	if !isToken(mr.Type) || !isToken(mr.Subtype) || (mr.Type == "*" && mr.Subtype != "*") {
+	if !IsToken(mr.Type) || !IsToken(mr.Subtype) || (mr.Type == "*" && mr.Subtype != "*") {
 		return MediaRange{}, false
 	}
 	for _, p := range parts[1:] {
@@ -53,7 +53,7 @@ func parseMediaRange(s string) (MediaRange, bool) {
 		}
 		name = strings.ToLower(strings.TrimSpace(name))
 		val = strings.TrimSpace(val)
-		if !isToken(name) {
+		if !IsToken(name) {
 			return MediaRange{}, false
 		}
 		if name == "q" {
@@ -66,7 +66,7 @@ func parseMediaRange(s string) (MediaRange, bool) {
 		}
 		if len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"' {
 			val = unquote(val[1 : len(val)-1])
-		} else if !isToken(val) {
+		} else if !IsToken(val) {
 			return MediaRange{}, false
 		}
 		if mr.Params == nil {
@@ -231,8 +231,9 @@ func unquote(s string) string {
 	return b.String()
 }
 
-// isToken reports whether s is a non-empty RFC 9110 token.
-func isToken(s string) bool {
+// IsToken reports whether s is a non-empty RFC 9110 token, as header field
+// names and media type parts must be.
+func IsToken(s string) bool {
 	if s == "" {
 		return false
 	}

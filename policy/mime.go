@@ -20,12 +20,12 @@ func (m MIMEType) Charset() string { return strings.ToLower(m.Params["charset"])
 func ParseMIMEType(s string) (MIMEType, bool) {
 	s = strings.Trim(s, " \t\r\n")
 	typ, rest, ok := strings.Cut(s, "/")
-	if !ok || !isToken(typ) {
+	if !ok || !IsToken(typ) {
 		return MIMEType{}, false
 	}
 	sub, params, _ := strings.Cut(rest, ";")
 	sub = strings.TrimRight(sub, " \t\r\n")
-	if !isToken(sub) {
+	if !IsToken(sub) {
 		return MIMEType{}, false
 	}
 	m := MIMEType{Essence: strings.ToLower(typ + "/" + sub)}
@@ -36,7 +36,7 @@ func ParseMIMEType(s string) (MIMEType, bool) {
 			continue
 		}
 		name = strings.ToLower(name)
-		if !isToken(name) {
+		if !IsToken(name) {
 			continue
 		}
 		if strings.HasPrefix(value, `"`) {

@@ -371,7 +371,7 @@ func (c *Config) Validate() error {
 			bad(f, "%q needs public_key_file and no secret_file", k.Algorithm)
 		}
 	}
-	if !validHeaderName(c.Auth.SubjectHeader) {
+	if !policy.IsToken(c.Auth.SubjectHeader) {
 		bad("auth.subject_header", "%q is not a header name", c.Auth.SubjectHeader)
 	}
 	for _, list := range []struct {
@@ -415,7 +415,7 @@ func checkHeaderList(bad func(string, string, ...any), field string, names []str
 	for i, n := range names {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		switch {
-		case !validHeaderName(n):
+		case !policy.IsToken(n):
 			bad(f, "%q is not a header name", n)
 		case slices.Contains(notForwarded, http.CanonicalHeaderKey(n)):
 			bad(f, "%s is never forwarded: the proxy handles it", n)
@@ -427,18 +427,3 @@ func checkHeaderList(bad func(string, string, ...any), field string, names []str
 	}
 }
 
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}

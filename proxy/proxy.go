@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -521,20 +520,9 @@ func newVerifier(ctx context.Context, a *Auth, log *slog.Logger) (*auth.Verifier
 		QueryParam: a.QueryParam,
 	}
 	for i, k := range a.Keys {
-		key := auth.Key{ID: k.ID, Algorithm: k.Algorithm}
-		var err error
-		if k.SecretFile != "" {
-			if key.Secret, err = os.ReadFile(k.SecretFile); err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].secret_file: %w", i, err)
-			}
-		} else {
-			pem, err := os.ReadFile(k.PublicKeyFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].public_key_file: %w", i, err)
-			}
-			if key.Public, err = auth.ParsePublicKeyPEM(pem); err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].public_key_file: %w", i, err)
-			}
+		key, err := auth.LoadKey(k.ID, k.Algorithm, k.SecretFile, k.PublicKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("auth.keys[%d].%w", i, err)
 		}
 		v.Keys = append(v.Keys, key)
 	}

@@ -323,7 +323,7 @@ func retryAfter(v string) time.Duration {
 
 func isTokenList(s string) bool {
 	for _, t := range strings.Split(s, ",") {
-		if !validHeaderName(strings.TrimSpace(t)) {
+		if !policy.IsToken(strings.TrimSpace(t)) {
 			return false
 		}
 	}

@@ -27,19 +27,9 @@ func NewVerifier(ctx context.Context, cfg *config.Config, secret []byte, log *sl
 		Anonymous:  *cfg.Auth.AnonymousSubscribe,
 	}
 	for i, k := range cfg.Auth.Keys {
-		key := auth.Key{ID: k.ID, Algorithm: k.Algorithm}
-		if k.SecretFile != "" {
-			if key.Secret, err = os.ReadFile(k.SecretFile); err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].secret_file: %w", i, err)
-			}
-		} else {
-			pem, err := os.ReadFile(k.PublicKeyFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].public_key_file: %w", i, err)
-			}
-			if key.Public, err = auth.ParsePublicKeyPEM(pem); err != nil {
-				return nil, nil, fmt.Errorf("auth.keys[%d].public_key_file: %w", i, err)
-			}
+		key, err := auth.LoadKey(k.ID, k.Algorithm, k.SecretFile, k.PublicKeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("auth.keys[%d].%w", i, err)
 		}
 		v.Keys = append(v.Keys, key)
 	}

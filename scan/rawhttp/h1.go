@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sseguard/sseguard/policy"
 )
 
 // doHTTP1 writes the request and reads the response head over HTTP/1.x.
@@ -130,7 +132,7 @@ func readHead(br *bufio.Reader, limit int) (*Response, error) {
 			continue
 		}
 		name, value, ok := strings.Cut(line, ":")
-		if !ok || !isToken(name) {
+		if !ok || !policy.IsToken(name) {
 			return nil, fmt.Errorf("malformed response header line %q", line)
 		}
 		res.Header = append(res.Header, Field{Name: name, Value: strings.Trim(value, " \t")})
@@ -234,20 +236,3 @@ type closeBody struct{ r io.Reader }
 
 func (c *closeBody) Read(p []byte) (int, error) { return c.r.Read(p) }
 
-// isToken reports whether s is a non-empty RFC 9110 token, as a field name
-// must be.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
