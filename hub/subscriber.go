@@ -27,11 +27,12 @@ type Subscriber struct {
 	// that is fanned out after GoLive (its commit raced the replay read) is
 	// dropped, not sent twice. Cleared by the first frame after it, since
 	// frames arrive in ID order.
-	floor  string
-	cut    bool
-	closed bool
-	notify chan struct{} // capacity 1: "the queue has something"
-	onPush func()        // replaces notify when set; see SetNotify
+	floor    string
+	cut      bool
+	closed   bool
+	notify   chan struct{} // capacity 1: "the queue has something"
+	onPush   func()        // replaces notify when set; see SetNotify
+	observed int           // deliveries seen, for sampling latencies
 }
 
 // Subscribe registers a subscriber for topics, buffering live events until
@@ -203,14 +204,26 @@ func (s *Subscriber) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
 	return dst, s.cut
 }
 
-// observe reports the delivery latency of the queued frames; s.mu is held.
+// observeEvery samples delivery latencies: one delivery in this many is
+// reported, which keeps the fan-out of one event to many streams from
+// paying a metrics update per stream while still giving sound quantiles.
+const observeEvery = 8
+
+// observe reports a sample of the delivery latencies of the queued
+// frames; s.mu is held.
 func (s *Subscriber) observe() {
 	o := s.hub.observer
 	if o == nil || len(s.queue) == 0 {
 		return
 	}
-	now := time.Now()
+	var now time.Time
 	for _, f := range s.queue {
+		if s.observed++; s.observed%observeEvery != 0 {
+			continue
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
 		o.Delivered(now.Sub(f.Event.Time))
 	}
 }
