@@ -1,5 +1,5 @@
-// Package web holds the pages sseguard serves, embedded in the binary with
-// go:embed: the demo page at / (index.html, app.js, app.css), and the live
+// Package web holds the pages sseguard serves, embedded in the binary: the
+// demo page at / (index.html, app.js, app.css), and the live
 // dashboard (dashboard.html, dashboard.js, dashboard.css) with its login
 // form (login.html, no script). No inline script or style and no
 // third-party origin, so the strict page CSP holds; dashboard_test.go checks
