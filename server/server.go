@@ -53,8 +53,9 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s.profile.Fallback = "/api/poll"
 	s.guard = newGuard(cfg)
 	if p, err := park.New(park.Options{
-		Heartbeat: cfg.Stream.Heartbeat.D(),
-		CutRetry:  sse.AppendRetry(nil, cutRetry()),
+		Heartbeat:    cfg.Stream.Heartbeat.D(),
+		CutRetry:     sse.AppendRetry(nil, cutRetry()),
+		WriteTimeout: cfg.Stream.WriteTimeout.D(),
 	}); err == nil {
 		s.poller = p
 	} else {

@@ -64,4 +64,8 @@ type Options struct {
 	ExpiredRetry []byte
 	// Writers is the number of writer goroutines. Zero means GOMAXPROCS.
 	Writers int
+	// WriteTimeout closes a stream whose client has not read for this long
+	// while bytes wait for it (its socket buffer full), so a client that
+	// stops reading cannot hold a descriptor forever. Zero means 10 s.
+	WriteTimeout time.Duration
 }

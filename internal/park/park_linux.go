@@ -54,6 +54,7 @@ type Conn struct {
 
 	queued    atomic.Bool  // in its writer's ready list
 	lastWrite atomic.Int64 // unix nanoseconds
+	stuck     atomic.Int64 // unix nanoseconds when the socket filled up; 0 when it is not full
 	index     int          // in w.conns; guarded by w.mu
 
 	mu        sync.Mutex
@@ -89,6 +90,9 @@ func New(opts Options) (*Poller, error) {
 	}
 	if opts.Writers <= 0 {
 		opts.Writers = runtime.GOMAXPROCS(0)
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -266,6 +270,7 @@ func (p *Poller) loop() {
 				c.mu.Lock()
 				was := c.blocked
 				c.blocked = false
+				c.stuck.Store(0)
 				c.mu.Unlock()
 				if was {
 					c.schedule()
@@ -363,13 +368,19 @@ func (w *writer) run() {
 	}
 }
 
-// due lists the streams that need a heartbeat or have expired.
+// due lists the streams that need a heartbeat, have expired, or whose
+// client stopped reading for longer than the write timeout.
 func (w *writer) due(now time.Time, dst []*Conn) []*Conn {
 	idle := now.Add(-w.p.opts.Heartbeat).UnixNano()
+	stuckSince := now.Add(-w.p.opts.WriteTimeout).UnixNano()
 	nowNS := now.UnixNano()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, c := range w.conns {
+		if s := c.stuck.Load(); s != 0 && s <= stuckSince {
+			dst = append(dst, c)
+			continue
+		}
 		if c.lastWrite.Load() <= idle || (c.expires != 0 && nowNS >= c.expires) {
 			dst = append(dst, c)
 		}
@@ -378,6 +389,10 @@ func (w *writer) due(now time.Time, dst []*Conn) []*Conn {
 }
 
 func (c *Conn) heartbeatOrExpire(now time.Time) {
+	if s := c.stuck.Load(); s != 0 && now.UnixNano()-s >= int64(c.p.opts.WriteTimeout) {
+		c.close() // the client stopped reading: nothing more can reach it
+		return
+	}
 	c.mu.Lock()
 	if c.fd < 0 || c.finishing {
 		c.mu.Unlock()
@@ -457,6 +472,7 @@ func (c *Conn) flush() {
 		case err == nil, errors.Is(err, unix.EINTR):
 		case errors.Is(err, unix.EAGAIN):
 			c.blocked = true
+			c.stuck.CompareAndSwap(0, c.w.now.Load())
 		default:
 			c.mu.Unlock()
 			c.close()

@@ -235,3 +235,23 @@ func TestParkRefusesNonTCP(t *testing.T) {
 		t.Fatal("source not closed when Park failed")
 	}
 }
+
+func TestStuckReaderIsClosed(t *testing.T) {
+	p, src, _, client := parked(t, Options{Heartbeat: time.Hour, WriteTimeout: 100 * time.Millisecond}, true)
+	_ = client // never read again
+	big := "data: " + strings.Repeat("z", 64<<10) + "\n\n"
+	for i := 0; i < 300; i++ { // ~20 MB: the socket buffers fill
+		src.push(big)
+	}
+	select {
+	case <-src.closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a client that stopped reading is still parked after 20 s")
+	}
+	for i := 0; i < 1000 && p.Len() != 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.Len() != 0 {
+		t.Fatalf("%d streams still parked", p.Len())
+	}
+}
