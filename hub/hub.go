@@ -346,7 +346,7 @@ func (h *Hub) fanOut(appended []store.Appended) {
 				h.deliveredBytes.Add(uint64(len(f.Wire)))
 			case pushCut:
 				h.cutOff.Add(1)
-				h.log.Warn("slow consumer cut off", "request_id", s.Label, "topics", s.topics, "limit_bytes", s.limit)
+				h.log.Warn("slow consumer cut off", "request_id", s.getLabel(), "topics", s.topics, "limit_bytes", s.limit)
 			}
 		}
 	}

@@ -9,10 +9,6 @@ import (
 // history, calls GoLive, then loops on Ready and Take until Take reports a
 // cut, the client leaves, or the hub closes; Close unregisters it.
 type Subscriber struct {
-	// Label names the subscriber in the hub's log lines (the server sets
-	// the stream's request ID). Set it before GoLive.
-	Label string
-
 	hub    *Hub
 	topics []string
 	limit  int
@@ -32,6 +28,7 @@ type Subscriber struct {
 	closed   bool
 	notify   chan struct{} // capacity 1: "the queue has something"
 	onPush   func()        // replaces notify when set; see SetNotify
+	label    string        // names s in log lines; see SetLabel
 	observed int           // deliveries seen, for sampling latencies
 }
 
@@ -233,4 +230,18 @@ func (s *Subscriber) Cut() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cut
+}
+
+// SetLabel names s in the hub's log lines (the server uses the stream's
+// request ID).
+func (s *Subscriber) SetLabel(label string) {
+	s.mu.Lock()
+	s.label = label
+	s.mu.Unlock()
+}
+
+func (s *Subscriber) getLabel() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.label
 }

@@ -97,9 +97,22 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 
 // handleDashboardStream sends the stats once a second as "stats" events.
 func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
-	if _, prob := s.dashboardPrincipal(r); prob != nil {
+	p, prob := s.dashboardPrincipal(r)
+	if prob != nil {
 		policy.WriteProblem(w, r, prob)
 		return
+	}
+	release, prob := s.guard.openStream(principalKey(p), s.guard.clientIP(r))
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	defer release()
+	var expiry <-chan time.Time
+	if !p.Expires.IsZero() {
+		t := time.NewTimer(time.Until(p.Expires))
+		defer t.Stop()
+		expiry = t.C
 	}
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{Profile: s.profile, Heartbeat: -1})
 	if err != nil {
@@ -124,6 +137,9 @@ func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
 			latest = nil
 		case <-s.hub.Closing():
 			_ = st.Retry(shutdownRetry())
+			return
+		case <-expiry:
+			_ = st.Retry(0)
 			return
 		case <-r.Context().Done():
 			return

@@ -205,3 +205,13 @@ func (g *guard) useJTI(p *auth.Principal, now time.Time) *policy.Problem {
 	g.jtis[p.ID] = p.Expires.Add(time.Minute) // past exp (and leeway) the token fails anyway
 	return nil
 }
+
+// forgetJTI undoes useJTI for a publish that stored nothing.
+func (g *guard) forgetJTI(p *auth.Principal) {
+	if !g.jtiOnce || p.ID == "" {
+		return
+	}
+	g.mu.Lock()
+	delete(g.jtis, p.ID)
+	g.mu.Unlock()
+}

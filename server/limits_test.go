@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -201,4 +204,49 @@ func containsLine(s, line string) bool {
 		}
 	}
 	return false
+}
+
+func TestLongPollsCountAsStreams(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.Limits.StreamsPerIP = intp(2) }, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/api/poll?topic=demo&after=0&wait=20", nil)
+			if res, err := http.DefaultClient.Do(req); err == nil {
+				res.Body.Close()
+			}
+		}()
+	}
+	waitSubscribers(t, ts.hub, 2)
+	res, err := http.Get(ts.base + "/api/poll?topic=demo&after=0&wait=20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 429 {
+		t.Fatalf("third long poll from one address: %d, want 429", res.StatusCode)
+	}
+	checkProblem(t, res, 429, policy.CodeTooManyStreams)
+}
+
+func TestUncleanPathIsAProblem(t *testing.T) {
+	ts := start(t, nil, nil)
+	for _, p := range []string{"/api/../api/publish", "/./api/poll", "//events"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", p)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 404 {
+			t.Errorf("%s: status %d, want 404", p, res.StatusCode)
+		}
+		checkProblem(t, res, 404, policy.CodeNotFound)
+		res.Body.Close()
+		conn.Close()
+	}
 }

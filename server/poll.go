@@ -87,6 +87,14 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	// wait instead of being missed.
 	var ready <-chan struct{}
 	if wait > 0 {
+		// A long poll holds a connection like a stream: it counts against
+		// the same limits.
+		release, prob := s.guard.openStream(principalKey(principal), s.guard.clientIP(r))
+		if prob != nil {
+			policy.WriteProblem(w, r, prob)
+			return
+		}
+		defer release()
 		sub, err := s.hub.Subscribe(topics)
 		if err != nil {
 			policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))

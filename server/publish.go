@@ -80,6 +80,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	// The commit goes on even if the client leaves; the key makes a retry safe.
 	res, err := s.hub.Publish(context.WithoutCancel(r.Context()), rec)
+	if err != nil {
+		s.guard.forgetJTI(principal) // nothing was stored: the token may be used again
+	}
 	switch {
 	case errors.Is(err, hub.ErrClosed):
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down; publish again"))

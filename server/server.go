@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -101,8 +102,28 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	}
 	s.routeDashboard(mux, harden)
 	mux.Handle("/", harden(only(web.Handler(notFound), "GET", "HEAD")))
-	s.handler = mux
+	// http.ServeMux would answer an unclean path (/a/../b) itself, with an
+	// HTML redirect outside the header policy: refuse it here instead.
+	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "" && cleanPath(p) != p && r.Method != http.MethodConnect {
+			harden(notFound).ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 	return s
+}
+
+// cleanPath is the path http.ServeMux would redirect p to.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // only refuses other methods with a 405 problem listing the allowed ones.

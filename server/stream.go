@@ -71,7 +71,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
-	sub.Label = rid
+	sub.SetLabel(rid)
 	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
 		closing: s.hub.Closing(), expires: principal.Expires}
 	parked := false

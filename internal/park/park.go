@@ -12,8 +12,8 @@
 //
 // Ownership: the Poller owns its goroutines (the epoll loop and the writers)
 // and every parked descriptor; Close stops them and closes every stream.
-// Lock order: Poller.mu, then Conn.mu; a writer never holds its run-queue
-// lock while it writes.
+// Lock order: Poller.mu, then writer.mu or Conn.mu; a writer never holds
+// its run-queue lock while it writes.
 //
 // Parking works on Linux for plain TCP connections; New returns
 // ErrUnsupported elsewhere, and callers keep serving the stream from its

@@ -61,6 +61,7 @@ type Conn struct {
 	fd        int // -1 once closed
 	pending   [][]byte
 	blocked   bool // the socket buffer is full; wait for EPOLLOUT
+	input     int  // bytes the client sent since it was parked
 	finishing bool // the last bytes are pending; close once written
 }
 
@@ -165,16 +166,19 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	c.id = p.nextID
 	c.w = p.writers[int(c.id)%len(p.writers)]
 	p.conns[c.id] = c
+	// Into the writer's list before epoll can report the client gone, so
+	// that close always finds it there to remove.
+	c.w.add(c)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.id}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		delete(p.conns, c.id)
+		c.w.remove(c)
 		p.mu.Unlock()
 		unix.Close(fd)
 		src.Close()
 		return err
 	}
 	p.mu.Unlock()
-	c.w.add(c)
 	src.SetNotify(c.schedule)
 	c.schedule()
 	return nil
@@ -280,8 +284,13 @@ func (p *Poller) loop() {
 	}
 }
 
-// drainInput reads and discards what the client sent (an event stream
-// expects nothing) and reports whether the connection is still open.
+// maxInput is how much a parked client may send: an event stream expects
+// nothing after the request, so a client that keeps sending is cut off
+// rather than allowed to keep the epoll loop busy.
+const maxInput = 4096
+
+// drainInput reads and discards what the client sent and reports whether
+// the connection should stay open.
 func (c *Conn) drainInput(buf []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -289,6 +298,9 @@ func (c *Conn) drainInput(buf []byte) bool {
 		n, err := unix.Read(c.fd, buf)
 		switch {
 		case n > 0:
+			if c.input += n; c.input > maxInput {
+				return false
+			}
 			continue
 		case errors.Is(err, unix.EAGAIN):
 			return true

@@ -255,3 +255,47 @@ func TestStuckReaderIsClosed(t *testing.T) {
 		t.Fatalf("%d streams still parked", p.Len())
 	}
 }
+
+// TestClientGoneWhileParkingLeaksNothing parks connections whose clients
+// already reset them: epoll reports them at once, racing Park itself.
+func TestClientGoneWhileParkingLeaksNothing(t *testing.T) {
+	p, err := New(Options{Heartbeat: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const n = 300
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).SetLinger(0)
+		c.Close() // a reset, before the server parks
+		_ = p.Park(srv, newSource(), true, time.Time{})
+	}
+	count := func() int {
+		total := 0
+		for _, w := range p.writers {
+			w.mu.Lock()
+			total += len(w.conns)
+			w.mu.Unlock()
+		}
+		return total
+	}
+	for i := 0; i < 2000 && (count() != 0 || p.Len() != 0); i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if c := count(); c != 0 || p.Len() != 0 {
+		t.Fatalf("%d closed streams left in the writers' lists, %d parked", c, p.Len())
+	}
+}
