@@ -426,4 +426,3 @@ func checkHeaderList(bad func(string, string, ...any), field string, names []str
 		}
 	}
 }
-

@@ -235,4 +235,3 @@ func (l *lengthBody) Read(p []byte) (int, error) {
 type closeBody struct{ r io.Reader }
 
 func (c *closeBody) Read(p []byte) (int, error) { return c.r.Read(p) }
-
