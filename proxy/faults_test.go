@@ -1,28 +1,26 @@
 package proxy_test
 
 import (
-	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/proxy"
+	"github.com/sseguard/sseguard/scan/rawhttp"
 )
 
 // These tests put the proxy in front of upstreams that each have one
@@ -262,69 +260,25 @@ func TestConnectionKeepAliveOverHTTP2(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{
-		InsecureSkipVerify: true, // the test server's own certificate
-		NextProtos:         []string{"h2"},
-	})
+	u, _ := url.Parse(srv.URL + "/events")
+	c := &rawhttp.Client{Proto: rawhttp.HTTP2, Insecure: true} // the test server's own certificate
+	res, err := c.Do(context.Background(), &rawhttp.Request{Method: "GET", URL: u,
+		Header: []rawhttp.Field{{Name: "accept", Value: "text/event-stream"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q, want h2", p)
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("negotiated %s, want HTTP/2", res.Proto)
 	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("body: %v (so far %q)", err, raw)
 	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "proxy.test"}, {":path", "/events"}, {"accept", "text/event-stream"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-		t.Fatal(err)
-	}
-	var fields []field
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { fields = append(fields, field{f.Name, f.Value}) })
-	var body strings.Builder
-	for ended := false; !ended; {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("read frame: %v (body so far %q)", err, body.String())
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				_ = fr.WriteSettingsAck()
-			}
-		case *http2.HeadersFrame:
-			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
-				t.Fatal(err)
-			}
-			ended = f.StreamEnded()
-		case *http2.DataFrame:
-			body.Write(f.Data())
-			ended = f.StreamEnded()
-		case *http2.RSTStreamFrame:
-			t.Fatalf("stream reset: %v", f.ErrCode)
-		}
-	}
-	get := func(name string) []string {
-		var out []string
-		for _, f := range fields {
-			if f.name == name {
-				out = append(out, f.value)
-			}
-		}
-		return out
-	}
-	if got := get(":status"); !slices.Equal(got, []string{"200"}) {
-		t.Fatalf(":status = %q", got)
+	body := string(raw)
+	get := func(name string) []string { return res.Values(name) }
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
 	}
 	for _, h := range policy.Strict.Headers(policy.KindStream, 2, 0) {
 		if got := get(strings.ToLower(h.Name)); !slices.Equal(got, []string{h.Value}) {
@@ -336,8 +290,8 @@ func TestConnectionKeepAliveOverHTTP2(t *testing.T) {
 			t.Errorf("connection-specific %s = %q sent over HTTP/2", name, got)
 		}
 	}
-	if body.String() != "data: over h2\n\n" {
-		t.Errorf("body %q", body.String())
+	if body != "data: over h2\n\n" {
+		t.Errorf("body %q", body)
 	}
 	for _, h := range []struct{ name, value string }{{"Connection", "keep-alive"}, {"Keep-Alive", "timeout=5"}} {
 		logs.mustFind(t, "header drift", map[string]any{

@@ -4,21 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
-
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/scan/rawhttp"
 	"github.com/sseguard/sseguard/sse"
 )
 
@@ -206,79 +204,56 @@ func TestStreamHTTP10OnTheWire(t *testing.T) {
 
 func TestStreamHTTP2OnTheWire(t *testing.T) {
 	srv, events, done := streamServer(t, &sse.StreamOptions{Heartbeat: -1}, true)
-	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{
-		InsecureSkipVerify: true, // the test server's own certificate
-		NextProtos:         []string{"h2"},
-	})
+	u, _ := url.Parse(srv.URL + "/events")
+	c := &rawhttp.Client{Proto: rawhttp.HTTP2, Insecure: true} // the test server's own certificate
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := c.Do(ctx, &rawhttp.Request{Method: "GET", URL: u,
+		Header: []rawhttp.Field{{Name: "accept", Value: "text/event-stream"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q, want h2", p)
-	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "x"}, {":path", "/events"}, {"accept", "text/event-stream"}} {
-		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-	}
-	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-		t.Fatal(err)
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 || res.StatusCode != 200 {
+		t.Fatalf("%s %d, want HTTP/2 200", res.Proto, res.StatusCode)
 	}
 	var fields []field
-	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { fields = append(fields, field{f.Name, f.Value}) })
-	var body strings.Builder
-	sentEvent := false
-	for !strings.Contains(body.String(), "data: over h2\n\n") {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			t.Fatalf("read frame: %v (body so far %q)", err, body.String())
-		}
-		switch f := f.(type) {
-		case *http2.SettingsFrame:
-			if !f.IsAck() {
-				_ = fr.WriteSettingsAck()
-			}
-		case *http2.HeadersFrame:
-			if _, err := dec.Write(f.HeaderBlockFragment()); err != nil {
-				t.Fatal(err)
-			}
-		case *http2.DataFrame:
-			body.Write(f.Data())
-			if !sentEvent && strings.Contains(body.String(), "retry: 3000\n\n") {
-				sentEvent = true
-				go func() { events <- sse.Event{Data: "over h2"} }()
-			}
-		case *http2.RSTStreamFrame:
-			t.Fatalf("stream reset: %v", f.ErrCode)
-		}
+	for _, f := range res.Header {
+		fields = append(fields, field{http.CanonicalHeaderKey(f.Name), f.Value})
 	}
-	if got := values(fields, ":status"); len(got) != 1 || got[0] != "200" {
-		t.Fatalf(":status = %q", got)
-	}
-	var regular []field
-	for _, f := range fields {
-		if !strings.HasPrefix(f.name, ":") {
-			regular = append(regular, field{http.CanonicalHeaderKey(f.name), f.value})
-		}
-	}
-	checkPolicy(t, regular, 2, 0)
+	checkPolicy(t, fields, 2, 0)
 	for _, name := range policy.ConnectionSpecific {
-		if got := values(regular, name); len(got) > 0 {
+		if got := values(fields, name); len(got) > 0 {
 			t.Errorf("connection-specific %s = %q on HTTP/2", name, got)
 		}
+	}
+	br := bufio.NewReader(res.Body)
+	if got := readBlock(t, br); got != "retry: 3000\n\n" {
+		t.Fatalf("first block %q", got)
+	}
+	events <- sse.Event{Data: "over h2"} // sent only now: it must arrive unbuffered
+	if got := readBlock(t, br); got != "data: over h2\n\n" {
+		t.Fatalf("event block %q", got)
 	}
 	close(events)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// readBlock reads lines up to and including a blank line.
+func readBlock(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	var b strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		b.WriteString(line)
+		if err != nil {
+			t.Fatalf("read: %v (so far %q)", err, b.String())
+		}
+		if line == "\n" {
+			return b.String()
+		}
 	}
 }
 
