@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/proxy"
