@@ -1,13 +1,9 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,31 +28,8 @@ func TestDemoPageInBrowser(t *testing.T) {
 
 	// Console messages are collected from before the page loads, so that a
 	// CSP report or an exception at load time is seen too.
-	var (
-		mu       sync.Mutex
-		messages []chromedp.ConsoleMessage
-	)
-	consoleCtx, stopConsole := context.WithCancel(ctx)
-	console := chromedp.Console(consoleCtx)
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			messages = append(messages, m)
-			mu.Unlock()
-		}
-	}()
-	// Cleanups run last first: the screenshot is taken while the browser
-	// still runs, also when the test failed, which is when it helps most.
-	t.Cleanup(func() {
-		stopConsole()
-		<-consoleDone
-	})
-	t.Cleanup(func() { saveScreenshot(t, ctx) })
+	messages, stopConsole := browser.Console(t, ctx)
+	t.Cleanup(func() { browser.Screenshot(t, ctx) })
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(ts.base+"/")); err != nil {
 		t.Fatal(err)
@@ -112,35 +85,10 @@ func TestDemoPageInBrowser(t *testing.T) {
 	// the last ones a moment, then stop collecting.
 	time.Sleep(200 * time.Millisecond)
 	stopConsole()
-	<-consoleDone
-	for _, m := range messages {
+	for _, m := range messages() {
 		t.Logf("console: %s", m)
 		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 			t.Errorf("the page logged %s (at %s:%d)", m, m.URL, m.Line)
 		}
 	}
-}
-
-// saveScreenshot writes a PNG of the page to $SSEGUARD_ARTIFACTS, or to a
-// temporary folder, and logs where.
-func saveScreenshot(t *testing.T, ctx context.Context) {
-	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("no screenshot: %v", err)
-		return
-	}
-	dir := os.Getenv("SSEGUARD_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Errorf("artifacts folder: %v", err)
-		return
-	}
-	path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Errorf("saving the screenshot: %v", err)
-		return
-	}
-	t.Logf("screenshot: %s", path)
 }

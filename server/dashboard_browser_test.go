@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -43,29 +42,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	})
 
 	ctx := browser.New(t, 3*time.Minute)
-	var (
-		mu       sync.Mutex
-		messages []chromedp.ConsoleMessage
-	)
-	consoleCtx, stopConsole := context.WithCancel(ctx)
-	console := chromedp.Console(consoleCtx)
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			messages = append(messages, m)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		stopConsole()
-		<-consoleDone
-	})
-	t.Cleanup(func() { saveScreenshot(t, ctx) })
+	// Console messages are collected from before the page loads, so that a
+	// CSP report or an exception at load time is seen too.
+	messages, stopConsole := browser.Console(t, ctx)
+	t.Cleanup(func() { browser.Screenshot(t, ctx) })
 
 	js := func(t *testing.T, expr string) string {
 		t.Helper()
@@ -210,8 +190,7 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	time.Sleep(200 * time.Millisecond)
 	stopConsole()
-	<-consoleDone
-	for _, m := range messages {
+	for _, m := range messages() {
 		t.Logf("console: %s", m)
 		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
 			t.Errorf("the page logged %s (at %s:%d)", m, m.URL, m.Line)

@@ -10,10 +10,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -173,38 +171,6 @@ func dashboardServer(t *testing.T, interval time.Duration) *httptest.Server {
 	return srv
 }
 
-// collectConsole records the page's console from now until the returned
-// stop function is called; stop returns what was recorded.
-func collectConsole(t *testing.T, ctx context.Context) (snapshot func() []chromedp.ConsoleMessage, stop func()) {
-	var (
-		mu       sync.Mutex
-		messages []chromedp.ConsoleMessage
-	)
-	consoleCtx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	console := chromedp.Console(consoleCtx)
-	go func() {
-		defer close(done)
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			messages = append(messages, m)
-			mu.Unlock()
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done }) }
-	t.Cleanup(stop)
-	snapshot = func() []chromedp.ConsoleMessage {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]chromedp.ConsoleMessage(nil), messages...)
-	}
-	return snapshot, stop
-}
-
 // eval evaluates a JavaScript expression in the page.
 func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	t.Helper()
@@ -252,7 +218,7 @@ func TestDashboardWithFakeStream(t *testing.T) {
 	t.Setenv("TZ", "UTC")
 	t.Setenv("LANG", "en_US.UTF-8")
 	ctx := browser.New(t, 60*time.Second)
-	messages, stopConsole := collectConsole(t, ctx)
+	messages, stopConsole := browser.Console(t, ctx)
 	t.Cleanup(func() { saveScreenshot(t, ctx, true) })
 
 	if err := chromedp.Do(ctx,
@@ -359,30 +325,13 @@ func TestDashboardWithFakeStream(t *testing.T) {
 	stopConsole()
 }
 
-// saveScreenshot writes a PNG of the page to $SSEGUARD_ARTIFACTS, or to a
-// temporary folder, and logs where. With SSEGUARD_UPDATE_SCREENSHOT=1 and
-// docs set it also replaces docs/dashboard.png.
+// saveScreenshot saves a screenshot as a test artifact; with
+// SSEGUARD_UPDATE_SCREENSHOT=1 and docs set it also replaces
+// docs/dashboard.png, when the test passed.
 func saveScreenshot(t *testing.T, ctx context.Context, docs bool) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Logf("no screenshot: %v", err)
-		return
-	}
-	dir := os.Getenv("SSEGUARD_ARTIFACTS")
-	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Errorf("artifacts folder: %v", err)
-		return
-	}
-	name := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".png")
-	if err := os.WriteFile(name, png, 0o644); err != nil {
-		t.Errorf("saving the screenshot: %v", err)
-		return
-	}
-	t.Logf("screenshot: %s", name)
-	if docs && os.Getenv("SSEGUARD_UPDATE_SCREENSHOT") == "1" && !t.Failed() {
+	png := browser.Screenshot(t, ctx)
+	if png != nil && docs && os.Getenv("SSEGUARD_UPDATE_SCREENSHOT") == "1" && !t.Failed() {
 		const doc = "../docs/dashboard.png"
 		if err := os.WriteFile(doc, png, 0o644); err != nil {
 			t.Errorf("updating %s: %v", doc, err)

@@ -12,6 +12,9 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,4 +83,64 @@ func New(t testing.TB, timeout time.Duration) context.Context {
 		t.Fatalf("starting chromium at %s: %v", path, err)
 	}
 	return ctx
+}
+
+// Console collects the page's console messages (calls, exceptions and the
+// browser log, CSP reports among them) from now on. messages returns what
+// arrived so far; stop ends the collection and waits for it, and runs at
+// the end of the test if not called before.
+func Console(t testing.TB, ctx context.Context) (messages func() []chromedp.ConsoleMessage, stop func()) {
+	var (
+		mu  sync.Mutex
+		got []chromedp.ConsoleMessage
+	)
+	consoleCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	console := chromedp.Console(consoleCtx)
+	go func() {
+		defer close(done)
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			got = append(got, m)
+			mu.Unlock()
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	messages = func() []chromedp.ConsoleMessage {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]chromedp.ConsoleMessage(nil), got...)
+	}
+	return messages, stop
+}
+
+// Screenshot takes a full-page PNG, writes it to $SSEGUARD_ARTIFACTS (or
+// a temporary folder) named after the test, logs where, and returns it
+// (nil when the browser could not take it).
+func Screenshot(t testing.TB, ctx context.Context) []byte {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("no screenshot: %v", err)
+		return nil
+	}
+	dir := os.Getenv("SSEGUARD_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Errorf("artifacts folder: %v", err)
+		return png
+	}
+	path := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Errorf("saving the screenshot: %v", err)
+		return png
+	}
+	t.Logf("screenshot: %s", path)
+	return png
 }
