@@ -42,18 +42,9 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	duration := fs.Duration("duration", 5*time.Minute, "cap on the whole run")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 
-	// Flags may come before and after the URL.
-	var pos []string
-	rest := args
-	for {
-		if err := parseFlags(env, fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := parseInterspersed(env, fs, args) // flags before and after the URL
+	if err != nil {
+		return err
 	}
 	switch {
 	case len(pos) == 0:

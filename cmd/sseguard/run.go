@@ -200,3 +200,19 @@ func goVersion() string {
 	}
 	return ""
 }
+
+// parseInterspersed parses args allowing flags before and after the
+// positional arguments, which it returns in order.
+func parseInterspersed(env *environ, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(env, fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}

@@ -70,18 +70,9 @@ func (c *scanCommand) run(ctx context.Context, env *environ, args []string) erro
 	color := fs.String("color", "auto", "colour the text report: auto (on a terminal, unless NO_COLOR is set), always or never")
 	verbose := fs.Bool("v", false, "text report: list every request and response head")
 
-	// Flags may come before and after the URL.
-	var pos []string
-	rest := args
-	for {
-		if err := parseFlags(env, fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := parseInterspersed(env, fs, args) // flags before and after the URL
+	if err != nil {
+		return err
 	}
 
 	if *listRules {
