@@ -84,7 +84,17 @@ type Config struct {
 	TLS       TLS       `yaml:"tls"`
 	Limits    Limits    `yaml:"limits"`
 	Telemetry Telemetry `yaml:"telemetry"`
+	Dashboard Dashboard `yaml:"dashboard"`
 	Log       Log       `yaml:"log"`
+}
+
+// Dashboard configures the live dashboard at /dashboard.
+type Dashboard struct {
+	// InsecureCookie lets the dashboard's login cookie go without the
+	// Secure attribute, for a dashboard reached over plain HTTP from
+	// another machine. Default false: the cookie is Secure (browsers still
+	// keep it on http://localhost and http://127.0.0.1).
+	InsecureCookie bool `yaml:"insecure_cookie"`
 }
 
 // Telemetry configures metrics and the refusal-spike alarm.
@@ -92,6 +102,10 @@ type Telemetry struct {
 	// MetricsListen serves /metrics on this separate address (an internal
 	// port) instead of the main listener. Default empty: the main one.
 	MetricsListen string `yaml:"metrics_listen"`
+	// MetricsPublic serves /metrics on the main listener to any client.
+	// Default false: there it answers loopback clients only (use
+	// metrics_listen for a scraper elsewhere).
+	MetricsPublic bool `yaml:"metrics_public"`
 	// SpikeFactor: a refusal spike is a last-minute rate above this many
 	// times the baseline. Default 3.
 	SpikeFactor float64 `yaml:"spike_factor"`
@@ -130,6 +144,10 @@ type Stream struct {
 	QueueBytes int `yaml:"queue_bytes"`
 	// MaxTopics bounds the topics of one stream. Default 32.
 	MaxTopics int `yaml:"max_topics"`
+	// ReplayBytes bounds the bytes of history that all replays and polls
+	// together may hold in memory at once; a replay waits for room.
+	// Default 67108864 (64 MiB).
+	ReplayBytes int `yaml:"replay_bytes"`
 }
 
 // Poll configures GET /api/poll.
@@ -260,6 +278,9 @@ type Limits struct {
 	// ReadHeaderTimeout bounds the time to read a request's header
 	// (slowloris). Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadBodyTimeout bounds the time to read a request's body on every
+	// endpoint that takes one (slow bodies). Default 10s.
+	ReadBodyTimeout Duration `yaml:"read_body_timeout"`
 }
 
 // Log configures logging.
@@ -297,6 +318,7 @@ func (c *Config) fill() {
 	setDur(&c.Stream.WriteTimeout, 10*time.Second)
 	setInt(&c.Stream.QueueBytes, 1<<20)
 	setInt(&c.Stream.MaxTopics, 32)
+	setInt(&c.Stream.ReplayBytes, 64<<20)
 	setDur(&c.Poll.MaxWait, 30*time.Second)
 	setInt(&c.Poll.MaxEvents, 100)
 	setDur(&c.Poll.Retry, time.Second)
@@ -334,6 +356,7 @@ func (c *Config) fill() {
 	setInt(&c.Limits.PublishBurst, 2000)
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setDur(&c.Limits.ReadHeaderTimeout, 10*time.Second)
+	setDur(&c.Limits.ReadBodyTimeout, 10*time.Second)
 	if c.Telemetry.SpikeFactor == 0 {
 		c.Telemetry.SpikeFactor = 3
 	}
@@ -577,6 +600,7 @@ func (c *Config) Validate() error {
 		"auth.leeway":                c.Auth.Leeway,
 		"cors.max_age":               c.CORS.MaxAge,
 		"limits.read_header_timeout": c.Limits.ReadHeaderTimeout,
+		"limits.read_body_timeout":   c.Limits.ReadBodyTimeout,
 	}
 	for _, name := range slices.Sorted(maps.Keys(positive)) {
 		if positive[name] < 0 {
@@ -601,6 +625,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Stream.QueueBytes < 4096 {
 		bad("stream.queue_bytes", "at least 4096, got %d", c.Stream.QueueBytes)
+	}
+	if c.Stream.ReplayBytes < c.Stream.QueueBytes {
+		bad("stream.replay_bytes", "at least stream.queue_bytes (%d), got %d", c.Stream.QueueBytes, c.Stream.ReplayBytes)
 	}
 	if c.Stream.MaxTopics < 1 || c.Stream.MaxTopics > 1024 {
 		bad("stream.max_topics", "want 1 to 1024, got %d", c.Stream.MaxTopics)
