@@ -625,14 +625,17 @@ func TestSlowConsumerCutAndCatchUp(t *testing.T) {
 	}
 	waitSubscribers(t, ts.hub, 1)
 	big := strings.Repeat("z", 60<<10)
-	var ids []string
-	for i := 0; i < 400 && ts.hub.Stats().CutOff == 0; i++ { // ~24 MB at most: more than socket buffers hold
+	// The first event is read before the client stalls: with a queue that
+	// holds one event, a second publish that lands before the writer took
+	// the first would cut the stream before anything was delivered.
+	ids := []string{ts.mustPublish(t, tok, "big", fmt.Sprint(0, big))}
+	seen := []string{nextEvent(t, p).ID}
+	for i := 1; i < 400 && ts.hub.Stats().CutOff == 0; i++ { // ~24 MB at most: more than socket buffers hold
 		ids = append(ids, ts.mustPublish(t, tok, "big", fmt.Sprint(i, big)))
 	}
 	if ts.hub.Stats().CutOff == 0 {
 		t.Fatal("the stalled subscriber was never cut off")
 	}
-	var seen []string
 	for {
 		e, err := p.Next()
 		if err != nil {
