@@ -43,6 +43,17 @@
 // exact browser origins (scheme://host[:port]); "*" and "null" are dropped
 // wherever they appear, because a principal's origins must name sites.
 //
+// Topics that start with [ReservedPrefix] ("sseguard:dashboard") belong to
+// sseguard itself: no pattern with "*" matches them, only a grant that
+// names one exactly lets a principal subscribe to it, and no grant lets a
+// principal publish to one (the hub publishes there itself).
+//
+// Claims are decoded exactly: names are case-sensitive ("SSEGUARD" is not
+// "sseguard"), and a token whose header or claims repeat a name anywhere is
+// refused as malformed, so that no reader of the token can see other claims
+// than the ones that were checked. Each part must be canonical unpadded
+// base64url (RFC 7515 section 2), so a token has one spelling only.
+//
 // # Token sources
 //
 // A token is read from, in order: the Authorization: Bearer header; the
@@ -65,7 +76,7 @@
 // anonymous.
 //
 // Package auth does not decide CORS, limits or one-use token IDs (package
-// server does, from Principal.Origins and Principal.ID).
+// server does, from Principal.Origins, Principal.Key and Principal.ID).
 package auth
 
 import (
@@ -73,10 +84,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,6 +143,9 @@ type Principal struct {
 	// Subject is the token's sub claim, or the client certificate's name
 	// that matched a CertRule; empty for anonymous access.
 	Subject string
+	// Issuer is the token's iss claim; empty when it has none or for other
+	// sources.
+	Issuer string
 	Permissions
 	// Expires is when the credentials end: the token's exp or the
 	// certificate's NotAfter. Zero means never (anonymous).
@@ -139,23 +156,78 @@ type Principal struct {
 	// SourceAnonymous.
 	Source string
 	// ID is the token's jti claim, empty when it has none or for other
-	// sources; the server may refuse an ID it has already seen.
+	// sources; the server may refuse an ID it has already seen. A jti is
+	// unique only within its issuer's tokens for one subject, so keep used
+	// IDs per Key, not globally.
 	ID string
+
+	// signed identifies a token without a sub claim: a hash of its signed
+	// part (header and claims, not the signature, which some algorithms let
+	// anyone respell). Empty for other principals.
+	signed string
 }
 
-// CanSubscribe reports whether p may read topic.
+// AnonymousKey is the Key of every anonymous principal.
+const AnonymousKey = "anonymous"
+
+// Key names the principal for per-principal state: limits, idempotency
+// keys, used jti values. It is the same on every request that sends the
+// same credentials, and never contains a token.
+//
+//   - a token with a sub claim: its issuer and subject, so that every token
+//     issued to one subject shares its limits;
+//   - a token without sub: its issuer and a hash of the token's header and
+//     claims, so that two such tokens never share anything;
+//   - a client certificate: the name that matched a CertRule;
+//   - anonymous access: AnonymousKey.
+//
+// Keys of different kinds never collide: each starts with its source, and
+// the names in it are quoted.
+func (p *Principal) Key() string {
+	switch {
+	case p.Anonymous || p.Source == SourceAnonymous:
+		return AnonymousKey
+	case p.Source == SourceJWT && p.Subject == "" && p.signed != "":
+		return SourceJWT + ":" + strconv.Quote(p.Issuer) + ":#" + p.signed
+	case p.Source == SourceJWT:
+		return SourceJWT + ":" + strconv.Quote(p.Issuer) + ":" + strconv.Quote(p.Subject)
+	}
+	return p.Source + ":" + strconv.Quote(p.Subject)
+}
+
+// ReservedPrefix starts the topics that belong to sseguard itself, such as
+// the dashboard's "sseguard:dashboard". Patterns with "*" never match them,
+// and CanPublish refuses them.
+const ReservedPrefix = "sseguard:"
+
+// Reserved reports whether topic belongs to sseguard itself.
+func Reserved(topic string) bool { return strings.HasPrefix(topic, ReservedPrefix) }
+
+// CanSubscribe reports whether p may read topic. A reserved topic needs a
+// grant that names it exactly.
 func (p *Principal) CanSubscribe(topic string) bool { return matchAny(p.Subscribe, topic) }
 
-// CanPublish reports whether p may publish to topic.
-func (p *Principal) CanPublish(topic string) bool { return matchAny(p.Publish, topic) }
+// CanPublish reports whether p may publish to topic. It is false for every
+// reserved topic, whatever p's grants say: only the hub publishes there.
+func (p *Principal) CanPublish(topic string) bool {
+	return !Reserved(topic) && matchAny(p.Publish, topic)
+}
 
 // Match reports whether topic matches pattern: exactly, "*" for any topic,
-// or a prefix followed by "*".
+// or a prefix followed by "*". A reserved topic matches only the pattern
+// that is exactly its name, so that "*" or "sseguard:*" grants no access to
+// sseguard's own topics.
 func Match(pattern, topic string) bool {
+	if pattern == topic {
+		return true
+	}
+	if Reserved(topic) {
+		return false
+	}
 	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
 		return strings.HasPrefix(topic, prefix)
 	}
-	return pattern == topic
+	return false
 }
 
 func matchAny(patterns []string, topic string) bool {
@@ -337,7 +409,14 @@ func (v *Verifier) verify(ctx context.Context, tok string) (*Principal, *policy.
 		return p, nil
 	}
 
+	if err := canonical(tok); err != nil {
+		return nil, v.refusal(err, nil)
+	}
 	opts := []jwt.ParserOption{
+		// Strict: only one base64 spelling of each part verifies (no
+		// padding, no stray bits in the last character), so that a
+		// token cannot be respelled past a cache or a list of tokens.
+		jwt.WithStrictDecoding(),
 		jwt.WithValidMethods(v.methods),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(func() time.Time { return now }),
@@ -357,10 +436,14 @@ func (v *Verifier) verify(ctx context.Context, tok string) (*Principal, *policy.
 	}
 	p = &Principal{
 		Subject:     c.Subject,
+		Issuer:      c.Issuer,
 		Permissions: c.Sseguard.clean(),
 		Expires:     c.ExpiresAt.Time, // WithExpirationRequired: never nil here
 		Source:      SourceJWT,
 		ID:          c.ID,
+	}
+	if p.Subject == "" {
+		p.signed = signedHash(tok)
 	}
 	v.mu.Lock()
 	if v.cacheGen == gen { // else the key set changed meanwhile: do not cache
@@ -439,7 +522,9 @@ func (v *Verifier) refusal(err error, t *jwt.Token) *policy.Problem {
 		detail = "the token's key is not known"
 	case errors.Is(err, errKeyAlgorithm):
 		detail = "the token's algorithm is not accepted for its key"
-	case errors.Is(err, errKidType), errors.Is(err, jwt.ErrTokenMalformed):
+	case errors.Is(err, errDuplicate):
+		detail = "the token is malformed: a name appears twice in its header or claims"
+	case errors.Is(err, errKidType), errors.Is(err, errNotCanonical), errors.Is(err, jwt.ErrTokenMalformed):
 		detail = "the token is malformed"
 	case errors.Is(err, errCritical):
 		detail = "the token requires an extension that is not supported"
@@ -508,18 +593,47 @@ func Mint(key []byte, subject string, perms Permissions, ttl time.Duration, now 
 	return s, nil
 }
 
-// LoadOrCreateSecret reads the HS256 secret at path, or creates one of 32
-// random bytes there (mode 0600) when the file does not exist.
-func LoadOrCreateSecret(path string) ([]byte, error) {
+// MinSecretBytes is the shortest signing secret LoadSecret accepts.
+const MinSecretBytes = 32
+
+// LoadSecret reads the HS256 secret at path. A missing file is an error
+// that wraps fs.ErrNotExist; a file shorter than MinSecretBytes (an empty
+// one is what a full disk left behind before LoadOrCreateSecret wrote
+// through a temporary file) is refused with how to fix it.
+func LoadSecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) < 32 {
-			return nil, fmt.Errorf("auth: secret %s is %d bytes, want at least 32", path, len(b))
-		}
-		return b, nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return nil, fmt.Errorf("auth: read secret: %w", err)
+	}
+	if len(b) < MinSecretBytes {
+		return nil, fmt.Errorf("auth: the signing secret %s is %d bytes, want at least %d; "+
+			"delete it to have a new one created at the next start (tokens signed with the old one stop working), "+
+			"or write at least %d random bytes into it", path, len(b), MinSecretBytes, MinSecretBytes)
+	}
+	return b, nil
+}
+
+// LoadOrCreateSecret reads the HS256 secret at path (see LoadSecret), or
+// creates one of 32 random bytes there (mode 0600) when the file does not
+// exist. The new secret is written whole to a temporary file in the same
+// folder, synced, and only then given its name, so that a crash or a full
+// disk never leaves a short secret.key behind. When two processes create
+// it at once, both end up with the one that got the name first.
+func LoadOrCreateSecret(path string) ([]byte, error) {
+	return loadOrCreateSecret(path, writeAll)
+}
+
+func writeAll(w io.Writer, b []byte) error {
+	_, err := w.Write(b)
+	return err
+}
+
+// loadOrCreateSecret is LoadOrCreateSecret with the write of the new
+// secret injectable, so that tests can fail it as a full disk does.
+func loadOrCreateSecret(path string, write func(io.Writer, []byte) error) ([]byte, error) {
+	b, err := LoadSecret(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return b, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
@@ -528,22 +642,58 @@ func LoadOrCreateSecret(path string) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("auth: random: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, os.ErrExist) { // another process won the race
-			return LoadOrCreateSecret(path)
-		}
+	switch err := createFile(path, b, write); {
+	case errors.Is(err, fs.ErrExist): // another process won the race
+		return LoadSecret(path)
+	case err != nil:
 		return nil, fmt.Errorf("auth: create secret: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
+	return b, nil
+}
+
+// createFile writes data to a new file at path, mode 0600, atomically: to
+// a temporary file in the same folder first, synced, then linked to path,
+// which fails with fs.ErrExist when path exists (unlike a rename, which
+// would replace a secret another process just created), and the folder is
+// synced so that the name survives a crash. On any failure no file is
+// left at path and the temporary file is removed.
+func createFile(path string, data []byte, write func(io.Writer, []byte) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // after the link, path keeps the data
+	if err := write(f, data); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("auth: write secret: %w", err)
+		return fmt.Errorf("write %s: %w", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("auth: sync secret: %w", err)
+		return fmt.Errorf("sync %s: %w", tmp, err)
 	}
-	return b, f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		// A file system without hard links: rename, which is atomic too.
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // LoadKey reads a key from files: secretFile for an HMAC algorithm, else

@@ -4,12 +4,17 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,6 +38,10 @@ func TestMatch(t *testing.T) {
 		{"chat/*", "chat", false},
 		{"chat/*", "chatroom", false},
 		{"", "", true},
+		{"*", "sseguard:dashboard", false},
+		{"sseguard:*", "sseguard:dashboard", false},
+		{"sseguard:dashboard", "sseguard:dashboard", true},
+		{"sseguard:dashboard*", "sseguard:dashboard", false},
 	}
 	for _, tt := range tests {
 		if got := Match(tt.pattern, tt.topic); got != tt.want {
@@ -143,13 +152,123 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	if err != nil || string(a) != string(b) {
 		t.Fatal("second load returned a different secret")
 	}
-	short := filepath.Join(t.TempDir(), "short.key")
-	_ = os.WriteFile(short, []byte("tiny"), 0o600)
-	if _, err := LoadOrCreateSecret(short); err == nil {
-		t.Fatal("a 4-byte secret was accepted")
-	}
 	if _, err := LoadOrCreateSecret(t.TempDir()); err == nil || errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("reading a directory: %v", err)
+	}
+	if names := dirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"secret.key"}) {
+		t.Fatalf("the folder holds %q; want only secret.key", names)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestShortSecretRefused is finding F8's other half: an empty or short
+// secret.key, as a full disk left it, is refused with a message that names
+// the file and says how to recover, by both loaders, and is left alone.
+func TestShortSecretRefused(t *testing.T) {
+	for _, n := range []int{0, 4, 31} {
+		path := filepath.Join(t.TempDir(), "secret.key")
+		if err := os.WriteFile(path, make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for name, load := range map[string]func(string) ([]byte, error){"LoadSecret": LoadSecret, "LoadOrCreateSecret": LoadOrCreateSecret} {
+			_, err := load(path)
+			if err == nil {
+				t.Fatalf("%s: a %d-byte secret was accepted", name, n)
+			}
+			for _, want := range []string{path, fmt.Sprintf("is %d bytes", n), "delete it", "stop working"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: %d bytes: %q lacks %q", name, n, err, want)
+				}
+			}
+		}
+		if b, _ := os.ReadFile(path); len(b) != n {
+			t.Fatalf("the short file was changed to %d bytes", len(b))
+		}
+	}
+}
+
+// TestLoadSecretNeverCreates checks that LoadSecret, used by sseguard
+// token, reports a missing file and creates nothing.
+func TestLoadSecretNeverCreates(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "data", "secret.key")
+	if _, err := LoadSecret(path); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err %v; want one that wraps fs.ErrNotExist and names %s", err, path)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Fatalf("LoadSecret created %q", names)
+	}
+	created, err := LoadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadSecret(path); err != nil || !slices.Equal(got, created) {
+		t.Fatalf("LoadSecret: %x, %v; want %x", got, err, created)
+	}
+}
+
+// failingWrite writes part of the data and then fails as a full disk does.
+func failingWrite(w io.Writer, b []byte) error {
+	if _, err := w.Write(b[:len(b)/2]); err != nil {
+		return err
+	}
+	return syscall.ENOSPC
+}
+
+// TestSecretWriteFailureLeavesNothing is finding F8: ENOSPC while writing
+// secret.key left a 0-byte file that failed every later start.
+func TestSecretWriteFailureLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "secret.key")
+	_, err := loadOrCreateSecret(path, failingWrite)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("err %v; want ENOSPC", err)
+	}
+	if names := dirNames(t, dir); len(names) != 0 {
+		t.Fatalf("a failed write left %q", names)
+	}
+	// The next start, with room on the disk, creates the secret.
+	b, err := LoadOrCreateSecret(path)
+	if err != nil || len(b) != 32 {
+		t.Fatalf("after the failure: %d bytes, %v", len(b), err)
+	}
+}
+
+// TestSecretCreatedOnce checks that processes creating the secret at the
+// same time all end up with the one on disk.
+func TestSecretCreatedOnce(t *testing.T) {
+	const n = 8
+	path := filepath.Join(t.TempDir(), "secret.key")
+	got := make([][]byte, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = LoadOrCreateSecret(path) })
+	}
+	wg.Wait()
+	disk, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if errs[i] != nil || !slices.Equal(got[i], disk) {
+			t.Fatalf("creator %d: %x, %v; the file holds %x", i, got[i], errs[i], disk)
+		}
+	}
+	if names := dirNames(t, filepath.Dir(path)); !slices.Equal(names, []string{"secret.key"}) {
+		t.Fatalf("the folder holds %q; want only secret.key", names)
 	}
 }
 

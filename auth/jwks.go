@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"slices"
@@ -38,9 +39,11 @@ import (
 // Start loads the set and starts the refresh goroutine; Stop, or the end of
 // Start's context, stops it.
 type JWKS struct {
-	// URL is where the key set is: an http:// or https:// URL, a file:///
-	// URL, or a plain file path. Plain HTTP is for loopback and tests: use
-	// HTTPS across a network, or anyone on the path can swap the keys.
+	// URL is where the key set is: an https:// URL, an http:// URL whose
+	// host is a loopback address or "localhost", a file:/// URL, or a plain
+	// file path (see CheckJWKSURL). Plain HTTP to any other host is
+	// refused, and so is a redirect to one: anyone on the path could swap
+	// the keys.
 	URL string
 	// Refresh is how often the set is fetched again. Zero means 15 min.
 	Refresh time.Duration
@@ -118,27 +121,81 @@ func (j *JWKS) validate() error {
 	return nil
 }
 
-// source returns the HTTP URL or the file path to read the set from.
-func (j *JWKS) source() (httpURL, path string, err error) {
-	scheme, _, ok := strings.Cut(j.URL, "://")
+// CheckJWKSURL reports why raw may not be a JWKS.URL, or nil. It allows
+// an https URL, an http URL to a loopback host (127.0.0.0/8, ::1 or
+// "localhost"), a file:/// URL and a plain file path. The error never
+// repeats the URL, which may hold a password.
+func CheckJWKSURL(raw string) error {
+	_, _, err := jwksSource(raw)
+	return err
+}
+
+// jwksSource returns the HTTP URL or the file path to read a set from.
+func jwksSource(raw string) (httpURL, path string, err error) {
+	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok {
-		return "", j.URL, nil
-	}
-	switch strings.ToLower(scheme) {
-	case "http", "https":
-		return j.URL, "", nil
-	case "file":
-		u, err := url.Parse(j.URL)
-		if err != nil {
-			return "", "", err
+		if raw == "" {
+			return "", "", errors.New("empty")
 		}
+		return "", raw, nil
+	}
+	scheme = strings.ToLower(scheme)
+	switch scheme {
+	case "http", "https", "file":
+	default:
+		return "", "", fmt.Errorf("scheme %q is not https, http or file", scheme)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", errors.New("not a valid URL") // url's error repeats it
+	}
+	switch scheme {
+	case "file":
 		if u.Host != "" && u.Host != "localhost" {
 			return "", "", fmt.Errorf("a file URL names host %q; use file:///path", u.Host)
 		}
 		return "", u.Path, nil
 	}
-	return "", "", fmt.Errorf("scheme %q is not http, https or file", scheme)
+	if u.Hostname() == "" {
+		return "", "", errors.New("the URL has no host")
+	}
+	if scheme == "http" && !loopbackHost(u.Hostname()) {
+		return "", "", fmt.Errorf("plain http to %q: keys fetched without TLS can be swapped on the way; "+
+			"use https, or http only to 127.0.0.1, [::1] or localhost", u.Hostname())
+	}
+	return raw, "", nil
 }
+
+// loopbackHost reports whether host, as in a URL, is "localhost" or a
+// loopback IP address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// checkRedirect refuses a redirect that CheckJWKSURL would refuse, so that
+// an https key set cannot be moved to plain http, then applies next (or
+// net/http's default limit of 10 redirects).
+func checkRedirect(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		u := req.URL
+		if !strings.EqualFold(u.Scheme, "https") && !(strings.EqualFold(u.Scheme, "http") && loopbackHost(u.Hostname())) {
+			return fmt.Errorf("redirect to %s://%s refused: a key set is fetched over https, or http on loopback", u.Scheme, u.Hostname())
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+func (j *JWKS) source() (httpURL, path string, err error) { return jwksSource(j.URL) }
 
 // redacted is the URL as logs and errors show it: without a password.
 func (j *JWKS) redacted() string {
@@ -328,10 +385,12 @@ func (j *JWKS) read(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 		req.Header.Set("Accept", "application/jwk-set+json, application/json")
-		client := j.Client
-		if client == nil {
-			client = &http.Client{Timeout: jwksFetchTimeout}
+		client := &http.Client{Timeout: jwksFetchTimeout}
+		if j.Client != nil {
+			c := *j.Client // a copy, to add the redirect check
+			client = &c
 		}
+		client.CheckRedirect = checkRedirect(client.CheckRedirect)
 		res, err := client.Do(req)
 		if err != nil {
 			return nil, err // net/http hides the URL's password

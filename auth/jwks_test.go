@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -348,6 +353,122 @@ func TestJWKSRedactsURL(t *testing.T) {
 	err := j.Start(t.Context())
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// loopbackOnly is a transport that dials loopback addresses only and
+// records every other address it was asked for, so that a test of a
+// refused remote URL sends nothing off the machine even when the check
+// under test is broken.
+type loopbackOnly struct {
+	mu     sync.Mutex
+	remote []string
+}
+
+func (l *loopbackOnly) client() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, _ := net.SplitHostPort(addr)
+			if !loopbackHost(host) {
+				l.mu.Lock()
+				l.remote = append(l.remote, addr)
+				l.mu.Unlock()
+				return nil, errors.New("test transport: no dialing off loopback")
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+func (l *loopbackOnly) dialed() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.remote)
+}
+
+// TestJWKSPlainHTTPOnlyOnLoopback is finding M4 in package auth: a JWKS
+// over plain http to another host is refused at Start, before any fetch,
+// and so is a redirect that leaves https for such a host.
+func TestJWKSPlainHTTPOnlyOnLoopback(t *testing.T) {
+	a := newSigner(t, "ES256", "A")
+	good := newJWKSServer(t, jwk(t, a))
+	goodURL, _ := url.Parse(good.URL)
+	redirect := func(to string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, to, http.StatusFound)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	tests := []struct {
+		name string
+		url  string
+		want string // "" means Start succeeds
+	}{
+		{"remote host", "http://idp.example/jwks.json", "plain http"},
+		{"remote host with a password", "http://u:hunter2@idp.example/jwks.json", "plain http"},
+		{"private address", "http://10.1.2.3:8080/jwks", "plain http"},
+		{"all interfaces", "http://0.0.0.0:" + goodURL.Port() + "/", "plain http"},
+		{"a name that starts like a loopback address", "http://127.0.0.1.nip.io/jwks", "plain http"},
+		{"upper case scheme", "HTTP://idp.example/jwks", "plain http"},
+		{"no host", "http:///jwks", "no host"},
+		{"redirect to a remote http host", redirect("http://idp.example/jwks.json"), "redirect to http://idp.example refused"},
+		{"127.0.0.1", good.URL, ""},
+		{"localhost", "http://localhost:" + goodURL.Port() + "/", ""},
+		{"redirect to loopback http", redirect(good.URL), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var tr loopbackOnly
+			j := &JWKS{URL: tt.url, Client: tr.client(), Logger: quiet}
+			err := j.Start(t.Context())
+			defer j.Stop()
+			if d := tr.dialed(); len(d) > 0 {
+				t.Errorf("dialed %q", d)
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("err %v; want one that says %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckJWKSURL(t *testing.T) {
+	tests := []struct {
+		url string
+		ok  bool
+	}{
+		{"https://idp.example/.well-known/jwks.json", true},
+		{"https://10.0.0.1/jwks", true},
+		{"http://127.0.0.1:8080/jwks", true},
+		{"http://127.200.0.9/jwks", true},
+		{"http://[::1]:8080/jwks", true},
+		{"http://[::ffff:127.0.0.1]/jwks", true},
+		{"http://localhost/jwks", true},
+		{"http://LocalHost:1/jwks", true},
+		{"/etc/sseguard/jwks.json", true},
+		{"jwks.json", true},
+		{"file:///etc/sseguard/jwks.json", true},
+		{"http://idp.example/jwks", false},
+		{"http://192.168.1.1/jwks", false},
+		{"http://[::]/jwks", false},
+		{"http://localhost.example/jwks", false},
+		{"http://127.0.0.1@idp.example/jwks", false},
+		{"https://", false},
+		{"ftp://idp.example/jwks", false},
+		{"file://host/etc/jwks", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if err := CheckJWKSURL(tt.url); (err == nil) != tt.ok {
+			t.Errorf("CheckJWKSURL(%q) = %v; want ok=%v", tt.url, err, tt.ok)
+		}
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/policy"
 )
 
@@ -170,8 +171,9 @@ type Publish struct {
 
 // Auth configures tokens.
 type Auth struct {
-	// SecretFile holds the HS256 secret; created (32 random bytes, mode
-	// 0600) when missing. Default <data>/secret.key.
+	// SecretFile holds the HS256 secret; serve creates it (32 random
+	// bytes, mode 0600) when missing, token never does. Default
+	// <data>/secret.key.
 	SecretFile string `yaml:"secret_file"`
 	// Cookie is the cookie that may carry the token. Default sseguard_token.
 	Cookie string `yaml:"cookie"`
@@ -185,7 +187,8 @@ type Auth struct {
 	// Default none (only the secret_file HS256 key).
 	Keys []Key `yaml:"keys"`
 	// JWKSURL is a JWKS to verify tokens with: an https URL, an http URL
-	// on loopback, or a file path. Default empty: none.
+	// whose host is a loopback address or localhost, or a file path; plain
+	// http to another host is refused. Default empty: none.
 	JWKSURL string `yaml:"jwks_url"`
 	// JWKSRefresh is how often the JWKS is fetched again. Default 15m.
 	JWKSRefresh Duration `yaml:"jwks_refresh"`
@@ -718,6 +721,11 @@ func (c *Config) validateIdentity(bad func(field, format string, args ...any)) {
 			bad(f, "an %s key needs secret_file and no public_key_file", k.Algorithm)
 		case !strings.HasPrefix(k.Algorithm, "HS") && (k.PublicKeyFile == "" || k.SecretFile != ""):
 			bad(f, "an %s key needs public_key_file and no secret_file", k.Algorithm)
+		}
+	}
+	if c.Auth.JWKSURL != "" {
+		if err := auth.CheckJWKSURL(c.Auth.JWKSURL); err != nil {
+			bad("auth.jwks_url", "%v", err)
 		}
 	}
 	for i, a := range c.Auth.Audience {

@@ -328,6 +328,13 @@ func TestValidate(t *testing.T) {
 		{"auth.anonymous_subscribe empty topic", "auth:\n  anonymous_subscribe: [news, \"\"]\n", "auth.anonymous_subscribe[1]"},
 		{"auth.anonymous_subscribe inner star", "auth:\n  anonymous_subscribe: [a*b]\n", "auth.anonymous_subscribe[0]"},
 		{"auth.anonymous_subscribe two stars", "auth:\n  anonymous_subscribe: [\"a**\"]\n", "auth.anonymous_subscribe[0]"},
+		{"auth.jwks_url plain http to a remote host", "auth:\n  jwks_url: http://idp.example/jwks.json\n", "auth.jwks_url"},
+		{"auth.jwks_url plain http to a private address", "auth:\n  jwks_url: http://10.0.0.5:8080/jwks\n", "auth.jwks_url"},
+		{"auth.jwks_url plain http to all interfaces", "auth:\n  jwks_url: http://0.0.0.0/jwks\n", "auth.jwks_url"},
+		{"auth.jwks_url plain http to a name that starts with 127", "auth:\n  jwks_url: http://127.0.0.1.nip.io/jwks\n", "auth.jwks_url"},
+		{"auth.jwks_url plain http with a password", "auth:\n  jwks_url: http://u:hunter2@idp.example/jwks\n", "auth.jwks_url"},
+		{"auth.jwks_url unknown scheme", "auth:\n  jwks_url: ftp://idp.example/jwks\n", "auth.jwks_url"},
+		{"auth.jwks_url https without host", "auth:\n  jwks_url: https:///jwks\n", "auth.jwks_url"},
 		{"log.format unknown", "log:\n  format: xml\n", "log.format"},
 		{"log.level unknown", "log:\n  level: trace\n", "log.level"},
 
@@ -343,6 +350,13 @@ func TestValidate(t *testing.T) {
 		{"valid: anonymous prefix", "auth:\n  anonymous_subscribe: [news, \"public.*\", \"*\"]\n", ""},
 		{"valid: query param", "auth:\n  query_param: access_token\n", ""},
 		{"valid: log", "log:\n  format: json\n  level: debug\n", ""},
+		{"valid: jwks_url https", "auth:\n  jwks_url: https://idp.example/.well-known/jwks.json\n", ""},
+		{"valid: jwks_url http on 127.0.0.1", "auth:\n  jwks_url: http://127.0.0.1:8081/jwks\n", ""},
+		{"valid: jwks_url http on 127.0.0.0/8", "auth:\n  jwks_url: http://127.9.8.7/jwks\n", ""},
+		{"valid: jwks_url http on ::1", "auth:\n  jwks_url: http://[::1]:8081/jwks\n", ""},
+		{"valid: jwks_url http on localhost", "auth:\n  jwks_url: http://localhost:8081/jwks\n", ""},
+		{"valid: jwks_url file path", "auth:\n  jwks_url: /etc/sseguard/jwks.json\n", ""},
+		{"valid: jwks_url file URL", "auth:\n  jwks_url: file:///etc/sseguard/jwks.json\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,6 +382,19 @@ func TestValidate(t *testing.T) {
 				t.Errorf("got %d errors (%v), want one *FieldError on %s", len(fes), err, tt.field)
 			}
 		})
+	}
+}
+
+// TestValidateJWKSURLHidesPassword checks that refusing a JWKS URL does
+// not print the password it holds.
+func TestValidateJWKSURLHidesPassword(t *testing.T) {
+	for _, u := range []string{"http://u:hunter2@idp.example/jwks", "https://u:hunter2@idp.example:bad/jwks"} {
+		c := Default()
+		c.Auth.JWKSURL = u
+		err := c.Validate()
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%s: err %v; want a refusal without the password", u, err)
+		}
 	}
 }
 

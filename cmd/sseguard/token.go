@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/sseguard/sseguard/auth"
 )
 
-// tokenCommand mints a development token from the local signing secret.
+// tokenCommand mints a development token from the hub's signing secret,
+// which it reads and never creates.
 type tokenCommand struct{}
 
 func (*tokenCommand) name() string { return "token" }
@@ -41,7 +45,20 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	if err != nil {
 		return err
 	}
-	secret, err := auth.LoadOrCreateSecret(cfg.SecretPath())
+	// Never create the secret here: a new one would sign tokens that the
+	// hub, which has its own, refuses as "signature is not valid".
+	path := cfg.SecretPath()
+	secret, err := auth.LoadSecret(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+		return &usageError{
+			msg: fmt.Sprintf("no signing secret at %s; 'sseguard token' signs with the hub's secret and never creates one", path),
+			hint: "point it at the hub's: --data DIR (the hub's data folder), --config FILE (the hub's configuration, for auth.secret_file), " +
+				"or SSEGUARD_DATA; the hub creates the secret at its first start",
+		}
+	}
 	if err != nil {
 		return err
 	}
