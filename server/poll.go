@@ -104,7 +104,10 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		sub.GoLive("")
 		ready = sub.Ready()
 	}
-	page, err := st.Read(ctx, topics, after, s.cfg.Poll.MaxEvents)
+	page, release, err := s.history.read(ctx, s.hub.Closing(), st, topics, after, s.cfg.Poll.MaxEvents)
+	if err == nil {
+		defer func() { release() }()
+	}
 	if errors.Is(err, store.ErrUnknownCursor) {
 		head, herr := st.Head(ctx)
 		if herr != nil {
@@ -118,7 +121,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.storeFailed(w, r, err)
+		s.historyFailed(w, r, err)
 		return
 	}
 	if len(page.Events) == 0 && !page.Truncated && wait > 0 {
@@ -128,9 +131,11 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		defer t.Stop()
 		select {
 		case <-ready:
-			page, err = st.Read(ctx, topics, after, s.cfg.Poll.MaxEvents)
+			release()
+			page, release, err = s.history.read(ctx, s.hub.Closing(), st, topics, after, s.cfg.Poll.MaxEvents)
 			if err != nil {
-				s.storeFailed(w, r, err)
+				release = func() {}
+				s.historyFailed(w, r, err)
 				return
 			}
 		case <-t.C:
@@ -160,6 +165,21 @@ func typeOrMessage(t string) string {
 		return "message"
 	}
 	return t
+}
+
+// historyFailed answers a poll whose history read failed: 503 busy when
+// the replay budget stayed full, else as storeFailed.
+func (s *Server) historyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errReplayBusy) {
+		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "too many clients are reading history right now; poll again")
+		prob.RetryAfter = time.Second
+		policy.WriteProblem(w, r, prob)
+		return
+	}
+	if r.Context().Err() != nil {
+		return
+	}
+	s.storeFailed(w, r, err)
 }
 
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {

@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +44,10 @@ type Server struct {
 	poller  *park.Poller
 	metrics *telemetry.Metrics
 	guard   *guard
+	history *historyBudget // bounds the history pages held in memory (replay.go)
+	// replayPaged, when set (by tests), is called between two pages of a
+	// replay with the last ID written.
+	replayPaged func(last string)
 	// TLS, when set, makes Serve speak HTTPS (and HTTP/2) with it.
 	TLS *tls.Config
 }
@@ -53,6 +61,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
 	s.profile.Fallback = "/api/poll"
 	s.guard = newGuard(cfg)
+	s.history = newHistoryBudget(cfg.Stream.ReplayBytes, cfg.Stream.QueueBytes, cfg.Publish.MaxDataBytes, cfg.Stream.WriteTimeout.D())
 	if p, err := park.New(park.Options{
 		Heartbeat:    cfg.Stream.Heartbeat.D(),
 		CutRetry:     sse.AppendRetry(nil, cutRetry()),
@@ -84,24 +93,31 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s.profile.Observe = s.metrics.ObserveResponse
 	h.SetObserver(s.metrics)
 
-	harden := policy.Harden(s.profile)
-	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		policy.WriteProblem(w, r, policy.Errorf(http.StatusNotFound, policy.CodeNotFound, "no route for %s", r.URL.Path))
-	})
+	// Every route but the two streams reads its body under a deadline
+	// (limits.read_body_timeout): even a handler that never reads the body
+	// has net/http read up to 256 KB of it before the answer goes out.
+	hardenOnly := policy.Harden(s.profile, policy.WithLogger(log))
+	harden := func(next http.Handler) http.Handler { return hardenOnly(s.bodyDeadline(next)) }
+	stream := policy.Middleware(s.profile, policy.WithLogger(log))
+	notFound := http.HandlerFunc(s.handleNotFound)
 	mux := http.NewServeMux()
 	mux.Handle("OPTIONS /events", harden(s.handlePreflight("GET")))
 	mux.Handle("OPTIONS /api/poll", harden(s.handlePreflight("GET")))
 	mux.Handle("OPTIONS /api/publish", harden(s.handlePreflight("POST")))
-	mux.Handle("/events", only(policy.Middleware(s.profile)(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
+	mux.Handle("/events", only(stream(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
 	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
 	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))
 	mux.Handle("/readyz", harden(only(http.HandlerFunc(s.handleReady), "GET", "HEAD")))
 	if cfg.Telemetry.MetricsListen == "" {
-		mux.Handle("/metrics", harden(only(s.MetricsHandler(), "GET")))
+		mux.Handle("/metrics", harden(s.metricsGate(only(s.MetricsHandler(), "GET"))))
 	}
-	s.routeDashboard(mux, harden)
-	mux.Handle("/", harden(only(web.Handler(notFound), "GET", "HEAD")))
+	s.routeDashboard(mux, harden, stream)
+	// The pages' scripts, styles and icon get the page's headers (CSP,
+	// X-Frame-Options, ...) under their own Content-Type: an SVG or a
+	// script opened on its own is a document too.
+	assetHeaders := func(w http.ResponseWriter, r *http.Request) { s.profile.ApplyTo(w, r, policy.KindPage) }
+	mux.Handle("/", harden(only(web.Handler(notFound, assetHeaders), "GET", "HEAD")))
 	// http.ServeMux would answer an unclean path (/a/../b) itself, with an
 	// HTML redirect outside the header policy: refuse it here instead.
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -113,6 +129,161 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	})
 	return s
 }
+
+// handleNotFound is the answer for a path no route serves, and for
+// /metrics to those who may not see it: the same 404, so that the route's
+// existence is not revealed.
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	policy.WriteProblem(w, r, policy.Errorf(http.StatusNotFound, policy.CodeNotFound, "no route for %s", r.URL.Path))
+}
+
+// metricsGate lets only loopback peers reach next, unless
+// telemetry.metrics_public is set. The TCP peer decides, never
+// X-Forwarded-For: a proxy on the same machine is itself a loopback peer,
+// which is why the nginx files in deploy/ refuse /metrics themselves.
+func (s *Server) metricsGate(next http.Handler) http.Handler {
+	if s.cfg.Telemetry.MetricsPublic {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackPeer(r) {
+			s.handleNotFound(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// loopbackPeer reports whether r came over a connection from a loopback
+// address.
+func loopbackPeer(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// bodyDeadline bounds the time to read the request body to
+// limits.read_body_timeout from when the handler starts. When the deadline
+// fires during a read the client gets a 408 request_timeout problem and the
+// connection is closed; the handler's own answer to the failed read is
+// dropped, as http.TimeoutHandler drops a late one. Requests without a body
+// pass untouched. Streams must not use it: the deadline stays on the
+// connection after the body is read unless the handler reads it to EOF.
+func (s *Server) bodyDeadline(next http.Handler) http.Handler {
+	d := s.cfg.Limits.ReadBodyTimeout.D()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d <= 0 || r.Body == nil || r.Body == http.NoBody {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rc := http.NewResponseController(w)
+		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
+			next.ServeHTTP(w, r) // a writer without deadlines, such as a test recorder
+			return
+		}
+		tw := &bodyTimeoutWriter{ResponseWriter: w}
+		r.Body = &deadlineBody{ReadCloser: r.Body, w: tw, r: r, rc: rc}
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// deadlineBody is a request body read under bodyDeadline.
+type deadlineBody struct {
+	io.ReadCloser
+	w  *bodyTimeoutWriter
+	r  *http.Request
+	rc *http.ResponseController
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		// Read in time. Lift the deadline: once the body is read net/http
+		// watches the connection for the client leaving, and a deadline
+		// firing there would cancel the request's context.
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		b.w.timedOut(b.r)
+	}
+	return n, err
+}
+
+// bodyTimeoutWriter writes the 408 when the body read times out, and from
+// then on drops what the handler writes.
+type bodyTimeoutWriter struct {
+	http.ResponseWriter
+	mu          sync.Mutex
+	wroteHeader bool
+	timeout     bool
+	dropped     http.Header // what the handler sets after the timeout
+}
+
+func (w *bodyTimeoutWriter) timedOut(r *http.Request) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timeout || w.wroteHeader {
+		return // the answer is already on its way
+	}
+	w.timeout, w.wroteHeader = true, true
+	prob := policy.NewProblem(http.StatusRequestTimeout, policy.CodeRequestTimeout, "the request body did not arrive in time")
+	if r.ProtoMajor == 1 {
+		// What is left of the body on the wire must not be read as the
+		// next request.
+		prob.Header = http.Header{"Connection": {"close"}}
+	}
+	policy.WriteProblem(w.ResponseWriter, r, prob)
+}
+
+func (w *bodyTimeoutWriter) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timeout {
+		if w.dropped == nil {
+			w.dropped = http.Header{}
+		}
+		return w.dropped
+	}
+	return w.ResponseWriter.Header()
+}
+
+func (w *bodyTimeoutWriter) WriteHeader(code int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timeout {
+		return
+	}
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *bodyTimeoutWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timeout {
+		return 0, errBodyTimeout
+	}
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher.
+func (w *bodyTimeoutWriter) Flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timeout {
+		return
+	}
+	w.wroteHeader = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController and the policy reach the writer below.
+func (w *bodyTimeoutWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errBodyTimeout is what a handler's writes return after a 408 was sent.
+var errBodyTimeout = errors.New("server: the request body timed out; a 408 was sent")
 
 // cleanPath is the path http.ServeMux would redirect p to.
 func cleanPath(p string) string {

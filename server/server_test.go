@@ -31,12 +31,16 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 type testServer struct {
 	base  string
+	srv   *Server
 	hub   *hub.Hub
 	store store.Store
 	stop  func() error
 }
 
-func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServer {
+// start serves a hub on loopback with the default configuration changed
+// by mutate, on st (a memory store when nil); each setup function sees the
+// server before it serves.
+func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...func(*Server)) *testServer {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Stream.Heartbeat = config.Duration(time.Hour)
@@ -68,6 +72,9 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServe
 	t.Cleanup(stopKeys)
 	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
 	srv := New(cfg, h, v, log)
+	for _, f := range setup {
+		f(srv)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +100,7 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store) *testServe
 		return stopErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &testServer{base: "http://" + ln.Addr().String(), hub: h, store: st, stop: stop}
+	return &testServer{base: "http://" + ln.Addr().String(), srv: srv, hub: h, store: st, stop: stop}
 }
 
 func token(t *testing.T, perms auth.Permissions, ttl time.Duration) string {

@@ -17,9 +17,6 @@ import (
 	"github.com/sseguard/sseguard/telemetry"
 )
 
-// replayPage is how many stored events one replay read takes.
-const replayPage = 1000
-
 // Retry hints sent when the server ends a stream itself. They are short, so
 // the client is back quickly, and jittered so a restart is not a stampede.
 func cutRetry() time.Duration      { return 500*time.Millisecond + rand.N(time.Second) }
@@ -148,45 +145,96 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // replay writes the stored events after cursor and returns the ID of the
 // last one written (or cursor when none was, or "" when the cursor was
 // unknown, so that every buffered live event is kept).
+//
+// History goes out page by page, each page bounded by bytes (see
+// historyBudget) and written event by event under the write timeout, so a
+// client that stops reading during a replay is cut off as a live one is,
+// and holds at most one page. Every page checks for a retention gap: a
+// slow replay that retention overtakes gets event: reset, never a silent
+// skip.
 func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, topics []string, cursor string) (string, error) {
 	if cursor == "" {
 		return "", nil
 	}
 	last := cursor
-	first := true
-	var parts [][]byte
+	var buf []byte
 	for {
+		if err := s.endingReplay(st); err != nil {
+			return "", err
+		}
 		start := time.Now()
-		page, err := s.hub.Store().Read(ctx, topics, last, replayPage)
+		page, release, err := s.history.read(ctx, s.hub.Closing(), s.hub.Store(), topics, last, 0)
 		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
 			s.metrics.Reset("unknown_cursor")
 			return "", st.WriteEncoded(resetEvent("unknown_cursor",
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
 		}
+		if errors.Is(err, errReplayBusy) {
+			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
+			_ = st.Retry(cutRetry())
+			return "", err
+		}
 		if err != nil {
-			log.Error("replay read failed", "err", err)
-			_ = st.Retry(shutdownRetry())
+			if ctx.Err() == nil {
+				if serr := s.endingReplay(st); serr != nil {
+					return "", serr
+				}
+				log.Error("replay read failed", "err", err)
+				_ = st.Retry(shutdownRetry())
+			}
 			return "", err
 		}
-		parts = parts[:0]
-		if first && page.Truncated {
+		if page.Truncated {
 			s.metrics.Reset("truncated")
-			parts = append(parts, resetEvent("truncated",
-				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", cursor))
+			buf = append(buf, resetEvent("truncated",
+				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last)...)
 		}
-		first = false
-		for _, e := range page.Events {
-			parts = append(parts, hub.Encode(e))
+		for i, e := range page.Events {
+			buf = append(buf, hub.Encode(e)...)
 			last = e.ID
+			page.Events[i] = store.Event{} // written events need not stay in memory
+			if len(buf) >= replayWrite || i == len(page.Events)-1 {
+				if err := st.WriteEncoded(buf); err != nil {
+					release()
+					return "", err
+				}
+				buf = buf[:0]
+				if cap(buf) > 2*replayWrite {
+					buf = nil // one large event must not pin its buffer for the whole replay
+				}
+			}
 		}
-		if err := st.WriteEncoded(parts...); err != nil {
-			return "", err
+		if len(buf) > 0 { // a reset with no events after it
+			if err := st.WriteEncoded(buf); err != nil {
+				release()
+				return "", err
+			}
+			buf = buf[:0]
 		}
+		release()
 		s.metrics.Replayed(len(page.Events))
 		if !page.More {
 			return last, nil
 		}
+		if s.replayPaged != nil {
+			s.replayPaged(last)
+		}
+	}
+}
+
+// replayWrite is how many encoded bytes a replay gathers into one write.
+const replayWrite = 32 << 10
+
+// endingReplay ends a replay at shutdown with a jittered retry hint, so
+// streams that were still catching up reconnect like live ones.
+func (s *Server) endingReplay(st *sse.Stream) error {
+	select {
+	case <-s.hub.Closing():
+		_ = st.Retry(shutdownRetry())
+		return hub.ErrClosed
+	default:
+		return nil
 	}
 }
 
