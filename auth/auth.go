@@ -284,7 +284,9 @@ type Verifier struct {
 	// cache remembers verified tokens until they expire, so that a
 	// publisher that sends the same token with every request pays for one
 	// signature check, not one per request. Keys are whole tokens,
-	// signature included, so nothing unverified can hit the cache. It is
+	// signature included, so nothing unverified can hit the cache, and
+	// only tokens that parsed, each in its one canonical spelling, are
+	// stored, so another spelling of a cached token misses it. It is
 	// emptied when the JWKS key set changes (cacheGen), so a token whose
 	// key was rotated out is verified again, and refused.
 	mu       sync.Mutex

@@ -144,10 +144,17 @@ func (c *Claims) UnmarshalJSON(data []byte) error {
 		{ClaimNamespace, (*exactPermissions)(&c.Sseguard)},
 	}
 	for _, f := range fields {
-		if raw, ok := top[f.name]; ok {
-			if err := json.Unmarshal(raw, f.dst); err != nil {
-				return fmt.Errorf("claim %s: %w", f.name, err)
-			}
+		raw, ok := top[f.name]
+		if !ok {
+			continue
+		}
+		// A NumericDate is a JSON number (RFC 7519 section 2); golang-jwt
+		// would also take a quoted one.
+		if _, date := f.dst.(**jwt.NumericDate); date && len(raw) > 0 && raw[0] == '"' {
+			return fmt.Errorf("claim %s: a string, want a number", f.name)
+		}
+		if err := json.Unmarshal(raw, f.dst); err != nil {
+			return fmt.Errorf("claim %s: %w", f.name, err)
 		}
 	}
 	return nil

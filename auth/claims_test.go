@@ -179,6 +179,8 @@ func TestClaimsAreExact(t *testing.T) {
 		{"alg twice in the header", `{"alg":"HS384","alg":"HS256"}`, with(""), "appears twice"},
 		{"claims not UTF-8", header, `{"sub":"al` + "\xff" + `ice","exp":` + big.NewInt(exp).String() + `}`, "malformed"},
 		{"header not UTF-8", `{"alg":"HS256","x":"` + "\xfe" + `"}`, with(""), "malformed"},
+		{"exp as a string", header, `{"sub":"alice","exp":"` + big.NewInt(exp).String() + `"}`, "malformed"},
+		{"iat as a string", header, with(`,"iat":"1"`), "malformed"},
 		{"claims not an object", header, `[1]`, "malformed"},
 		{"sseguard not an object", header, with(`,"sseguard":["*"]`), "malformed"},
 		{"data after the claims", header, with("") + `{}`, "malformed"},
