@@ -2,12 +2,37 @@ package policy
 
 import (
 	"bufio"
+	"fmt"
 	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"runtime/debug"
 )
+
+// An Option changes what [Harden] and [Middleware] do.
+type Option func(*options)
+
+type options struct {
+	log *slog.Logger
+}
+
+// WithLogger sends the panics that Harden and Middleware recover to log:
+// one record at level ERROR, with the method, the path, the panic value
+// and the stack as fields. Without it they go to slog.Default(), which a
+// program that logs JSON must then have set to its own logger, or the
+// record lands as a line of text among the JSON.
+func WithLogger(log *slog.Logger) Option {
+	return func(o *options) { o.log = log }
+}
+
+func newOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
 
 // Middleware returns net/http middleware for a stream endpoint. For every
 // request it:
@@ -21,13 +46,14 @@ import (
 //     answers with one of those content types;
 //   - turns a panic into a 500 problem, or, once the status line has gone
 //     out, aborts the response (the client sees a cut stream and
-//     reconnects), and logs the panic with its stack, never sending it.
+//     reconnects), and logs the panic with its stack, never sending it
+//     (see [WithLogger]).
 //
 // The handler's ResponseWriter still supports Flush, Hijack and
 // http.ResponseController.
-func Middleware(p *Profile) func(http.Handler) http.Handler {
+func Middleware(p *Profile, opts ...Option) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		return Harden(p)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		return Harden(p, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if prob := p.CheckStreamAccept(r); prob != nil {
 				WriteProblem(w, r, prob)
 				return
@@ -43,13 +69,21 @@ func Middleware(p *Profile) func(http.Handler) http.Handler {
 // kind of response the handler writes, judged by its Content-Type when the
 // header is written, and recovers panics as Middleware does. It does not
 // negotiate Accept.
-func Harden(p *Profile) func(http.Handler) http.Handler {
+//
+// A handler that returns without writing anything (a HEAD answered by
+// setting headers only) gets its 200 written here, so that the headers are
+// enforced on it too; net/http would otherwise send them as they were.
+func Harden(p *Profile, opts ...Option) func(http.Handler) http.Handler {
+	o := newOptions(opts)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			r = r.WithContext(WithProfile(r.Context(), p))
-			ew := &enforcer{ResponseWriter: w, r: r, p: p}
+			ew := &enforcer{ResponseWriter: w, r: r, p: p, log: o.log}
 			defer ew.recover()
 			next.ServeHTTP(ew, r)
+			if !ew.wroteHeader && !ew.hijacked {
+				ew.WriteHeader(http.StatusOK)
+			}
 		})
 	}
 }
@@ -79,7 +113,9 @@ type enforcer struct {
 	http.ResponseWriter
 	r           *http.Request
 	p           *Profile
+	log         *slog.Logger // nil: slog.Default()
 	wroteHeader bool
+	hijacked    bool
 	corsOrigin  string // set by AllowOrigin
 	problemCode string // set by WriteProblem
 }
@@ -139,7 +175,11 @@ func (e *enforcer) Flush() {
 
 // Hijack implements http.Hijacker where the underlying writer does.
 func (e *enforcer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(e.ResponseWriter).Hijack()
+	c, rw, err := http.NewResponseController(e.ResponseWriter).Hijack()
+	if err == nil {
+		e.hijacked = true
+	}
+	return c, rw, err
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.
@@ -153,8 +193,13 @@ func (e *enforcer) recover() {
 	if v == http.ErrAbortHandler {
 		panic(v)
 	}
-	slog.ErrorContext(e.r.Context(), "handler panic", "method", e.r.Method, "path", e.r.URL.Path,
-		"panic", v, "stack", string(debug.Stack()))
+	log := e.log
+	if log == nil {
+		log = slog.Default()
+	}
+	// One record: the stack is a field, which JSON keeps on one line.
+	log.ErrorContext(e.r.Context(), "handler panic", "method", e.r.Method, "path", e.r.URL.Path,
+		"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 	if e.wroteHeader {
 		// The status is on the wire; cutting the response is the only honest
 		// signal left, and EventSource reconnects after it.

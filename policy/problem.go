@@ -21,6 +21,7 @@ const (
 	CodeRateLimited         = "rate_limited"
 	CodeTooManyStreams      = "too_many_streams"
 	CodeBodyTooLarge        = "body_too_large"
+	CodeRequestTimeout      = "request_timeout"
 	CodeBadRequest          = "bad_request"
 	CodeInvalidEvent        = "invalid_event"
 	CodeNotFound            = "not_found"
@@ -51,6 +52,7 @@ var Codes = []CodeInfo{
 	{CodeRateLimited, 429, "the publish rate limit was exceeded; Retry-After says when to try again."},
 	{CodeTooManyStreams, 429, "the limit of open streams for this principal or address was reached."},
 	{CodeBodyTooLarge, 413, "the request body exceeds the limit."},
+	{CodeRequestTimeout, 408, "the request body did not arrive within limits.read_body_timeout; the connection is closed."},
 	{CodeBadRequest, 400, "the request is malformed: the detail says which parameter."},
 	{CodeInvalidEvent, 400, "an event field cannot be sent safely (CR, LF or NUL in an id or type)."},
 	{CodeNotFound, 404, "no such route."},

@@ -15,23 +15,35 @@ import (
 // subscribe to for the dashboard: `sseguard token --subscribe sseguard:dashboard`.
 const DashboardTopic = "sseguard:dashboard"
 
-// routeDashboard mounts the live dashboard: the page, its login, and the
-// stream of stats it draws.
-func (s *Server) routeDashboard(mux *http.ServeMux, harden func(http.Handler) http.Handler) {
+// DashboardCookie is the cookie the dashboard login sets. It is the
+// dashboard's alone: its Path is /dashboard, and neither the event stream
+// nor publishing read it, so a dashboard login grants nothing else.
+const DashboardCookie = "sseguard_dashboard"
+
+// dashboardPath is the cookie's Path: /dashboard and everything under it.
+const dashboardPath = "/dashboard"
+
+// routeDashboard mounts the live dashboard: the page, its login and logout,
+// and the stream of stats it draws.
+func (s *Server) routeDashboard(mux *http.ServeMux, harden, stream func(http.Handler) http.Handler) {
 	mux.Handle("GET /dashboard", harden(http.HandlerFunc(s.handleDashboardPage)))
 	mux.Handle("GET /dashboard/login", harden(http.HandlerFunc(s.handleLoginPage)))
 	mux.Handle("POST /dashboard/login", harden(http.HandlerFunc(s.handleLogin)))
-	mux.Handle("GET /dashboard/stream", policy.Middleware(s.profile)(http.HandlerFunc(s.handleDashboardStream)))
+	mux.Handle("POST /dashboard/logout", harden(http.HandlerFunc(s.handleLogout)))
+	mux.Handle("GET /dashboard/stream", stream(http.HandlerFunc(s.handleDashboardStream)))
 }
 
-// dashboardPrincipal returns the caller if it may see the dashboard.
+// dashboardPrincipal returns the caller if it may see the dashboard. Only
+// the dashboard's own cookie counts: not the API's token cookie, header or
+// query parameter.
 func (s *Server) dashboardPrincipal(r *http.Request) (*auth.Principal, *policy.Problem) {
-	p, prob := s.auth.Authenticate(r)
+	c, err := r.Cookie(DashboardCookie)
+	if err != nil || c.Value == "" {
+		return nil, tokenMissing("the dashboard needs a login with a token that may subscribe to " + DashboardTopic)
+	}
+	p, prob := s.auth.Verify(c.Value)
 	if prob != nil {
 		return nil, prob
-	}
-	if p.Anonymous {
-		return nil, tokenMissing("the dashboard needs a token that may subscribe to " + DashboardTopic)
 	}
 	if !p.CanSubscribe(DashboardTopic) {
 		return nil, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not subscribe to %s", DashboardTopic)
@@ -48,9 +60,22 @@ func servePage(w http.ResponseWriter, name string) {
 	_, _ = w.Write(b)
 }
 
+// seeOther redirects a person's browser to url. A redirect is a
+// navigation: it carries the page's headers (CSP, X-Frame-Options, ...),
+// with no-store, as it depends on the cookie, and no body, so no
+// Content-Type.
+func (s *Server) seeOther(w http.ResponseWriter, r *http.Request, url string) {
+	s.profile.ApplyTo(w, r, policy.KindPage)
+	h := w.Header()
+	h.Del("Content-Type")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Location", url)
+	w.WriteHeader(http.StatusSeeOther)
+}
+
 func (s *Server) handleDashboardPage(w http.ResponseWriter, r *http.Request) {
 	if _, prob := s.dashboardPrincipal(r); prob != nil {
-		http.Redirect(w, r, "/dashboard/login", http.StatusSeeOther)
+		s.seeOther(w, r, "/dashboard/login")
 		return
 	}
 	servePage(w, "dashboard.html")
@@ -60,9 +85,24 @@ func (s *Server) handleLoginPage(w http.ResponseWriter, r *http.Request) {
 	servePage(w, "login.html")
 }
 
-// handleLogin takes a token from the login form and sets it as the token
-// cookie: HttpOnly (scripts cannot read it), SameSite=Strict, Secure over
-// TLS, expiring with the token.
+// dashboardCookie returns the dashboard's cookie with value: HttpOnly
+// (scripts cannot read it), SameSite=Strict, Path=/dashboard, and Secure
+// unless dashboard.insecure_cookie is set. Browsers keep a Secure cookie
+// set over plain HTTP from localhost and 127.0.0.1 (they are secure
+// contexts), so the quick start works without TLS.
+func (s *Server) dashboardCookie(value string) *http.Cookie {
+	return &http.Cookie{
+		Name:     DashboardCookie,
+		Value:    value,
+		Path:     dashboardPath,
+		HttpOnly: true,
+		Secure:   !s.cfg.Dashboard.InsecureCookie,
+		SameSite: http.SameSiteStrictMode,
+	}
+}
+
+// handleLogin takes a token from the login form and sets it as the
+// dashboard's cookie (see dashboardCookie), expiring with the token.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !sameOriginPost(r) {
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden, "log in from the dashboard's own page"))
@@ -77,22 +117,28 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	p, prob := s.auth.Verify(tok)
 	if prob != nil || !p.CanSubscribe(DashboardTopic) {
 		// A person at a form: back to it, where #refused shows why.
-		http.Redirect(w, r, "/dashboard/login#refused", http.StatusSeeOther)
+		s.seeOther(w, r, "/dashboard/login#refused")
 		return
 	}
-	cookie := &http.Cookie{
-		Name:     s.cfg.Auth.Cookie,
-		Value:    tok,
-		Path:     "/",
-		HttpOnly: true,
-		Secure:   r.TLS != nil,
-		SameSite: http.SameSiteStrictMode,
-	}
+	cookie := s.dashboardCookie(tok)
 	if !p.Expires.IsZero() {
 		cookie.Expires = p.Expires
 	}
 	http.SetCookie(w, cookie)
-	http.Redirect(w, r, "/dashboard", http.StatusSeeOther)
+	s.seeOther(w, r, "/dashboard")
+}
+
+// handleLogout clears the dashboard's cookie and goes back to the login
+// form. The token itself stays valid until it expires.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if !sameOriginPost(r) {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden, "log out from the dashboard's own page"))
+		return
+	}
+	cookie := s.dashboardCookie("")
+	cookie.MaxAge = -1
+	http.SetCookie(w, cookie)
+	s.seeOther(w, r, "/dashboard/login")
 }
 
 // handleDashboardStream sends the stats once a second as "stats" events.

@@ -64,7 +64,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s.history = newHistoryBudget(cfg.Stream.ReplayBytes, cfg.Stream.QueueBytes, cfg.Publish.MaxDataBytes, cfg.Stream.WriteTimeout.D())
 	if p, err := park.New(park.Options{
 		Heartbeat:    cfg.Stream.Heartbeat.D(),
-		CutRetry:     sse.AppendRetry(nil, cutRetry()),
+		CutRetry:     func() []byte { return sse.AppendRetry(nil, cutRetry()) },
 		WriteTimeout: cfg.Stream.WriteTimeout.D(),
 	}); err == nil {
 		s.poller = p
@@ -401,7 +401,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), rea
 	defer cancel()
 	stopHub()
 	if s.poller != nil {
-		s.poller.Close(sse.AppendRetry(nil, shutdownRetry()))
+		s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
 	}
 	err := hs.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {

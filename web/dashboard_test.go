@@ -164,7 +164,7 @@ func dashboardServer(t *testing.T, interval time.Duration) *httptest.Server {
 	quit := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.Handle("/dashboard/stream", fakeStream(t, interval, quit))
-	mux.Handle("/", policy.Harden(policy.Strict)(web.Handler(http.NotFoundHandler())))
+	mux.Handle("/", policy.Harden(policy.Strict)(web.Handler(http.NotFoundHandler(), nil)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(quit) }) // runs first: lets the stream handlers return
@@ -342,7 +342,7 @@ func saveScreenshot(t *testing.T, ctx context.Context, docs bool) {
 }
 
 func TestFilesServed(t *testing.T) {
-	h := policy.Harden(policy.Strict)(web.Handler(http.NotFoundHandler()))
+	h := policy.Harden(policy.Strict)(web.Handler(http.NotFoundHandler(), nil))
 	for _, tc := range []struct {
 		path, ctype string
 		csp         string

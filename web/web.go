@@ -9,8 +9,9 @@
 // charts of the last two minutes. The server routes /dashboard,
 // /dashboard/login and /dashboard/stream and decides who may see them.
 //
-// Package web serves files; it does not set security headers (policy.Harden
-// around its handler does).
+// Package web serves files; it does not decide security headers: the
+// caller's policy does (the server runs policy.Harden around Handler and
+// gives it the page headers to put on scripts, styles and the icon).
 package web
 
 import (
@@ -18,6 +19,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -36,8 +38,10 @@ var contentTypes = map[string]string{
 }
 
 // Handler serves the embedded files; "/" serves index.html. Unknown paths
-// get notFound.
-func Handler(notFound http.Handler) http.Handler {
+// get notFound. headers, when not nil, is called before a file is served
+// to set the caller's headers; Handler then sets Content-Type and
+// Content-Length over them. A HEAD gets the headers of the GET, no body.
+func Handler(notFound http.Handler, headers func(http.ResponseWriter, *http.Request)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := strings.TrimPrefix(path.Clean(r.URL.Path), "/")
 		if name == "" {
@@ -49,7 +53,12 @@ func Handler(notFound http.Handler) http.Handler {
 			notFound.ServeHTTP(w, r)
 			return
 		}
+		if headers != nil {
+			headers(w, r)
+		}
 		w.Header().Set("Content-Type", ctype)
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.WriteHeader(http.StatusOK)
 		if r.Method == http.MethodHead {
 			return
 		}
