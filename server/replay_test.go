@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/store"
 	"github.com/sseguard/sseguard/store/memory"
 )
@@ -227,4 +230,75 @@ func TestHistoryBudgetWaitsThenGivesUp(t *testing.T) {
 			t.Fatal("the budget did not get all its room back")
 		}
 	})
+}
+
+// TestRetryHintsSpreadPerStream: at shutdown every parked stream gets its
+// own retry hint in the documented 1-3 s range, so a restart does not
+// bring every client back in the same instant.
+func TestRetryHintsSpreadPerStream(t *testing.T) {
+	ts := start(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const n = 20
+	var parsers []*sse.Parser
+	for range n {
+		_, p := ts.openStream(t, ctx, "topic=demo", nil)
+		parsers = append(parsers, p)
+	}
+	waitSubscribers(t, ts.hub, n)
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[time.Duration]bool{}
+	lo, hi := time.Hour, time.Duration(0)
+	for i, p := range parsers {
+		for {
+			if _, err := p.Next(); err != nil {
+				break
+			}
+		}
+		d, ok := p.Retry()
+		if !ok || d < time.Second || d > 3*time.Second {
+			t.Fatalf("stream %d: retry %v, %v; want 1-3 s", i, d, ok)
+		}
+		seen[d] = true
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	// 20 uniform draws over 2 s: all within 500 ms of each other, or
+	// fewer than 10 distinct values, has odds far below 1e-9.
+	if len(seen) < n/2 || hi-lo < 500*time.Millisecond {
+		t.Fatalf("retry hints %v: %d distinct, spread %v; want each stream its own value across the range", seen, len(seen), hi-lo)
+	}
+}
+
+// TestTokenValidPast2262: a token whose exp lies beyond what a Unix
+// nanosecond count holds ("never expires" tokens) gets a stream that lives
+// on through the parked writer's expiry sweeps (the first heartbeat comes
+// after one), not one that ends with retry: 0.
+func TestTokenValidPast2262(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.Stream.Heartbeat = config.Duration(time.Second) }, nil)
+	tok, err := auth.Mint(testKey, "forever", allPerms, 290*365*24*time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/events?topic=t", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewScanner(res.Body)
+	for lines.Scan() {
+		switch line := lines.Text(); {
+		case strings.HasPrefix(line, ":"):
+			return // a heartbeat: the stream outlived the writer's sweeps
+		case line == "retry: 0":
+			t.Fatal("the stream ended as expired")
+		}
+	}
+	t.Fatalf("the stream ended before its first heartbeat: %v", lines.Err())
 }

@@ -56,9 +56,11 @@ type Options struct {
 	Heartbeat time.Duration
 	// Comment is the heartbeat block. Empty means ": keep-alive\n\n".
 	Comment []byte
-	// CutRetry is written before a stream whose source was cut off ends.
-	// Empty means "retry: 1000\n\n".
-	CutRetry []byte
+	// CutRetry returns what is written before a stream whose source was
+	// cut off ends; it is called once per stream, so each can get its own
+	// jittered hint and the reconnects spread out. Nil means
+	// "retry: 1000\n\n".
+	CutRetry func() []byte
 	// ExpiredRetry is written before a stream ends at its expiry time.
 	// Empty means "retry: 0\n\n".
 	ExpiredRetry []byte

@@ -4,6 +4,7 @@ package park
 
 import (
 	"errors"
+	"math"
 	"net"
 	"runtime"
 	"strconv"
@@ -83,8 +84,8 @@ func New(opts Options) (*Poller, error) {
 	if len(opts.Comment) == 0 {
 		opts.Comment = defComment
 	}
-	if len(opts.CutRetry) == 0 {
-		opts.CutRetry = defCut
+	if opts.CutRetry == nil {
+		opts.CutRetry = func() []byte { return defCut }
 	}
 	if len(opts.ExpiredRetry) == 0 {
 		opts.ExpiredRetry = defExpired
@@ -142,7 +143,7 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 		return err
 	}
 	c := &Conn{p: p, src: src, chunked: chunked, fd: fd}
-	if !expires.IsZero() {
+	if !expires.IsZero() && expires.Before(maxTime) {
 		c.expires = expires.UnixNano()
 	}
 	c.lastWrite.Store(time.Now().UnixNano())
@@ -184,6 +185,10 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	return nil
 }
 
+// maxTime is the latest time UnixNano can represent (in 2262); a later
+// expiry (tokens valid "forever", exp 9999-12-31) means never.
+var maxTime = time.Unix(0, math.MaxInt64)
+
 // dupFD returns a close-on-exec duplicate of nc's descriptor, which shares
 // its non-blocking mode.
 func dupFD(nc net.Conn) (int, error) {
@@ -208,10 +213,12 @@ func dupFD(nc net.Conn) (int, error) {
 	return fd, nil
 }
 
-// Close writes final (for example a retry hint) to every parked stream,
-// best effort and without blocking, ends each stream cleanly, closes them,
-// and stops the Poller's goroutines.
-func (p *Poller) Close(final []byte) {
+// Close writes what final returns (for example a retry hint; final is
+// called once per stream, so each can get its own jittered value and the
+// reconnects spread out; nil writes nothing) to every parked stream, best
+// effort and without blocking, ends each stream cleanly, closes them, and
+// stops the Poller's goroutines.
+func (p *Poller) Close(final func() []byte) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -228,7 +235,11 @@ func (p *Poller) Close(final []byte) {
 	}
 	p.wg.Wait()
 	for _, c := range conns {
-		c.finish(final)
+		var b []byte
+		if final != nil {
+			b = final()
+		}
+		c.finish(b)
 	}
 	var one [8]byte
 	one[0] = 1
@@ -468,7 +479,7 @@ func (c *Conn) flush() {
 			c.pending, cut = c.src.Pull(c.pending, c.chunked) // framed by the source
 			if cut {
 				c.finishing = true
-				c.pending = c.frame(c.pending, [][]byte{c.p.opts.CutRetry}, true)
+				c.pending = c.frame(c.pending, [][]byte{c.p.opts.CutRetry()}, true)
 			}
 			if len(c.pending) == 0 {
 				c.mu.Unlock()

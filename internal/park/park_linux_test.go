@@ -192,7 +192,7 @@ func TestCloseWritesFinal(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	readLine(t, body)
-	p.Close([]byte("retry: 2000\n\n"))
+	p.Close(func() []byte { return []byte("retry: 2000\n\n") })
 	rest, err := io.ReadAll(body)
 	if err != nil || string(rest) != "retry: 2000\n\n" {
 		t.Fatalf("after Close: %q, %v", rest, err)
