@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -223,3 +225,78 @@ func TestProblemRetryAfter(t *testing.T) {
 		t.Errorf("Retry-After = %q, want 2", got)
 	}
 }
+
+// TestHardenWritesTheHeaderOfAQuietHandler: a handler that returns without
+// writing (a HEAD answered with headers only) still gets the profile's
+// headers, which net/http would otherwise send as the handler left them.
+func TestHardenWritesTheHeaderOfAQuietHandler(t *testing.T) {
+	h := Harden(Strict)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, method := range []string{"GET", "HEAD"} {
+		t.Run(method, func(t *testing.T) {
+			req, _ := http.NewRequest(method, srv.URL, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			for _, hd := range Strict.Headers(KindPage, 1, 1) {
+				if got := res.Header.Values(hd.Name); len(got) != 1 || got[0] != hd.Value {
+					t.Errorf("%s = %q, want exactly [%q]", hd.Name, got, hd.Value)
+				}
+			}
+		})
+	}
+}
+
+// TestPanicLoggedThroughWithLogger: the panic is one record of the logger
+// given with WithLogger, in its format, with the stack as a field.
+func TestPanicLoggedThroughWithLogger(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), nil))
+	h := Harden(Strict, WithLogger(log))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic(errors.New("boom"))
+	}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 500 {
+		t.Fatalf("status %d, want 500", res.StatusCode)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one log record, got %d:\n%s", len(lines), out)
+	}
+	var rec struct {
+		Level, Msg, Method, Path, Panic, Stack string
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatalf("the record is not JSON: %v: %s", err, lines[0])
+	}
+	if rec.Level != "ERROR" || rec.Msg != "handler panic" || rec.Method != "GET" || rec.Path != "/x" ||
+		rec.Panic != "boom" || !strings.Contains(rec.Stack, "middleware_test.go") {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

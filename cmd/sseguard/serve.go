@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,19 +104,40 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	listen := fs.String("listen", "", "address to listen on (env SSEGUARD_LISTEN; default 127.0.0.1:8080)")
 	data := fs.String("data", "", "data folder for the store and the signing secret (env SSEGUARD_DATA; default ./sseguard-data)")
 	file := fs.String("config", "", "YAML configuration file (env SSEGUARD_CONFIG)")
-	quiet := fs.Bool("quiet", false, "do not print the getting-started commands and tokens")
-	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this separate address, such as 127.0.0.1:6060; off by default")
+	quiet := fs.Bool("quiet", false, "do not print the getting-started commands and tokens (they are printed only when no configuration file is given)")
+	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this separate loopback address, such as 127.0.0.1:6060; off by default")
+	pprofUnsafe := fs.Bool("pprof-unsafe", false, "allow --pprof on an address that is not loopback (profiles reveal memory contents, tokens included)")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", fs.Arg(0)), hint: "flags go before arguments; run 'sseguard serve --help'"}
 	}
+	pprofExposed := false
+	if *pprofAddr != "" {
+		loopback, err := loopbackAddr(*pprofAddr)
+		switch {
+		case err != nil:
+			return &usageError{msg: fmt.Sprintf("--pprof %q: %v", *pprofAddr, err), hint: "give host:port, such as 127.0.0.1:6060"}
+		case !loopback && !*pprofUnsafe:
+			return &usageError{msg: fmt.Sprintf("--pprof %q is not a loopback address: anyone who reaches it can read the process's memory", *pprofAddr),
+				hint: "use 127.0.0.1:6060 (and an SSH tunnel), or add --pprof-unsafe if the address is firewalled"}
+		}
+		pprofExposed = !loopback
+	}
+	// The banner's development tokens are for the quick start only: with a
+	// configuration file the hub is deployed, and its stdout is a journal.
+	configFile := *file
+	if configFile == "" {
+		configFile = env.getenv("SSEGUARD_CONFIG")
+	}
+	banner := !*quiet && configFile == ""
 	cfg, err := loadConfig(env, *file, *listen, *data)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, env.stderr)
+	defer setDefaultLogger(log)()
 	secret, err := auth.LoadOrCreateSecret(cfg.SecretPath())
 	if err != nil {
 		return err
@@ -144,6 +167,9 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 		return fmt.Errorf("listen: %w", err)
 	}
 	if *pprofAddr != "" {
+		if pprofExposed {
+			log.Warn("pprof is served on an address that is not loopback (--pprof-unsafe): whoever reaches it can read the process's memory, tokens included", "addr", *pprofAddr)
+		}
 		stopPprof, err := servePprof(*pprofAddr, log)
 		if err != nil {
 			ln.Close()
@@ -167,7 +193,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 
 	err = srv.Serve(ctx, ln, stopHub, func(a net.Addr) {
 		log.Info("listening", "addr", a.String(), "store", cfg.Store.Driver, "data", cfg.Data, "profile", cfg.Profile)
-		if !*quiet {
+		if banner {
 			printGettingStarted(env.stdout, a, secret, tlsConfig != nil)
 		}
 	})
@@ -203,6 +229,35 @@ func printGettingStarted(w io.Writer, addr net.Addr, secret []byte, https bool) 
 	fmt.Fprintf(w, "Publish (in another):\n  curl -sS -X POST -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{\"topic\":\"demo\",\"data\":\"hello\"}' %s/api/publish\n\n", pubTok, base)
 	fmt.Fprintf(w, "Demo page: %s/  (the publish token above works in its form)\n", base)
 	fmt.Fprintf(w, "These development tokens expire in 24h; mint others with 'sseguard token'.\n")
+}
+
+// setDefaultLogger makes l the default logger, so that whatever logs
+// through slog.Default or the log package (libraries, net/http) joins the
+// configured log as records of its format, and returns what restores the
+// previous state.
+func setDefaultLogger(l *slog.Logger) (restore func()) {
+	prev, out, flags := slog.Default(), stdlog.Writer(), stdlog.Flags()
+	slog.SetDefault(l)
+	return func() {
+		slog.SetDefault(prev)
+		stdlog.SetOutput(out)
+		stdlog.SetFlags(flags)
+	}
+}
+
+// loopbackAddr reports whether the host:port addr listens on loopback
+// only: localhost, or an IP address in 127.0.0.0/8 or ::1. An empty host
+// means every interface.
+func loopbackAddr(addr string) (bool, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, err
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback(), nil
 }
 
 // hostForURL turns a wildcard listen address into one a client can dial.
