@@ -173,14 +173,25 @@ func (b *Baseline) ignored(name string) bool {
 	return false
 }
 
-// drift reports differences between the pinned headers and res.
-func (b *Baseline) drift(c *collector, res *rawhttp.Response) {
-	if len(b.Headers) == 0 {
-		c.skip(RuleDrift, "the baseline pins no headers")
+// checkDrift reports differences between the headers the baseline pins
+// and the main stream's (BASELINE-DRIFT).
+func checkDrift(p *pass) {
+	b := p.obs.cfg.Baseline
+	switch {
+	case b == nil:
+		p.skip("no --baseline")
+		return
+	case p.obs.load != nil:
+		p.skip("not checked in load mode; scan without --concurrency")
+		return
+	case p.obs.main == nil:
+		return
+	case len(b.Headers) == 0:
+		p.skip("the baseline pins no headers")
 		return
 	}
-	c.check(RuleDrift)
-	now := redact(res.Header) // pins are written redacted
+	p.evaluated()
+	now := redact(p.obs.main.Header) // pins are written redacted
 	var names []string
 	for _, h := range b.Headers {
 		names = appendName(names, h.Name)
@@ -197,11 +208,11 @@ func (b *Baseline) drift(c *collector, res *rawhttp.Response) {
 		switch {
 		case slices.Equal(pinned, got):
 		case len(pinned) == 0:
-			c.add(RuleDrift, ProbeStream, fmt.Sprintf("%s appeared: %s", name, quoteValues(got)))
+			p.report(ProbeStream, fmt.Sprintf("%s appeared: %s", name, quoteValues(got)))
 		case len(got) == 0:
-			c.add(RuleDrift, ProbeStream, fmt.Sprintf("%s disappeared (pinned %s)", name, quoteValues(pinned)))
+			p.report(ProbeStream, fmt.Sprintf("%s disappeared (pinned %s)", name, quoteValues(pinned)))
 		default:
-			c.add(RuleDrift, ProbeStream, fmt.Sprintf("%s changed: pinned %s, now %s", name, quoteValues(pinned), quoteValues(got)))
+			p.report(ProbeStream, fmt.Sprintf("%s changed: pinned %s, now %s", name, quoteValues(pinned), quoteValues(got)))
 		}
 	}
 }

@@ -73,7 +73,7 @@ func (r *Report) WriteJUnit(w io.Writer, failOn Severity) error {
 			{"fail-on", failOn.String()}, {"version", r.Version},
 		},
 	}
-	for _, rule := range catalogue {
+	for _, rule := range registry {
 		tc := junitCase{Name: rule.ID + ": " + rule.Title, Classname: "sseguard.scan." + strings.SplitN(rule.ID, "-", 2)[0], Time: "0"}
 		var failing, other []Finding
 		for _, f := range r.Findings {

@@ -40,14 +40,17 @@ type LoadStats struct {
 	LatencySource string        `json:"latency_source,omitempty"`
 }
 
-// loadAgg collects the streams' results.
+// loadAgg collects the streams' results: the run's figures, and what the
+// rules made of each stream's head, replayed into the scan's passes as
+// findings that say on how many responses they were seen.
 type loadAgg struct {
 	mu          sync.Mutex
 	findings    map[[2]string]int // (rule, evidence) → streams that showed it
 	findOrder   [][2]string
-	checked     map[string]bool
-	na          map[string]string
+	ran         map[string]bool
+	reasons     map[string]string
 	nginx       bool
+	published   bool // --publish
 	stats       LoadStats
 	errs        map[string]int
 	dropWhy     map[string]int
@@ -59,23 +62,100 @@ type loadAgg struct {
 	events      atomic.Int64 // live, for the progress line
 }
 
-func (a *loadAgg) merge(c *collector) {
+func newLoadAgg(cfg *Config) *loadAgg {
+	a := &loadAgg{findings: map[[2]string]int{}, ran: map[string]bool{}, reasons: map[string]string{},
+		errs: map[string]int{}, dropWhy: map[string]int{}}
+	a.stats.Streams = cfg.Concurrency
+	a.stats.RampMS, a.stats.WindowMS = ms(cfg.Ramp), ms(cfg.Duration)
+	return a
+}
+
+// merge adds what the rules made of one stream's head.
+func (a *loadAgg) merge(passes []*pass, nginx bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, f := range c.findings {
-		k := [2]string{f.Rule, f.Evidence}
-		if _, seen := a.findings[k]; !seen {
-			a.findOrder = append(a.findOrder, k)
+	for _, p := range passes {
+		id := p.rule.ID
+		for _, f := range p.findings {
+			k := [2]string{id, f.Evidence}
+			if _, seen := a.findings[k]; !seen {
+				a.findOrder = append(a.findOrder, k)
+			}
+			a.findings[k]++
 		}
-		a.findings[k]++
+		if p.ran {
+			a.ran[id] = true
+		} else if p.reason != "" {
+			a.reasons[id] = p.reason
+		}
 	}
-	for id := range c.checked {
-		a.checked[id] = true
+	a.nginx = a.nginx || nginx
+}
+
+// replay gives p what its rule made of the run's stream heads: each
+// finding with the share of responses it was seen on.
+func (a *loadAgg) replay(p *pass) {
+	id := p.rule.ID
+	attempts := a.stats.Opened + a.stats.Reconnects + a.stats.ConnectErrors
+	for _, k := range a.findOrder {
+		if k[0] == id {
+			p.report(ProbeLoad, fmt.Sprintf("%s (on %d of %d responses)", k[1], a.findings[k], attempts))
+		}
 	}
-	for id, why := range c.na {
-		a.na[id] = why
+	if a.ran[id] {
+		p.evaluated()
 	}
-	a.nginx = a.nginx || c.nginx
+	if why := a.reasons[id]; why != "" {
+		p.skip(why)
+	}
+}
+
+// failed counts a failed attempt to open a stream.
+func (a *loadAgg) failed(why string) {
+	a.mu.Lock()
+	a.stats.ConnectErrors++
+	a.errs[why]++
+	a.mu.Unlock()
+}
+
+// opened counts a stream that opened, the first time or again.
+func (a *loadAgg) opened(st *loadStream, res *rawhttp.Response, first bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if first {
+		a.stats.Opened++
+		st.opened = res.Timing.Headers
+	} else {
+		a.stats.Reconnects++
+	}
+	a.open++
+	a.headerTimes = append(a.headerTimes, res.Timing.Headers.Sub(res.Timing.Sent))
+}
+
+// ended counts how a stream ended: its latencies, its longest silence,
+// and a drop when it ended before the window did.
+func (a *loadAgg) ended(st *loadStream, w *watch, lats []time.Duration, heartbeatMax time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open--
+	a.latencies = append(a.latencies, lats...)
+	if sil := w.longestSilence(); sil > heartbeatMax {
+		a.silent++
+		a.worstSilent = max(a.worstSilent, sil)
+	}
+	if w.end == endWindow {
+		return
+	}
+	a.stats.Drops++
+	why := "the server ended the stream"
+	if w.end != endEOF {
+		why = shortErr(w.endErr)
+		if isReset(w.endErr) {
+			a.stats.Resets++
+		}
+	}
+	a.dropWhy[why]++
+	st.droppedAt = append(st.droppedAt, w.endAt)
 }
 
 // loadStream is one stream of the run.
@@ -87,49 +167,32 @@ type loadStream struct {
 }
 
 // runLoad opens cfg.Concurrency streams over cfg.Ramp and watches them for
-// cfg.Duration, asserting the headers of every one.
+// cfg.Duration, judging the head of every one.
 func (s *scanner) runLoad(ctx context.Context) error {
-	n := s.cfg.Concurrency
 	start := time.Now()
 	deadline := start.Add(s.cfg.Duration)
 	lctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-
-	agg := &loadAgg{findings: map[[2]string]int{}, checked: map[string]bool{}, na: map[string]string{},
-		errs: map[string]int{}, dropWhy: map[string]int{}}
-	agg.stats.Streams = n
-	agg.stats.RampMS, agg.stats.WindowMS = ms(s.cfg.Ramp), ms(s.cfg.Duration)
-
-	// The side probes run once.
-	var sideWG sync.WaitGroup
-	var side []probeResult
-	var sideMu sync.Mutex
-	for _, spec := range s.sideProbes() {
-		sideWG.Go(func() {
-			r := s.probe(ctx, spec)
-			sideMu.Lock()
-			side = append(side, r)
-			sideMu.Unlock()
-		})
-	}
-
-	var pub *publisher
-	pubDone := make(chan struct{})
-	if s.cfg.Publish != nil {
-		pub = newPublisher(s.cfg)
-		go func() {
-			defer close(pubDone)
-			select {
-			case <-time.After(s.cfg.Ramp + 100*time.Millisecond):
-				pub.run(lctx, deadline.Add(-min(s.cfg.MaxLatency, (s.cfg.Duration-s.cfg.Ramp)/2)))
-			case <-lctx.Done():
-			}
-		}()
-	} else {
-		close(pubDone)
-	}
-
+	agg := newLoadAgg(s.cfg)
+	side := s.startSide(ctx) // the side probes run once
+	pub, pubDone := s.startPublisher(lctx, s.cfg.Ramp+100*time.Millisecond,
+		deadline.Add(-min(s.cfg.MaxLatency, (s.cfg.Duration-s.cfg.Ramp)/2)))
+	agg.published = pub != nil
 	stopProgress := s.progress(agg, start)
+	streams := s.runStreams(lctx, agg, start, pub)
+	<-pubDone
+	stopProgress()
+	s.addSide(side())
+	s.sortExchanges()
+	return s.finishLoad(agg, streams, pub)
+}
+
+// runStreams opens the run's streams, spread over the ramp, and returns
+// when every one has ended.
+func (s *scanner) runStreams(ctx context.Context, agg *loadAgg, start time.Time, pub *publisher) []*loadStream {
+	n := s.cfg.Concurrency
+	// The rules judge each stream's head on its own.
+	lite := &observations{cfg: s.cfg, https: s.obs.https}
 	streams := make([]*loadStream, n)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -138,125 +201,90 @@ func (s *scanner) runLoad(ctx context.Context) error {
 		wg.Go(func() {
 			select {
 			case <-time.After(time.Until(at)):
-			case <-lctx.Done():
+			case <-ctx.Done():
 				return
 			}
-			s.loadOne(lctx, agg, streams[i], pub)
+			s.loadOne(ctx, lite, agg, streams[i], pub)
 		})
 	}
 	wg.Wait()
-	<-pubDone
-	stopProgress()
-	sideWG.Wait()
-	slices.SortFunc(side, func(a, b probeResult) int { return strings.Compare(a.spec.name, b.spec.name) })
-	for _, r := range side {
-		s.evalSide(r)
-	}
-	s.sortExchanges()
-	return s.evalLoad(agg, streams, pub)
+	return streams
 }
 
 // loadOne runs one stream until the deadline, reconnecting after drops.
-func (s *scanner) loadOne(ctx context.Context, agg *loadAgg, st *loadStream, pub *publisher) {
-	spec := probeSpec{name: ProbeLoad, url: s.u.String()}
+func (s *scanner) loadOne(ctx context.Context, lite *observations, agg *loadAgg, st *loadStream, pub *publisher) {
 	first := true
 	for ctx.Err() == nil {
-		own := []rawhttp.Field{}
-		if st.lastID != "" {
-			own = append(own, field("Last-Event-ID", st.lastID))
-		}
-		spec.header = s.cfg.requestHeader(own...)
-		res, err := s.send(ctx, spec)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			agg.mu.Lock()
-			agg.stats.ConnectErrors++
-			agg.errs[shortErr(err)]++
-			agg.mu.Unlock()
+		res := s.openLoadStream(ctx, lite, agg, st)
+		if res == nil {
 			if !sleepCtx(ctx, reconnectDelay) {
 				return
 			}
 			continue
 		}
-		c := newCollector()
-		k := &checker{cfg: s.cfg, https: s.chk.https, c: c}
-		ok := k.streamHead(ProbeLoad, res)
-		k.cors(ProbeLoad, "", res)
-		agg.merge(c)
-		if !ok {
-			res.Body.Close()
-			agg.mu.Lock()
-			agg.stats.ConnectErrors++
-			agg.errs[fmt.Sprintf("status %d, Content-Type %s", res.StatusCode, quoteOrNone(res.Values("Content-Type")))]++
-			agg.mu.Unlock()
-			if !sleepCtx(ctx, reconnectDelay) {
-				return
-			}
-			continue
-		}
-		agg.mu.Lock()
-		if first {
-			agg.stats.Opened++
-			st.opened = res.Timing.Headers
-		} else {
-			agg.stats.Reconnects++
-		}
-		agg.open++
-		agg.headerTimes = append(agg.headerTimes, res.Timing.Headers.Sub(res.Timing.Sent))
-		agg.mu.Unlock()
+		agg.opened(st, res, first)
 		first = false
-
-		var lats []time.Duration
-		w := watchStream(ctx, res, st.lastID, func(it item) {
-			if it.comment {
-				return
-			}
-			agg.events.Add(1)
-			if it.lastID != "" {
-				st.lastID = it.lastID
-			}
-			p, ok := payloadOf(it.event.Data)
-			if !ok {
-				return
-			}
-			switch {
-			case pub != nil && p.Nonce == pub.nonce:
-				if _, dup := st.seen[p.Seq]; !dup {
-					st.seen[p.Seq] = it.at
-				}
-			case pub == nil && p.TS != nil:
-				if lat := it.at.Sub(time.UnixMilli(*p.TS)); lat > -time.Second && lat < time.Hour {
-					lats = append(lats, max(lat, 0))
-				}
-			}
-		}, true)
-
-		agg.mu.Lock()
-		agg.open--
-		agg.latencies = append(agg.latencies, lats...)
-		if sil := w.longestSilence(); sil > s.cfg.HeartbeatMax {
-			agg.silent++
-			agg.worstSilent = max(agg.worstSilent, sil)
-		}
-		if w.end != endWindow {
-			agg.stats.Drops++
-			why := "the server ended the stream"
-			if w.end != endEOF {
-				why = shortErr(w.endErr)
-				if isReset(w.endErr) {
-					agg.stats.Resets++
-				}
-			}
-			agg.dropWhy[why]++
-			st.droppedAt = append(st.droppedAt, w.endAt)
-		}
-		agg.mu.Unlock()
+		w, lats := s.watchLoadStream(ctx, agg, st, res, pub)
+		agg.ended(st, w, lats, s.cfg.HeartbeatMax)
 		if w.end == endWindow || !sleepCtx(ctx, reconnectDelay) {
 			return
 		}
 	}
+}
+
+// openLoadStream opens one stream of the run, with Last-Event-ID after a
+// drop, and judges its head. It returns nil when no stream opened, which
+// it counts unless the run is over.
+func (s *scanner) openLoadStream(ctx context.Context, lite *observations, agg *loadAgg, st *loadStream) *rawhttp.Response {
+	var own []rawhttp.Field
+	if st.lastID != "" {
+		own = append(own, field("Last-Event-ID", st.lastID))
+	}
+	res, err := s.send(ctx, probeSpec{name: ProbeLoad, url: s.u.String(), header: s.cfg.requestHeader(own...)})
+	if err != nil {
+		if ctx.Err() == nil {
+			agg.failed(shortErr(err))
+		}
+		return nil
+	}
+	agg.merge(judgeEach(lite, &response{probe: ProbeLoad, res: res, stream: true, cors: true}), viaNginx(res))
+	if !isEventStream(res) {
+		res.Body.Close()
+		agg.failed(fmt.Sprintf("status %d, Content-Type %s", res.StatusCode, quoteOrNone(res.Values("Content-Type"))))
+		return nil
+	}
+	return res
+}
+
+// watchLoadStream reads one stream of the run until it ends, keeping its
+// last ID and when each published event arrived; without --publish it
+// returns the latencies of events that carry a "ts".
+func (s *scanner) watchLoadStream(ctx context.Context, agg *loadAgg, st *loadStream, res *rawhttp.Response, pub *publisher) (*watch, []time.Duration) {
+	var lats []time.Duration
+	w := watchStream(ctx, res, st.lastID, func(it item) {
+		if it.comment {
+			return
+		}
+		agg.events.Add(1)
+		if it.lastID != "" {
+			st.lastID = it.lastID
+		}
+		p, ok := payloadOf(it.event.Data)
+		if !ok {
+			return
+		}
+		switch {
+		case pub != nil && p.Nonce == pub.nonce:
+			if _, dup := st.seen[p.Seq]; !dup {
+				st.seen[p.Seq] = it.at
+			}
+		case pub == nil && p.TS != nil:
+			if lat := it.at.Sub(time.UnixMilli(*p.TS)); lat > -time.Second && lat < time.Hour {
+				lats = append(lats, max(lat, 0))
+			}
+		}
+	}, true)
+	return w, lats
 }
 
 func isReset(err error) bool {
@@ -326,48 +354,16 @@ func (s *scanner) progress(agg *loadAgg, start time.Time) func() {
 	}
 }
 
-// evalLoad turns the run's results into stats and findings.
-func (s *scanner) evalLoad(agg *loadAgg, streams []*loadStream, pub *publisher) error {
+// finishLoad completes the run's figures and records the run for the
+// rules. The error is that of a --publish that failed.
+func (s *scanner) finishLoad(agg *loadAgg, streams []*loadStream, pub *publisher) error {
 	st := &agg.stats
 	st.Events = agg.events.Load()
 	st.Failed = st.Streams - st.Opened
 	st.Headers = distribution(agg.headerTimes)
 	s.rep.Load = st
-
-	// Header findings, each with the share of streams it was seen on.
-	attempts := st.Opened + st.Reconnects + st.ConnectErrors
-	for _, k := range agg.findOrder {
-		s.col.add(k[0], ProbeLoad, fmt.Sprintf("%s (on %d of %d responses)", k[1], agg.findings[k], attempts))
-	}
-	for id := range agg.checked {
-		s.col.check(id)
-	}
-	for id, why := range agg.na {
-		s.col.skip(id, why)
-	}
-	s.col.nginx = s.col.nginx || agg.nginx
-
-	s.col.check(RuleLoadConnect, RuleLoadDrop)
-	if st.Failed > 0 || st.ConnectErrors > 0 {
-		s.col.add(RuleLoadConnect, ProbeLoad, fmt.Sprintf("%d of %d streams never opened; %d attempts failed: %s",
-			st.Failed, st.Streams, st.ConnectErrors, topCounts(agg.errs)))
-	}
-	if st.Drops > 0 {
-		s.col.add(RuleLoadDrop, ProbeLoad, fmt.Sprintf("%d drops (%d resets) across %d streams in %s, %d reconnects: %s",
-			st.Drops, st.Resets, st.Streams, s.cfg.Duration, st.Reconnects, topCounts(agg.dropWhy)))
-	}
-	if agg.silent > 0 {
-		s.col.add(RuleHeartbeat, ProbeLoad, fmt.Sprintf("%d streams were silent longer than %s (worst %s)", agg.silent, s.cfg.HeartbeatMax, fmtDur(agg.worstSilent)))
-	} else if s.cfg.Duration >= s.cfg.HeartbeatMax {
-		s.col.check(RuleHeartbeat)
-	} else {
-		s.col.skip(RuleHeartbeat, "the run was shorter than --heartbeat-max")
-	}
-	s.col.skip(RuleFlush, "load mode measures delivery latency instead (LOAD-LATENCY)")
-	s.col.skip(RuleCut, "load mode counts drops instead (LOAD-DROP)")
-	s.col.skip(RuleResume, "load mode reconnects with Last-Event-ID and counts loss instead (LOAD-LOSS)")
-	s.col.skip(RuleOrder, "not checked in load mode")
-
+	s.obs.load = agg
+	s.obs.nginx = s.obs.nginx || agg.nginx
 	var pubErr error
 	if pub != nil {
 		sent, _, err := pub.snapshot()
@@ -376,50 +372,117 @@ func (s *scanner) evalLoad(agg *loadAgg, streams []*loadStream, pub *publisher) 
 		}
 		st.Published = len(sent)
 		st.LatencySource = "publish"
-		s.col.check(RuleLoadLoss)
-		for _, ls := range streams {
-			if ls.opened.IsZero() {
-				continue
-			}
-			for seq, t := range sent {
-				if at, ok := ls.seen[seq]; ok {
-					agg.latencies = append(agg.latencies, at.Sub(t))
-					continue
-				}
-				if t.Before(ls.opened) || t.After(time.Now().Add(-s.cfg.MaxLatency)) {
-					continue
-				}
-				st.Missing++
-			}
-		}
-		if st.Missing > 0 {
-			s.col.add(RuleLoadLoss, ProbeLoad, fmt.Sprintf("%d deliveries missing: %d events published to %d open streams", st.Missing, st.Published, st.Opened))
-		}
-	} else {
-		s.col.skip(RuleLoadLoss, "no --publish: the events sent are unknown")
-		if len(agg.latencies) > 0 {
-			st.LatencySource = "ts"
-		}
+		s.countDeliveries(agg, streams, sent)
+	} else if len(agg.latencies) > 0 {
+		st.LatencySource = "ts"
 	}
 	st.Latency = distribution(agg.latencies)
-	if st.Latency != nil {
-		s.col.check(RuleLoadLatency)
-		if p99 := time.Duration(st.Latency.P99 * float64(time.Millisecond)); p99 > s.cfg.MaxLatency {
-			s.col.add(RuleLoadLatency, ProbeLoad, fmt.Sprintf("p99 delivery latency %s over %d deliveries exceeds %s (p50 %s, max %s)",
-				fmtDur(p99), st.Latency.Count, s.cfg.MaxLatency, fmtMS(st.Latency.P50), fmtMS(st.Latency.Max)))
-		}
-	} else {
-		s.col.skip(RuleLoadLatency, "no latency measured: use --publish, or events with a ts")
-	}
-	if len(s.cfg.ExpectOrder) == 0 {
-		s.col.skip(RuleOrder, "no --expect-order")
-	}
-	if s.cfg.Baseline == nil {
-		s.col.skip(RuleDrift, "no --baseline")
-	} else {
-		s.col.skip(RuleDrift, "not checked in load mode; scan without --concurrency")
-	}
 	return pubErr
+}
+
+// countDeliveries times each published event on each stream that was open
+// when it was sent, and counts those that never arrived.
+func (s *scanner) countDeliveries(agg *loadAgg, streams []*loadStream, sent map[int]time.Time) {
+	for _, ls := range streams {
+		if ls.opened.IsZero() {
+			continue
+		}
+		for seq, t := range sent {
+			if at, ok := ls.seen[seq]; ok {
+				agg.latencies = append(agg.latencies, at.Sub(t))
+				continue
+			}
+			if t.Before(ls.opened) || t.After(time.Now().Add(-s.cfg.MaxLatency)) {
+				continue
+			}
+			agg.stats.Missing++
+		}
+	}
+}
+
+// loadRun returns the load run the load rules judge, or says that there
+// was none.
+func loadRun(p *pass) *loadAgg {
+	if p.obs.load == nil {
+		p.skip("load mode not used (--concurrency)")
+	}
+	return p.obs.load
+}
+
+// checkLoadConnect: every stream of the run opens (LOAD-CONNECT).
+func checkLoadConnect(p *pass) {
+	agg := loadRun(p)
+	if agg == nil {
+		return
+	}
+	p.evaluated()
+	if st := agg.stats; st.Failed > 0 || st.ConnectErrors > 0 {
+		p.report(ProbeLoad, fmt.Sprintf("%d of %d streams never opened; %d attempts failed: %s",
+			st.Failed, st.Streams, st.ConnectErrors, topCounts(agg.errs)))
+	}
+}
+
+// checkLoadDrop: no stream of the run drops (LOAD-DROP).
+func checkLoadDrop(p *pass) {
+	agg := loadRun(p)
+	if agg == nil {
+		return
+	}
+	p.evaluated()
+	if st := agg.stats; st.Drops > 0 {
+		p.report(ProbeLoad, fmt.Sprintf("%d drops (%d resets) across %d streams in %s, %d reconnects: %s",
+			st.Drops, st.Resets, st.Streams, p.obs.cfg.Duration, st.Reconnects, topCounts(agg.dropWhy)))
+	}
+}
+
+// checkLoadLoss: every open stream receives every published event
+// (LOAD-LOSS).
+func checkLoadLoss(p *pass) {
+	agg := loadRun(p)
+	switch {
+	case agg == nil:
+		return
+	case !agg.published:
+		p.skip("no --publish: the events sent are unknown")
+		return
+	}
+	p.evaluated()
+	if st := agg.stats; st.Missing > 0 {
+		p.report(ProbeLoad, fmt.Sprintf("%d deliveries missing: %d events published to %d open streams", st.Missing, st.Published, st.Opened))
+	}
+}
+
+// checkLoadLatency: the run's p99 delivery latency stays below MaxLatency
+// (LOAD-LATENCY).
+func checkLoadLatency(p *pass) {
+	agg := loadRun(p)
+	switch {
+	case agg == nil:
+		return
+	case agg.stats.Latency == nil:
+		p.skip("no latency measured: use --publish, or events with a ts")
+		return
+	}
+	p.evaluated()
+	l, limit := agg.stats.Latency, p.obs.cfg.MaxLatency
+	if p99 := time.Duration(l.P99 * float64(time.Millisecond)); p99 > limit {
+		p.report(ProbeLoad, fmt.Sprintf("p99 delivery latency %s over %d deliveries exceeds %s (p50 %s, max %s)",
+			fmtDur(p99), l.Count, limit, fmtMS(l.P50), fmtMS(l.Max)))
+	}
+}
+
+// checkLoadHeartbeat is SSE-HEARTBEAT in load mode: no stream of the run
+// was silent longer than HeartbeatMax.
+func checkLoadHeartbeat(p *pass, agg *loadAgg) {
+	cfg := p.obs.cfg
+	switch {
+	case agg.silent > 0:
+		p.report(ProbeLoad, fmt.Sprintf("%d streams were silent longer than %s (worst %s)", agg.silent, cfg.HeartbeatMax, fmtDur(agg.worstSilent)))
+	case cfg.Duration >= cfg.HeartbeatMax:
+		p.evaluated()
+	default:
+		p.skip("the run was shorter than --heartbeat-max")
+	}
 }
 
 func fmtMS(v float64) string { return fmtDur(time.Duration(v * float64(time.Millisecond))) }

@@ -109,6 +109,7 @@ type Report struct {
 	Findings []Finding `json:"findings"`
 	// Checked lists the rules that were evaluated; NotApplicable says why
 	// the others were not (HSTS on plain HTTP, load rules without load).
+	// Every rule of the catalogue is in exactly one of the two.
 	Checked       []string          `json:"checked"`
 	NotApplicable map[string]string `json:"not_applicable"`
 	Notes         []string          `json:"notes,omitempty"`
@@ -132,94 +133,3 @@ func (r *Report) Count(min Severity) int {
 
 // Failed reports whether the scan fails at the given threshold.
 func (r *Report) Failed(failOn Severity) bool { return r.Count(failOn) > 0 }
-
-// collector gathers findings and which rules were evaluated.
-type collector struct {
-	findings []Finding
-	checked  map[string]bool
-	na       map[string]string
-	nginx    bool // the responses came through nginx: add its remediation
-}
-
-func newCollector() *collector {
-	return &collector{checked: map[string]bool{}, na: map[string]string{}}
-}
-
-// check marks rules as evaluated.
-func (c *collector) check(ids ...string) {
-	for _, id := range ids {
-		c.checked[id] = true
-		delete(c.na, id)
-	}
-}
-
-// skip marks a rule as not applicable, unless it was evaluated elsewhere.
-func (c *collector) skip(id, why string) {
-	if !c.checked[id] {
-		if _, ok := c.na[id]; !ok {
-			c.na[id] = why
-		}
-	}
-}
-
-// add records a finding; the same rule and evidence from several probes
-// is one finding naming every probe.
-func (c *collector) add(id, probe, evidence string) {
-	c.check(id)
-	for i := range c.findings {
-		f := &c.findings[i]
-		if f.Rule == id && f.Evidence == evidence {
-			if !slices.Contains(f.Probes, probe) {
-				f.Probes = append(f.Probes, probe)
-			}
-			return
-		}
-	}
-	r := mustRule(id)
-	c.findings = append(c.findings, Finding{
-		Rule: id, Severity: r.Severity, Title: r.Title, Evidence: evidence,
-		Remediation: r.Remediation, Reference: r.Reference, Probes: []string{probe},
-	})
-}
-
-// finish sorts the findings (severity, then catalogue order) and fills the
-// report's rule lists.
-func (c *collector) finish(r *Report) {
-	order := map[string]int{}
-	for i, rule := range catalogue {
-		order[rule.ID] = i
-	}
-	for i := range c.findings {
-		f := &c.findings[i]
-		if rule := mustRule(f.Rule); c.nginx && rule.Nginx != "" {
-			f.Remediation += " nginx: " + rule.Nginx
-		}
-	}
-	slices.SortStableFunc(c.findings, func(a, b Finding) int {
-		if a.Severity != b.Severity {
-			return int(b.Severity - a.Severity)
-		}
-		return order[a.Rule] - order[b.Rule]
-	})
-	r.Findings = c.findings
-	if r.Findings == nil {
-		r.Findings = []Finding{}
-	}
-	r.Checked = nil
-	for _, rule := range catalogue {
-		if c.checked[rule.ID] {
-			r.Checked = append(r.Checked, rule.ID)
-		}
-	}
-	r.NotApplicable = map[string]string{}
-	for _, rule := range catalogue {
-		if c.checked[rule.ID] {
-			continue
-		}
-		why := c.na[rule.ID]
-		if why == "" {
-			why = "not evaluated in this scan"
-		}
-		r.NotApplicable[rule.ID] = why
-	}
-}

@@ -48,7 +48,12 @@ func (s *Severity) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// Rule is one check of the catalogue.
+// Rule is one check of the catalogue: its documentation, which
+// --list-rules, the docs and every report format show, and the code that
+// evaluates it, as an analysis.Analyzer of golang.org/x/tools pairs its doc
+// with its Run. The code is unexported because it reads the scanner's own
+// records of the probes (raw response heads, stream timings), which are no
+// API.
 type Rule struct {
 	// ID is stable; baselines, SARIF and JUnit refer to it.
 	ID       string   `json:"id"`
@@ -63,6 +68,14 @@ type Rule struct {
 	Nginx string `json:"nginx,omitempty"`
 	// Reference is the specification section or RFC behind the rule.
 	Reference string `json:"reference"`
+
+	// judge, when set, evaluates the rule on one response head; it sees
+	// every response of the scan in the order findings cite them, and in
+	// load mode every stream's head as it opens.
+	judge func(p *pass, r *response)
+	// check, when set, evaluates the rule on the whole scan, after judge
+	// has seen every response.
+	check func(p *pass)
 }
 
 // Rule IDs.
@@ -97,17 +110,18 @@ const (
 	RuleLoadLatency = "LOAD-LATENCY"
 )
 
-// catalogue is every rule, in the order reports list them.
-var catalogue = []Rule{
+// registry is every rule, in the order reports list them and the scan
+// evaluates them. Everything that lists or evaluates rules reads it.
+var registry = []Rule{
 	{
-		ID: RuleStatus, Severity: High,
+		ID: RuleStatus, Severity: High, judge: judgeStatus,
 		Title:       "the stream answers 200",
 		Why:         "EventSource fails the connection for good, without reconnecting, on any status other than 200 (204 tells it to stop); redirects before the stream are followed, but nothing else is.",
 		Remediation: "Answer stream requests with 200 and a text/event-stream body; send credentials the way the browser will (a cookie, or a token in -H for the scan).",
 		Reference:   "WHATWG HTML, 9.2.3 Processing model (fail the connection)",
 	},
 	{
-		ID: RuleCType, Severity: High,
+		ID: RuleCType, Severity: High, judge: judgeCType,
 		Title:       "Content-Type is text/event-stream",
 		Why:         "Browsers read the Content-Type lines as the Fetch standard's \"extract a MIME type\" does; unless the result is text/event-stream, EventSource fails the connection.",
 		Remediation: "Send Content-Type: text/event-stream; charset=utf-8 on the stream, once, before the first byte of the body.",
@@ -115,7 +129,7 @@ var catalogue = []Rule{
 		Reference:   "WHATWG HTML, 9.2.3 Processing model; WHATWG Fetch, extract a MIME type",
 	},
 	{
-		ID: RuleCTypeDup, Severity: High,
+		ID: RuleCTypeDup, Severity: High, judge: judgeCTypeDup,
 		Title:       "exactly one Content-Type line",
 		Why:         "Two Content-Type lines are read as one list whose last element wins: the stream's type then depends on the order an intermediary wrote them, and refusals get text/event-stream glued to their JSON type.",
 		Remediation: "Set Content-Type in exactly one place: the origin, or the proxy replacing the origin's value (never appending to it).",
@@ -123,14 +137,14 @@ var catalogue = []Rule{
 		Reference:   "RFC 9110, 5.3 Field Order and 8.3 Content-Type (a singleton field)",
 	},
 	{
-		ID: RuleCharset, Severity: Low,
+		ID: RuleCharset, Severity: Low, judge: judgeCharset,
 		Title:       "no charset other than UTF-8",
 		Why:         "An event stream is always decoded as UTF-8 whatever the label says; another charset misleads intermediaries and tools that trust it.",
 		Remediation: "Label the stream charset=utf-8, or leave the charset out, and encode events as UTF-8.",
 		Reference:   "WHATWG HTML, 9.2.5 Parsing an event stream (always UTF-8)",
 	},
 	{
-		ID: RuleH2ConnHdr, Severity: High,
+		ID: RuleH2ConnHdr, Severity: High, judge: judgeH2ConnHdr,
 		Title:       "no connection-specific headers on HTTP/2",
 		Why:         "An HTTP/2 response with Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding or Upgrade is malformed; browsers fail it (ERR_HTTP2_PROTOCOL_ERROR) and the stream never opens.",
 		Remediation: "Send Connection: keep-alive on HTTP/1.1 only; let the HTTP/2 layer drop hop-by-hop fields.",
@@ -138,14 +152,14 @@ var catalogue = []Rule{
 		Reference:   "RFC 9113, 8.2.2 Connection-Specific Header Fields",
 	},
 	{
-		ID: RuleH1Framing, Severity: Medium,
+		ID: RuleH1Framing, Severity: Medium, judge: judgeFraming,
 		Title:       "the stream is chunked or close-delimited, without Content-Length",
 		Why:         "A Content-Length makes the stream end after that many bytes; a chunked body on HTTP/1.0 cannot be read by an HTTP/1.0 client.",
 		Remediation: "Never send Content-Length on a stream: HTTP/1.1 streams are chunked, HTTP/1.0 streams end when the connection closes.",
 		Reference:   "RFC 9112, 6.1 Transfer-Encoding and 6.3 Message Body Length",
 	},
 	{
-		ID: RuleNoCompress, Severity: Medium,
+		ID: RuleNoCompress, Severity: Medium, judge: judgeNoCompress,
 		Title:       "the stream is not compressed, and says no-transform",
 		Why:         "Compressors hold bytes until a block fills, so events arrive late and in bursts; Cache-Control: no-transform is what asks intermediaries not to compress or rewrite.",
 		Remediation: "Do not compress text/event-stream; send Cache-Control with no-transform.",
@@ -153,7 +167,7 @@ var catalogue = []Rule{
 		Reference:   "RFC 9111, 5.2.2.6 no-transform; RFC 9110, 8.4 Content-Encoding",
 	},
 	{
-		ID: RuleCache, Severity: Medium,
+		ID: RuleCache, Severity: Medium, judge: judgeCache,
 		Title:       "the stream is not cacheable",
 		Why:         "A cached stream replays stale or another user's events; Age or a cache HIT header shows a cache answered.",
 		Remediation: "Send Cache-Control: no-cache, no-store, no-transform on streams, with no public, max-age or s-maxage; bypass the cache for the stream path.",
@@ -161,7 +175,7 @@ var catalogue = []Rule{
 		Reference:   "RFC 9111, 5.2.2 Response Directives and 5.1 Age",
 	},
 	{
-		ID: RuleFlush, Severity: High,
+		ID: RuleFlush, Severity: High, check: checkFlush,
 		Title:       "events arrive as they are sent",
 		Why:         "A buffering server or intermediary holds events until a buffer fills or the stream ends: clients see them late, in bursts, or never.",
 		Remediation: "Flush after each event and heartbeat; turn off response buffering and compression for the stream in every intermediary.",
@@ -169,14 +183,14 @@ var catalogue = []Rule{
 		Reference:   "WHATWG HTML, 9.2.7 Authoring notes and 9.2.10 Implementation advice",
 	},
 	{
-		ID: RuleHeartbeat, Severity: Medium,
+		ID: RuleHeartbeat, Severity: Medium, check: checkHeartbeat,
 		Title:       "a comment or event at least every --heartbeat-max",
 		Why:         "Intermediaries close connections that stay silent; without heartbeats an idle stream is cut and every client reconnects at once.",
 		Remediation: "Send a comment line (\": keep-alive\") when the stream has been idle for 15 s (sseguard: stream.heartbeat).",
 		Reference:   "WHATWG HTML, 9.2.7 Authoring notes (a comment every 15 seconds or so)",
 	},
 	{
-		ID: RuleCut, Severity: Medium,
+		ID: RuleCut, Severity: Medium, check: checkCut,
 		Title:       "the stream stays open for the whole scan window",
 		Why:         "A stream that ends by itself is usually cut by an intermediary's idle or read timeout; each cut costs a reconnect, and events sent in between are lost unless the server replays them.",
 		Remediation: "Make every idle timeout on the path (proxies, load balancers, CDNs) longer than the heartbeat interval.",
@@ -184,7 +198,7 @@ var catalogue = []Rule{
 		Reference:   "WHATWG HTML, 9.2.7 Authoring notes; nginx ngx_http_proxy_module proxy_read_timeout",
 	},
 	{
-		ID: RuleKeepAlive, Severity: Low,
+		ID: RuleKeepAlive, Severity: Low, judge: judgeKeepAlive,
 		Title:       "an HTTP/1.1 stream keeps the connection alive",
 		Why:         "Connection: close on an HTTP/1.1 stream means every reconnect pays a new TCP (and TLS) handshake, and some clients treat the close-delimited body as a failure.",
 		Remediation: "Let HTTP/1.1 streams be chunked with a persistent connection.",
@@ -192,14 +206,14 @@ var catalogue = []Rule{
 		Reference:   "RFC 9112, 9.3 Persistence and 9.6 Tear-down",
 	},
 	{
-		ID: RuleAccept, Severity: Medium,
+		ID: RuleAccept, Severity: Medium, judge: judgeAccept,
 		Title:       "a request without text/event-stream in Accept gets 406",
 		Why:         "Streaming to clients that did not ask for text/event-stream (legacy XHR streaming with Accept: */*, JSON clients) bypasses the controls built for EventSource.",
 		Remediation: "Check Accept before streaming; answer 406 application/problem+json with Retry-After and the polling fallback (sseguard: policy.Middleware).",
 		Reference:   "RFC 9110, 12.5.1 Accept and 15.5.7 406 Not Acceptable",
 	},
 	{
-		ID: RuleErrorShape, Severity: Medium,
+		ID: RuleErrorShape, Severity: Medium, judge: judgeErrorShape,
 		Title:       "refusals are JSON with nosniff, no-store and Retry-After",
 		Why:         "A text/plain or HTML refusal can be sniffed or rendered, a stored refusal is served to others, and without Retry-After clients retry blindly.",
 		Remediation: "Answer every refusal with one application/problem+json body, X-Content-Type-Options: nosniff, Cache-Control: no-store, and Retry-After on 406, 429 and 503 (sseguard: policy.WriteProblem).",
@@ -207,14 +221,14 @@ var catalogue = []Rule{
 		Reference:   "RFC 9457 Problem Details; RFC 9110, 10.2.3 Retry-After",
 	},
 	{
-		ID: RuleResume, Severity: Medium,
+		ID: RuleResume, Severity: Medium, check: checkResume,
 		Title:       "a reconnect with Last-Event-ID resumes the stream",
 		Why:         "After a drop EventSource reconnects with Last-Event-ID; a server that refuses it, or replays the event the client already has, loses or duplicates events.",
 		Remediation: "Read Last-Event-ID and continue after that event; for an ID you cannot resume from, answer 200 and say so in the stream (sseguard sends an event: reset), never an error.",
 		Reference:   "WHATWG HTML, 9.2.4 The Last-Event-ID header",
 	},
 	{
-		ID: RuleXCTO, Severity: Medium,
+		ID: RuleXCTO, Severity: Medium, judge: judgeXCTO,
 		Title:       "X-Content-Type-Options is exactly nosniff, once",
 		Why:         "Without nosniff a browser may sniff stream or error bytes as script or HTML; two lines (\"nosniff, nosniff\") are not \"nosniff\" to every browser.",
 		Remediation: "Send X-Content-Type-Options: nosniff exactly once on streams and errors.",
@@ -222,21 +236,21 @@ var catalogue = []Rule{
 		Reference:   "WHATWG Fetch, X-Content-Type-Options header",
 	},
 	{
-		ID: RuleCSP, Severity: Medium,
+		ID: RuleCSP, Severity: Medium, judge: judgeCSP,
 		Title:       "Content-Security-Policy is present and not permissive",
 		Why:         "The page that opens the stream is where CSP stops injected script and exfiltration: no unsafe-inline or unsafe-eval, and connect-src not open to any host.",
 		Remediation: "Streams: default-src 'none'; frame-ancestors 'none'. Pages: script-src 'self' without unsafe-inline or unsafe-eval, connect-src naming your stream origins only (policy.PageCSP).",
 		Reference:   "W3C Content Security Policy Level 3",
 	},
 	{
-		ID: RuleCORS, Severity: High,
+		ID: RuleCORS, Severity: High, judge: judgeCORS,
 		Title:       "CORS does not reflect foreign or null origins",
 		Why:         "Reflecting any Origin, allowing null, or * with credentials lets any site read a user's stream with the user's cookies.",
 		Remediation: "Answer Access-Control-Allow-Origin only with an origin on your allowlist for this principal, with Vary: Origin; never null; never * with credentials.",
 		Reference:   "WHATWG Fetch, 3.2 CORS protocol",
 	},
 	{
-		ID: RuleDup, Severity: Medium,
+		ID: RuleDup, Severity: Medium, judge: judgeDup,
 		Title:       "no singleton header is repeated",
 		Why:         "A repeated singleton is read differently by different clients and intermediaries; it is the mark of two layers each adding the header.",
 		Remediation: "Set each header in one layer only; a proxy that must change one replaces it.",
@@ -244,7 +258,7 @@ var catalogue = []Rule{
 		Reference:   "RFC 9110, 5.3 Field Order",
 	},
 	{
-		ID: RuleLeak, Severity: Low,
+		ID: RuleLeak, Severity: Low, judge: judgeLeak,
 		Title:       "Server and X-Powered-By carry no versions",
 		Why:         "Version numbers tell an attacker which known flaws to try.",
 		Remediation: "Send Server without a version, and no X-Powered-By.",
@@ -252,7 +266,7 @@ var catalogue = []Rule{
 		Reference:   "RFC 9110, 10.2.4 Server",
 	},
 	{
-		ID: RuleHSTS, Severity: Low,
+		ID: RuleHSTS, Severity: Low, judge: judgeHSTS,
 		Title:       "HTTPS responses carry HSTS for at least 180 days",
 		Why:         "Without Strict-Transport-Security a first visit can be downgraded to HTTP and the stream read or changed in transit.",
 		Remediation: "Send Strict-Transport-Security: max-age=31536000; includeSubDomains on HTTPS responses.",
@@ -260,28 +274,28 @@ var catalogue = []Rule{
 		Reference:   "RFC 6797, 6.1 Strict-Transport-Security Response Header Field",
 	},
 	{
-		ID: RulePolicy, Severity: Low,
+		ID: RulePolicy, Severity: Low, judge: judgePolicy,
 		Title:       "headers match the --policy profile",
 		Why:         "The profile (package policy: strict or baseline) lists what a hardened response carries; a header it names is missing or differs, and no more specific rule covers it.",
 		Remediation: "Send the header with the profile's value (docs/security.md lists each with its reason), or scan with the profile you mean to meet.",
 		Reference:   "sseguard SPEC, Header policy; docs/security.md",
 	},
 	{
-		ID: RuleOrder, Severity: Medium,
+		ID: RuleOrder, Severity: Medium, judge: judgeOrder, check: checkOrder,
 		Title:       "headers come in the order --expect-order pins",
 		Why:         "The team pinned the order of these headers; a change in order shows a change in the layers that write them.",
 		Remediation: "Restore the order, or update the pin if the change was meant.",
 		Reference:   "docs/scan.md, --expect-order",
 	},
 	{
-		ID: RuleDrift, Severity: Medium,
+		ID: RuleDrift, Severity: Medium, check: checkDrift,
 		Title:       "pinned header values have not drifted from the baseline",
 		Why:         "A header pinned in the --baseline file changed, appeared or disappeared: configuration drifted between the baseline and now.",
 		Remediation: "Find the layer that changed the header; if the change was meant, write a new baseline with --write-baseline.",
 		Reference:   "docs/scan.md, Baselines",
 	},
 	{
-		ID: RuleLoadConnect, Severity: High,
+		ID: RuleLoadConnect, Severity: High, check: checkLoadConnect,
 		Title:       "every stream of a load run opens",
 		Why:         "Under load some streams were refused or never answered: a limit, a load balancer or the server gives out before the target concurrency.",
 		Remediation: "Raise the limit that refused them (file descriptors, worker_connections, load balancer connection caps, per-IP limits), or scale out.",
@@ -289,21 +303,21 @@ var catalogue = []Rule{
 		Reference:   "docs/scan.md, Load mode",
 	},
 	{
-		ID: RuleLoadDrop, Severity: High,
+		ID: RuleLoadDrop, Severity: High, check: checkLoadDrop,
 		Title:       "no stream of a load run drops",
 		Why:         "Streams were cut or reset during the window: every drop is a reconnect storm waiting for a real load.",
 		Remediation: "Find the layer with the short timeout or connection cap (idle timeouts, upstream keepalive limits, slow-consumer limits).",
 		Reference:   "docs/scan.md, Load mode",
 	},
 	{
-		ID: RuleLoadLoss, Severity: High,
+		ID: RuleLoadLoss, Severity: High, check: checkLoadLoss,
 		Title:       "every stream receives every published event",
 		Why:         "Events published during the run never reached some streams, even after reconnecting with Last-Event-ID.",
 		Remediation: "Make the server replay after Last-Event-ID, and find where events were dropped (slow-consumer cut-offs, buffers).",
 		Reference:   "WHATWG HTML, 9.2.4 The Last-Event-ID header",
 	},
 	{
-		ID: RuleLoadLatency, Severity: Medium,
+		ID: RuleLoadLatency, Severity: Medium, check: checkLoadLatency,
 		Title:       "delivery latency under load stays below --max-latency",
 		Why:         "The 99th percentile of publish-to-delivery time exceeded the limit: under this load clients see events late.",
 		Remediation: "Profile the server and the path under load; look for buffering intermediaries and per-subscriber work on the fan-out path.",
@@ -312,22 +326,14 @@ var catalogue = []Rule{
 }
 
 // Rules returns the catalogue, in report order. The slice is a copy.
-func Rules() []Rule { return append([]Rule(nil), catalogue...) }
+func Rules() []Rule { return append([]Rule(nil), registry...) }
 
 // LookupRule returns the rule with the given ID.
 func LookupRule(id string) (Rule, bool) {
-	for _, r := range catalogue {
+	for _, r := range registry {
 		if r.ID == id {
 			return r, true
 		}
 	}
 	return Rule{}, false
-}
-
-func mustRule(id string) Rule {
-	r, ok := LookupRule(id)
-	if !ok {
-		panic("scan: unknown rule " + id)
-	}
-	return r
 }

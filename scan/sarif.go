@@ -176,7 +176,7 @@ func (r *Report) WriteSARIF(w io.Writer, opt SARIFOptions) error {
 		Properties: map[string]any{"target": r.Target, "profile": r.Profile, "protocol": r.Protocol},
 	}
 	index := map[string]int{}
-	for i, rule := range catalogue {
+	for i, rule := range registry {
 		index[rule.ID] = i
 		help := rule.Remediation
 		md := rule.Remediation

@@ -1,9 +1,6 @@
 package scan
 
 import (
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"context"
 	"encoding/json"
 	"errors"
@@ -107,36 +104,32 @@ func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onIt
 	stop := context.AfterFunc(ctx, func() { res.Body.Close() })
 	defer stop()
 
-	var body io.Reader = &timedReader{r: res.Body, w: w}
-	if enc := strings.ToLower(strings.TrimSpace(strings.Join(res.Values("Content-Encoding"), ","))); enc != "" && enc != "identity" {
-		w.encoding = enc
-		var err error
-		raw := body
-		switch enc {
-		case "gzip", "x-gzip":
-			body, err = newLazyReader(func() (io.Reader, error) { return gzip.NewReader(raw) })
-		case "deflate":
-			body, err = newLazyReader(func() (io.Reader, error) { return zlibOrFlate(raw) })
-		default:
-			// A coding the scanner cannot undo: measure arrivals only.
-			_, err = io.Copy(io.Discard, body)
-			w.finish(ctx, err)
-			if w.end == endEOF || w.end == endWindow {
-				w.endErr = fmt.Errorf("Content-Encoding %s cannot be decoded; events were not parsed", enc)
-			}
-			return w
+	raw := &timedReader{r: res.Body, w: w}
+	body, coding, err := DecodeContent(res.Values("Content-Encoding"), raw)
+	w.encoding = coding
+	if err != nil {
+		// A coding the scanner cannot undo: measure arrivals only.
+		_, err = io.Copy(io.Discard, raw)
+		w.finish(ctx, err)
+		if w.end == endEOF || w.end == endWindow {
+			w.endErr = fmt.Errorf("Content-Encoding %s cannot be decoded; events were not parsed", coding)
 		}
-		if err != nil {
-			w.finish(ctx, err)
-			return w
-		}
+		return w
 	}
+	w.parse(ctx, body, onItem)
+	if w.lastID == "" {
+		w.lastID = lastID
+	}
+	return w
+}
 
+// parse reads events and comments from body until it ends.
+func (w *watch) parse(ctx context.Context, body io.Reader, onItem func(item)) {
 	p := sse.NewParser(body)
 	p.OnComment = func(string) {
 		at, read := w.lastRead()
 		it := item{at: at, read: read, comment: true}
-		if !light {
+		if !w.light {
 			w.items = append(w.items, it)
 		}
 		if onItem != nil {
@@ -150,22 +143,18 @@ func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onIt
 		}
 		if err != nil {
 			w.finish(ctx, err)
-			break
+			return
 		}
 		at, read := w.lastRead()
 		w.lastID = p.LastEventID()
 		it := item{at: at, read: read, event: ev, lastID: w.lastID}
-		if !light {
+		if !w.light {
 			w.items = append(w.items, it)
 		}
 		if onItem != nil {
 			onItem(it)
 		}
 	}
-	if w.lastID == "" {
-		w.lastID = lastID
-	}
-	return w
 }
 
 // finish classifies how the body ended.
@@ -176,47 +165,11 @@ func (w *watch) finish(ctx context.Context, err error) {
 		w.end = endWindow
 	case err == nil || errors.Is(err, io.EOF):
 		w.end = endEOF
-	case errors.Is(err, sse.ErrEventTooLarge), strings.Contains(err.Error(), "gzip"), strings.Contains(err.Error(), "flate"), strings.Contains(err.Error(), "zlib"):
+	case errors.Is(err, sse.ErrEventTooLarge), isDecodeError(err):
 		w.end, w.endErr = endError, err
 	default:
 		w.end, w.endErr = endCut, err
 	}
-}
-
-// lazyReader builds its reader on the first Read, so that a decompressor
-// that reads a header first does not block before the window starts.
-type lazyReader struct {
-	build func() (io.Reader, error)
-	r     io.Reader
-	err   error
-}
-
-func newLazyReader(build func() (io.Reader, error)) (io.Reader, error) {
-	return &lazyReader{build: build}, nil
-}
-
-func (l *lazyReader) Read(p []byte) (int, error) {
-	if l.r == nil && l.err == nil {
-		l.r, l.err = l.build()
-	}
-	if l.err != nil {
-		return 0, l.err
-	}
-	return l.r.Read(p)
-}
-
-// zlibOrFlate reads "deflate" as RFC 9110 defines it (zlib), falling back
-// to the raw deflate some servers send.
-func zlibOrFlate(r io.Reader) (io.Reader, error) {
-	var head [2]byte
-	if _, err := io.ReadFull(r, head[:]); err != nil {
-		return nil, err
-	}
-	mr := io.MultiReader(strings.NewReader(string(head[:])), r)
-	if head[0]&0x0f == 8 && (uint16(head[0])<<8|uint16(head[1]))%31 == 0 {
-		return zlib.NewReader(mr)
-	}
-	return flate.NewReader(mr), nil
 }
 
 // scanPayload is the data of an event the scanner published.

@@ -1,0 +1,246 @@
+package scan
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// window is what watching the main stream recorded, and what the
+// streaming rules (SSE-FLUSH, SSE-HEARTBEAT, SSE-CUT) judge.
+type window struct {
+	w     *watch
+	pub   *publisher // nil without --publish
+	stats *StreamStats
+	d     delivery
+}
+
+// delivery is when events arrived compared with when they were sent.
+type delivery struct {
+	latencies []time.Duration
+	source    string // "publish", "ts" or ""
+
+	// With --publish: how many were published and arrived, which arrived
+	// later than MaxLatency, which never did, and why publishing stopped.
+	published, delivered int
+	late, missing        []string
+	publishErr           error
+
+	// Without latencies of published events, from the events' "ts": how
+	// many were late, and the worst.
+	tsLate  int
+	tsWorst time.Duration
+}
+
+// newWindow measures what w recorded.
+func newWindow(cfg *Config, main *watch, pub *publisher, connect time.Duration) *window {
+	win := &window{w: main, pub: pub, d: measureDelivery(cfg, main, pub)}
+	win.stats = win.streamStats(cfg, connect)
+	return win
+}
+
+// measureDelivery times the scanner's own published events or, when none
+// was timed, the events that carry a "ts".
+func measureDelivery(cfg *Config, w *watch, pub *publisher) delivery {
+	var d delivery
+	if pub != nil {
+		d = publishedDelivery(cfg, w, pub)
+	}
+	if len(d.latencies) == 0 {
+		tsDelivery(cfg, w, pub, &d)
+	}
+	return d
+}
+
+// publishedDelivery times the events the scanner published.
+func publishedDelivery(cfg *Config, w *watch, pub *publisher) delivery {
+	sent, _, err := pub.snapshot()
+	d := delivery{source: "publish", publishErr: err}
+	arrived := map[int]time.Time{}
+	for _, it := range w.items {
+		if p, ok := payloadOf(it.event.Data); ok && p.Nonce == pub.nonce {
+			if _, dup := arrived[p.Seq]; !dup {
+				arrived[p.Seq] = it.at
+			}
+		}
+	}
+	d.published, d.delivered = len(sent), len(arrived)
+	for _, seq := range sortedKeys(sent) {
+		at, ok := arrived[seq]
+		if !ok {
+			if w.endAt.Sub(sent[seq]) >= cfg.MaxLatency {
+				d.missing = append(d.missing, fmt.Sprint(seq))
+			}
+			continue
+		}
+		lat := at.Sub(sent[seq])
+		d.latencies = append(d.latencies, lat)
+		if lat > cfg.MaxLatency {
+			d.late = append(d.late, fmt.Sprintf("#%d after %s", seq, fmtDur(lat)))
+		}
+	}
+	return d
+}
+
+// tsDelivery times the events whose data carries a "ts", other than the
+// scanner's own.
+func tsDelivery(cfg *Config, w *watch, pub *publisher, d *delivery) {
+	for _, it := range w.items {
+		p, ok := payloadOf(it.event.Data)
+		if !ok || p.TS == nil || (pub != nil && p.Nonce == pub.nonce) {
+			continue
+		}
+		lat := it.at.Sub(time.UnixMilli(*p.TS))
+		if lat < -time.Second || lat > time.Hour {
+			continue // clocks apart, or an old event replayed
+		}
+		lat = max(lat, 0)
+		d.latencies = append(d.latencies, lat)
+		if lat > cfg.MaxLatency {
+			d.tsLate++
+			d.tsWorst = max(d.tsWorst, lat)
+		}
+	}
+	if len(d.latencies) > 0 {
+		d.source = "ts"
+	}
+}
+
+// streamStats is the report's summary of the window.
+func (win *window) streamStats(cfg *Config, connect time.Duration) *StreamStats {
+	w := win.w
+	st := &StreamStats{
+		WindowMS: ms(cfg.Duration), ConnectMS: ms(connect), HeadersMS: ms(w.headers.Sub(w.sent)),
+		Bytes: w.bytes, Reads: len(w.reads), LastEventID: w.lastID, Encoding: w.encoding, End: w.end,
+		LongestGapMS: ms(w.longestSilence()), HeartbeatMS: ms(w.heartbeatInterval()),
+		Published: win.d.published, Delivered: win.d.delivered, LatencySource: win.d.source,
+		Latency: distribution(win.d.latencies),
+	}
+	if len(w.reads) > 0 {
+		st.FirstByteMS = ms(w.reads[0].at.Sub(w.sent))
+	}
+	if w.retrySet {
+		st.Retry = w.retry.String()
+	}
+	var prevEvent time.Time
+	for _, it := range w.items {
+		if it.comment {
+			st.Comments++
+			continue
+		}
+		st.Events++
+		if !prevEvent.IsZero() && len(st.GapsMS) < 200 {
+			st.GapsMS = append(st.GapsMS, ms(it.at.Sub(prevEvent)))
+		}
+		prevEvent = it.at
+	}
+	st.Bursts, _ = w.bursts()
+	if w.end != endWindow {
+		st.EndAfterMS = ms(w.endAt.Sub(w.headers))
+	}
+	if w.endErr != nil {
+		st.EndError = w.endErr.Error()
+	}
+	return st
+}
+
+// checkFlush: a response head that never came; events that arrived late,
+// never, or buffered together (SSE-FLUSH).
+func checkFlush(p *pass) {
+	cfg := p.obs.cfg
+	if p.obs.headTimeout {
+		p.report(ProbeStream, fmt.Sprintf("no response head within %s: the server or a proxy holds the headers back (until the first event?)", cfg.Timeout))
+	}
+	win := p.obs.window
+	switch {
+	case p.obs.load != nil:
+		p.skip("load mode measures delivery latency instead (LOAD-LATENCY)")
+		return
+	case win == nil:
+		p.skip("the stream did not open")
+		return
+	}
+	p.evaluated()
+	d := win.d
+	if d.publishErr != nil {
+		p.notef("publishing failed, so latency was measured only where events carry a ts: %v", d.publishErr)
+	}
+	if len(d.missing) > 0 {
+		p.report(ProbeStream, fmt.Sprintf("%d of %d events published during the window never arrived (#%s), though the stream stayed open at least %s after each",
+			len(d.missing), d.published, strings.Join(clipList(d.missing, 8), ", #"), cfg.MaxLatency))
+	}
+	if len(d.late) > 0 {
+		p.report(ProbeStream, fmt.Sprintf("%d of %d published events arrived later than %s: %s",
+			len(d.late), d.published, cfg.MaxLatency, strings.Join(clipList(d.late, 5), ", ")))
+	}
+	if d.tsLate > 0 {
+		p.report(ProbeStream, fmt.Sprintf("%d of %d events arrived more than %s after their ts (worst %s; this assumes the server's clock is close to ours)",
+			d.tsLate, len(d.latencies), cfg.MaxLatency, fmtDur(d.tsWorst)))
+	}
+	if n, worst := win.w.bursts(); n > 0 {
+		p.report(ProbeStream, fmt.Sprintf("events and heartbeats arrived buffered: %d reads each delivered what was sent at different times; %s", n, worst))
+	}
+	if len(d.latencies) == 0 && win.pub == nil {
+		p.notef("no event carried a timestamp, so latency was not measured: scan with --publish URL --token T (an sseguard hub), or send events whose data is JSON with \"ts\" in unix milliseconds")
+	}
+}
+
+// checkHeartbeat: no silence longer than HeartbeatMax on the main stream,
+// or on any stream of a load run (SSE-HEARTBEAT).
+func checkHeartbeat(p *pass) {
+	cfg := p.obs.cfg
+	if p.obs.load != nil {
+		checkLoadHeartbeat(p, p.obs.load)
+		return
+	}
+	win := p.obs.window
+	if win == nil {
+		p.skip("the stream did not open")
+		return
+	}
+	w := win.w
+	observed := w.endAt.Sub(w.headers)
+	switch silence := w.longestSilence(); {
+	case silence > cfg.HeartbeatMax:
+		p.report(ProbeStream, fmt.Sprintf("%s without a byte (limit %s)", fmtDur(silence), cfg.HeartbeatMax))
+	case observed >= cfg.HeartbeatMax:
+		p.evaluated()
+	default:
+		p.skip(fmt.Sprintf("the stream was watched %s, shorter than --heartbeat-max %s", fmtDur(observed), cfg.HeartbeatMax))
+		if win.stats.Comments == 0 {
+			p.notef("no heartbeat seen in %s; run with --duration longer than --heartbeat-max (%s) to judge the heartbeat", fmtDur(observed), cfg.HeartbeatMax)
+		}
+	}
+}
+
+// checkCut: the main stream stays open for the whole window (SSE-CUT).
+func checkCut(p *pass) {
+	win := p.obs.window
+	switch {
+	case p.obs.load != nil:
+		p.skip("load mode counts drops instead (LOAD-DROP)")
+		return
+	case win == nil:
+		p.skip("the stream did not open")
+		return
+	}
+	p.evaluated()
+	w := win.w
+	after := fmtDur(w.endAt.Sub(w.headers))
+	idle := fmtDur(w.endAt.Sub(lastActivity(w)))
+	switch w.end {
+	case endEOF:
+		retry := ""
+		if w.retrySet {
+			retry = fmt.Sprintf("; it had asked for retry: %s", w.retry)
+		}
+		p.report(ProbeStream, fmt.Sprintf("the stream ended after %s (a clean end of the body, %s after the last byte)%s", after, idle, retry))
+	case endCut:
+		p.report(ProbeStream, fmt.Sprintf("the stream was cut after %s, %s after the last byte: %v", after, idle, w.endErr))
+	case endError:
+		p.notef("the stream could not be read after %s: %v", after, w.endErr)
+	}
+	if w.end == endEOF && w.endErr != nil {
+		p.notef("%v", w.endErr)
+	}
+}
