@@ -12,6 +12,11 @@ import (
 // heartbeat is the comment block injected into idle streams.
 var heartbeat = sse.AppendComment(nil, "keep-alive")
 
+// expiredRetry ends a stream whose credentials expired: a block holding
+// only "retry: 0", so that the client reconnects at once, with fresh
+// credentials if it has them (and is refused if it has not).
+var expiredRetry = sse.AppendRetry(nil, 0)
+
 // utf8BOM is the byte order mark a stream may start with.
 var utf8BOM = []byte("\xEF\xBB\xBF")
 
@@ -64,6 +69,28 @@ func (b *boundary) feed(p []byte) {
 	}
 }
 
+// through returns how many bytes of p take the stream to its next event
+// boundary (a CR ending the line there takes a following LF along), or -1
+// when p ends before one. b is a copy: the state does not move.
+func (b boundary) through(p []byte) int {
+	for i := 0; i < len(p); {
+		j := bytes.IndexAny(p[i:], "\r\n")
+		if j < 0 {
+			return -1
+		}
+		end := i + j + 1
+		if p[end-1] == '\r' && end < len(p) && p[end] == '\n' {
+			end++
+		}
+		b.feed(p[i:end])
+		if b.at() {
+			return end
+		}
+		i = end
+	}
+	return -1
+}
+
 // streamBody is the body of a proxied stream as the client reads it. It
 // reads the upstream body on a goroutine of its own (the pump), so that
 // Read can notice silence: after Heartbeat without bytes it returns a
@@ -83,6 +110,12 @@ func (b *boundary) feed(p []byte) {
 // would drop anyway, so that a heartbeat sent before the first upstream
 // byte never pushes a BOM into the middle of the stream.
 //
+// When stop is closed (shutdown) or the expires time passes (the
+// client's credentials ran out), the stream ends at its next event
+// boundary: at once when the client is between events, else after the
+// bytes that finish the current event, and never with bytes of the next
+// one. An expired stream ends with a "retry: 0" block.
+//
 // Read must not be called concurrently. Close stops the pump and waits for
 // it; it may be called at any time, once Read has returned.
 type streamBody struct {
@@ -97,8 +130,13 @@ type streamBody struct {
 	onEnd func(midEvent bool, err error)
 	// stop, when closed, ends the stream at its next event boundary
 	// (shutdown); onEnd is not called then.
-	stop     <-chan struct{}
+	stop <-chan struct{}
+	// expires, when not zero, ends the stream at its first event boundary
+	// from then on, with expiredRetry; onExpire is called when it passes.
+	expires  time.Time
+	onExpire func()
 	stopping bool
+	final    []byte // sent at the boundary where a stopping stream ends
 
 	started  bool
 	chunks   chan []byte
@@ -108,12 +146,14 @@ type streamBody struct {
 	pumpErr  error // written by the pump before it closes chunks
 	once     sync.Once
 
-	out    []byte // bytes not yet handed to the reader
-	ackOut bool   // out is a pump chunk; the pump waits until it is drained
-	ended  bool
-	timer  *time.Timer
-	timerC <-chan time.Time
-	b      boundary
+	out     []byte // bytes not yet handed to the reader
+	ackOut  bool   // out is a pump chunk; the pump waits until it is drained
+	ended   bool
+	timer   *time.Timer
+	timerC  <-chan time.Time
+	expiry  *time.Timer
+	expiryC <-chan time.Time
+	b       boundary
 }
 
 func newStreamBody(src io.ReadCloser, cancel func(), hb time.Duration) *streamBody {
@@ -127,6 +167,7 @@ func newStreamBody(src io.ReadCloser, cancel func(), hb time.Duration) *streamBo
 		pumpDone:  make(chan struct{}),
 		onBeat:    func(bool) {},
 		onEnd:     func(bool, error) {},
+		onExpire:  func() {},
 	}
 }
 
@@ -139,7 +180,7 @@ func (s *streamBody) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if s.stopping && s.b.at() {
-		return s.end()
+		return s.finish(p)
 	}
 	if !s.started {
 		s.started = true
@@ -148,6 +189,10 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			s.timer = time.NewTimer(s.heartbeat)
 			s.timerC = s.timer.C
 		}
+		if !s.expires.IsZero() {
+			s.expiry = time.NewTimer(time.Until(s.expires))
+			s.expiryC = s.expiry.C
+		}
 	}
 	for {
 		select {
@@ -155,6 +200,13 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			if !ok {
 				s.onEnd(!s.b.at(), s.pumpErr)
 				return s.end()
+			}
+			if s.stopping {
+				// Up to the boundary only: what follows it would start an
+				// event the client must not get any more.
+				if n := s.b.through(c); n >= 0 {
+					c = c[:n]
+				}
 			}
 			s.out, s.ackOut = c, true
 			return s.emit(p), nil
@@ -170,16 +222,36 @@ func (s *streamBody) Read(p []byte) (int, error) {
 		case <-s.stop:
 			s.stop, s.stopping = nil, true
 			if s.b.at() {
-				return s.end()
+				return s.finish(p)
+			}
+		case <-s.expiryC:
+			s.expiryC, s.stopping, s.final = nil, true, expiredRetry
+			s.onExpire()
+			if s.b.at() {
+				return s.finish(p)
 			}
 		}
 	}
+}
+
+// finish ends a stopping stream at a boundary, after its final block.
+func (s *streamBody) finish(p []byte) (int, error) {
+	if len(s.final) == 0 {
+		return s.end()
+	}
+	s.out, s.final = s.final, nil
+	n := s.emit(p)
+	s.end() // the rest of out goes before io.EOF
+	return n, nil
 }
 
 func (s *streamBody) end() (int, error) {
 	s.ended = true
 	if s.timer != nil {
 		s.timer.Stop()
+	}
+	if s.expiry != nil {
+		s.expiry.Stop()
 	}
 	return 0, io.EOF
 }
@@ -193,7 +265,7 @@ func (s *streamBody) emit(p []byte) int {
 		s.ackOut = false
 		s.ack <- struct{}{}
 	}
-	if s.timer != nil {
+	if s.timer != nil && !s.ended {
 		s.timer.Reset(s.heartbeat)
 		s.timerC = s.timer.C
 	}
@@ -255,6 +327,9 @@ func (s *streamBody) Close() error {
 		}
 		if s.timer != nil {
 			s.timer.Stop()
+		}
+		if s.expiry != nil {
+			s.expiry.Stop()
 		}
 	})
 	return err

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -181,4 +182,94 @@ func TestStreamBodyStripsBOMAcrossReads(t *testing.T) {
 	if err != nil || string(b) != "data: x\n\n" {
 		t.Fatalf("read %q, %v", b, err)
 	}
+}
+
+// TestStreamBodyEndsAtExpiry checks that a stream whose credentials expire
+// ends at its next event boundary with "retry: 0": at once between events,
+// and inside an event only once the event is finished, without a byte of
+// the next one.
+func TestStreamBodyEndsAtExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before string // sent before the expiry
+		after  string // sent after it, in one chunk
+		want   string // what the client reads
+	}{
+		{"between events", "data: a\n\n", "data: b\n\n", "data: a\n\nretry: 0\n\n"},
+		{"mid-event", "data: a\n\ndata: pa", "rt\n\ndata: b\n\n", "data: a\n\ndata: part\n\nretry: 0\n\n"},
+		{"mid-event, CRLF", "data: a\r\n\r\ndata: pa", "rt\r\n\r\ndata: b\r\n\r\n", "data: a\r\n\r\ndata: part\r\n\r\nretry: 0\n\n"},
+		{"mid-event, several lines", "id: 7\n", "data: x\n\nid: 8\ndata: y\n\n", "id: 7\ndata: x\n\nretry: 0\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				pr, pw := io.Pipe()
+				sb := newStreamBody(pr, nil, -1)
+				sb.expires = time.Now().Add(time.Minute)
+				expired := false
+				sb.onExpire = func() { expired = true }
+				var got []byte
+				readDone := make(chan error, 1)
+				go func() {
+					b, err := io.ReadAll(sb)
+					got = b
+					readDone <- err
+				}()
+				if _, err := io.WriteString(pw, tc.before); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Minute) // the fake clock passes the expiry
+				synctest.Wait()
+				if !expired {
+					t.Fatal("onExpire not called at the expiry")
+				}
+				select {
+				case err := <-readDone:
+					if strings.HasSuffix(tc.before, "\n\n") {
+						if err != nil || string(got) != tc.want {
+							t.Fatalf("read %q, %v; want %q", got, err, tc.want)
+						}
+						_ = sb.Close()
+						return
+					}
+					t.Fatalf("the stream ended mid-event: %q", got)
+				default:
+				}
+				// Mid-event: the stream waits for the rest of the event.
+				go func() { _, _ = io.WriteString(pw, tc.after) }()
+				if err := <-readDone; err != nil || string(got) != tc.want {
+					t.Fatalf("read %q, %v; want %q", got, err, tc.want)
+				}
+				_ = sb.Close()
+				_ = pw.Close()
+			})
+		})
+	}
+}
+
+// TestStreamBodyStopsAtFirstBoundary checks that a shutdown that comes
+// mid-event ends the stream where that event ends, even when the rest of
+// the chunk holds more events.
+func TestStreamBodyStopsAtFirstBoundary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pr, pw := io.Pipe()
+		sb := newStreamBody(pr, nil, -1)
+		stop := make(chan struct{})
+		sb.stop = stop
+		var got []byte
+		readDone := make(chan error, 1)
+		go func() {
+			b, err := io.ReadAll(sb)
+			got = b
+			readDone <- err
+		}()
+		_, _ = io.WriteString(pw, "data: one\n\ndata: tw")
+		synctest.Wait()
+		close(stop)
+		go func() { _, _ = io.WriteString(pw, "o\n\ndata: three\n\n") }()
+		if err := <-readDone; err != nil || string(got) != "data: one\n\ndata: two\n\n" {
+			t.Fatalf("read %q, %v", got, err)
+		}
+		_ = sb.Close()
+		_ = pw.Close()
+	})
 }

@@ -29,6 +29,7 @@ const (
 	DefaultShutdownTimeout  = 10 * time.Second
 	DefaultRetryAfter       = 5 * time.Second
 	DefaultMaxBodyBytes     = 1 << 20
+	DefaultReadBodyTimeout  = 10 * time.Second
 	DefaultDriftLogInterval = time.Minute
 	DefaultSubjectHeader    = "X-Sseguard-Subject"
 )
@@ -127,6 +128,11 @@ type Config struct {
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// ReadHeaderTimeout bounds reading a request's header. Default 10s.
 	ReadHeaderTimeout config.Duration `yaml:"read_header_timeout"`
+	// ReadBodyTimeout bounds reading a request's body, from the end of the
+	// edge checks to its last byte, so that a client trickling a body
+	// cannot hold the proxy and the upstream; beyond it the client gets a
+	// 408 problem. Default 10s.
+	ReadBodyTimeout config.Duration `yaml:"read_body_timeout"`
 	// DriftLogInterval is the least time between two drift log lines for
 	// one route and header; the lines in between are counted. Default 1m.
 	DriftLogInterval config.Duration `yaml:"drift_log_interval"`
@@ -266,6 +272,7 @@ func (c *Config) Fill() {
 		c.MaxHeaderBytes = 16 << 10
 	}
 	setDur(&c.ReadHeaderTimeout, 10*time.Second)
+	setDur(&c.ReadBodyTimeout, DefaultReadBodyTimeout)
 	setDur(&c.DriftLogInterval, DefaultDriftLogInterval)
 	setDur(&c.Auth.JWKSRefresh, 15*time.Minute)
 	setStr(&c.Auth.SubjectHeader, DefaultSubjectHeader)
@@ -352,7 +359,7 @@ func (c *Config) Validate() error {
 		v    config.Duration
 	}{
 		{"header_timeout", c.HeaderTimeout}, {"dial_timeout", c.DialTimeout}, {"write_timeout", c.WriteTimeout},
-		{"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter}, {"read_header_timeout", c.ReadHeaderTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter}, {"read_header_timeout", c.ReadHeaderTimeout}, {"read_body_timeout", c.ReadBodyTimeout},
 		{"drift_log_interval", c.DriftLogInterval},
 	} {
 		if d.v < 0 {

@@ -7,15 +7,21 @@
 //
 // For each request the proxy:
 //
-//  1. picks the route with the longest matching path prefix (a 404 problem
-//     when none matches) and, at the edge, before any upstream request:
-//     answers CORS preflights, checks Accept (a stream route needs
-//     text/event-stream; strict mode refuses */* alone), verifies the token
-//     on routes with auth jwt, checks topics and the Origin, and bounds the
-//     request body;
-//  2. sends upstream only allowlisted request headers (Last-Event-ID among
-//     them), Accept-Encoding: identity, X-Forwarded-For/-Host/-Proto set
-//     by the proxy alone, and the verified subject;
+//  1. refuses with 400 a path an upstream could read as another path (dot
+//     or empty segments, backslashes, control characters, percent-encoded
+//     dots, slashes, backslashes or percent signs) or one that reaches a
+//     route only when letter case, ";" parameters or trailing dots are
+//     ignored; picks the route with the longest matching path prefix (a
+//     404 problem when none matches) and, at the edge, before any upstream
+//     request and before reading any of the body: answers CORS preflights,
+//     checks Accept (a stream route needs text/event-stream; strict mode
+//     refuses */* alone), verifies the token on routes with auth jwt,
+//     checks topics and the Origin; then bounds the request body in size
+//     (413) and in time (408);
+//  2. sends upstream the path it routed (decoded, escaped anew), only
+//     allowlisted request headers (Last-Event-ID among them),
+//     Accept-Encoding: identity, X-Forwarded-For/-Host/-Proto set by the
+//     proxy alone, and the verified subject;
 //  3. refuses, with the project's problem+json (Retry-After, fallback), an
 //     upstream that cannot be reached (502), does not send its header in
 //     time (504), answers 4xx or 5xx (the client error keeps its meaning;
@@ -24,14 +30,18 @@
 //     reaches the client;
 //  4. otherwise keeps only allowlisted upstream headers, sets the policy's
 //     headers for the kind of response (each replacing any upstream value,
-//     Connection only on HTTP/1.1), decodes a gzip or deflate body the
-//     upstream compressed anyway, and logs every difference as drift:
+//     Connection only on HTTP/1.1; the page policy on every type that can
+//     run script: HTML, XHTML, SVG, XML, or none), decodes a gzip or
+//     deflate body the upstream compressed anyway, and logs every
+//     difference as drift:
 //     one line per route and header per DriftLogInterval, counted in
 //     sseguard_proxy_header_drift_total{header,kind};
 //  5. streams the body, flushed chunk by chunk; an idle stream gets a
 //     ": keep-alive" comment, only at an event boundary; a stream the
 //     upstream drops ends cleanly, and an event it left unfinished stays
-//     unfinished, which the client's parser discards.
+//     unfinished, which the client's parser discards. A stream opened with
+//     a token ends at the token's exp plus the leeway, at an event
+//     boundary, with "retry: 0".
 //
 // Package proxy does not serve events itself (package server does) and
 // does not cache, retry, load-balance or tunnel WebSocket upgrades.

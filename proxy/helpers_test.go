@@ -236,11 +236,6 @@ func rawGet(t testing.TB, addr, path string, hdr ...string) *rawResp {
 
 func rawRequest(t testing.TB, addr, method, path, body string, hdr ...string) *rawResp {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, addr)
 	for _, h := range hdr {
@@ -250,11 +245,23 @@ func rawRequest(t testing.TB, addr, method, path, body string, hdr ...string) *r
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 	}
 	b.WriteString("\r\n" + body)
-	if _, err := io.WriteString(conn, b.String()); err != nil {
+	return rawSend(t, addr, method, b.String(), 10*time.Second)
+}
+
+// rawSend writes raw, a request as it goes on the wire, over a fresh
+// connection, and reads the response head within the given time.
+func rawSend(t testing.TB, addr, method, raw string, within time.Duration) *rawResp {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}
 	r := &rawResp{t: t, conn: conn, br: bufio.NewReader(conn), length: -1}
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(within))
 	line, err := r.br.ReadString('\n')
 	if err != nil {
 		t.Fatalf("reading the status line: %v", err)

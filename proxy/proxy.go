@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +37,7 @@ type Proxy struct {
 	reqAllow  map[string]bool
 	verifier  *auth.Verifier // nil when no route needs auth
 	stopJWKS  func()
+	leeway    time.Duration // tolerated past a token's exp, as the verifier does
 	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	handler   http.Handler
@@ -58,6 +61,7 @@ type metrics struct {
 type route struct {
 	Route
 	target    *url.URL
+	fold      string // the prefix as loosePath reads it
 	respAllow map[string]bool
 	methods   []string // what preflights may ask for
 }
@@ -71,6 +75,7 @@ type exchange struct {
 	principal *auth.Principal
 	cancel    context.CancelFunc // cancels the upstream request
 	hop       http.Header        // connection-specific headers the upstream sent
+	body      *bodyReader        // the request body, nil when there is none
 }
 
 type exchangeKey struct{}
@@ -112,7 +117,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	p.profile.Fallback = c.Fallback
 	for _, r := range c.Routes {
 		target, _ := url.Parse(r.Upstream) // validated
-		rt := &route{Route: r, target: target, respAllow: headerSet(append(slices.Clone(c.ResponseHeaders), r.ResponseHeaders...))}
+		rt := &route{Route: r, target: target, fold: loosePath(r.Prefix), respAllow: headerSet(append(slices.Clone(c.ResponseHeaders), r.ResponseHeaders...))}
 		rt.methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
 		if r.Kind == KindStream {
 			rt.methods = []string{"GET", "HEAD"}
@@ -129,6 +134,10 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	p.reg.MustRegister(p.drift.counter)
 
 	var err error
+	p.leeway = c.Auth.Leeway.D()
+	if p.leeway == 0 {
+		p.leeway = auth.DefaultLeeway
+	}
 	p.verifier, p.stopJWKS, err = newVerifier(ctx, &c.Auth, log)
 	if err != nil {
 		return nil, err
@@ -263,22 +272,15 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)
 	return err
 }
 
-// match returns the route of path, or nil.
-func (p *Proxy) match(path string) *route {
-	for _, rt := range p.routes {
-		pre := rt.Prefix
-		if pre == "/" || path == pre || strings.HasPrefix(path, strings.TrimSuffix(pre, "/")+"/") {
-			return rt
-		}
-	}
-	return nil
-}
-
 // serve runs the edge checks, then forwards. It runs inside policy.Harden,
 // so every problem gets the profile's headers and every response is
 // counted.
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
-	rt := p.match(r.URL.Path)
+	rt, unclean := p.route(r)
+	if unclean != "" {
+		p.refuse(w, r, "", policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, unclean))
+		return
+	}
 	if rt == nil {
 		p.refuse(w, r, "", policy.NewProblem(http.StatusNotFound, policy.CodeNotFound, "no route for this path"))
 		return
@@ -320,13 +322,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 			"the request body exceeds %d bytes", p.cfg.MaxBodyBytes))
 		return
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes)
-	}
 
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	ex := &exchange{route: rt, principal: principal, cancel: cancel}
+	if r.Body != nil && r.Body != http.NoBody {
+		// Only now, after every edge check, is a byte of the body read.
+		ex.body = newBodyReader(w, r.Body, p.cfg.ReadBodyTimeout.D())
+		r.Body = http.MaxBytesReader(w, ex.body, p.cfg.MaxBodyBytes)
+	}
 	r = r.WithContext(context.WithValue(ctx, exchangeKey{}, ex))
 	ex.in = r
 	cw := &clientWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: p.cfg.WriteTimeout.D()}
@@ -338,8 +342,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) refuse(w http.ResponseWriter, r *http.Request, route string, prob *policy.Problem) {
 	if n, ok := p.lim.allow("refuse\x00"+route+"\x00"+prob.Code, nil); ok {
 		p.log.LogAttrs(r.Context(), slog.LevelInfo, "refused",
-			slog.String("route", route), slog.String("path", r.URL.Path), slog.Int("status", prob.Status),
+			slog.String("route", route), slog.String("path", clip(r.URL.Path)), slog.Int("status", prob.Status),
 			slog.String("code", prob.Code), slog.Int("count", n))
+	}
+	if r.ProtoMajor == 1 && r.Body != nil && r.Body != http.NoBody {
+		// The body is refused unread. net/http reads what is left of it
+		// before it writes the answer, which a client trickling the body
+		// would hold up: what has arrived is read, the rest closes the
+		// connection.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	policy.WriteProblem(w, r, prob)
 }
@@ -397,12 +408,13 @@ func (p *Proxy) checkOrigin(w http.ResponseWriter, r *http.Request, rt *route, p
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeFrom(pr.In.Context())
 	rt, out := ex.route, pr.Out
+	// The path routed is the path forwarded: the decoded path, escaped
+	// anew where it must be, never the client's own spelling of it (which
+	// an upstream could decode into something else).
+	out.URL.RawPath = ""
 	if rt.StripPrefix && rt.Prefix != "/" {
 		pre := strings.TrimSuffix(rt.Prefix, "/")
 		out.URL.Path = "/" + strings.TrimPrefix(strings.TrimPrefix(out.URL.Path, pre), "/")
-		if out.URL.RawPath != "" {
-			out.URL.RawPath = "/" + strings.TrimPrefix(strings.TrimPrefix(out.URL.RawPath, pre), "/")
-		}
 	}
 	if q := p.cfg.Auth.QueryParam; q != "" && out.URL.Query().Has(q) {
 		v := out.URL.Query()
@@ -476,6 +488,11 @@ func (w *clientWriter) WriteHeader(code int) {
 	if code >= 100 && code <= 199 {
 		return // ReverseProxy clears the headers it set for it
 	}
+	if _, ok := w.Header()["Content-Type"]; !ok {
+		// net/http would sniff the body and could label an untyped
+		// upstream body text/html; the client gets no type and nosniff.
+		w.Header()["Content-Type"] = nil
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -496,6 +513,34 @@ func (w *clientWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // done clears the write deadline, so it does not outlive the response on a
 // kept-alive connection.
 func (w *clientWriter) done() { _ = w.rc.SetWriteDeadline(time.Time{}) }
+
+// bodyReader bounds the time to read a request body: the connection's
+// read deadline is set once, when the edge checks are done, and cleared at
+// the body's end, so that it cannot cut a long response to the request.
+type bodyReader struct {
+	io.ReadCloser
+	rc       *http.ResponseController
+	timedOut atomic.Bool // a read failed at the deadline: the client is slow, not the upstream
+}
+
+func newBodyReader(w http.ResponseWriter, body io.ReadCloser, timeout time.Duration) *bodyReader {
+	b := &bodyReader{ReadCloser: body, rc: http.NewResponseController(w)}
+	// ErrNotSupported (a writer that is not a connection's) leaves the
+	// body unbounded in time, as before.
+	_ = b.rc.SetReadDeadline(time.Now().Add(timeout))
+	return b
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case err != nil && isTimeout(err):
+		b.timedOut.Store(true)
+	}
+	return n, err
+}
 
 // headerSet returns the canonical names of names as a set.
 func headerSet(names []string) map[string]bool {

@@ -17,6 +17,11 @@ import (
 	"github.com/sseguard/sseguard/policy"
 )
 
+// codeRequestTimeout is the problem code of a request body that did not
+// arrive within read_body_timeout (408). It belongs in package policy's
+// catalogue; until it is there, the proxy names it here.
+const codeRequestTimeout = "request_timeout"
+
 // upstreamError is a refusal of the upstream's response: the client gets
 // the problem, the operator gets the reason (a metric label) and the log.
 type upstreamError struct {
@@ -70,6 +75,15 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 		res.ContentLength = -1
 		sb := newStreamBody(res.Body, ex.cancel, p.cfg.Heartbeat.D())
 		sb.stop = p.stopStreams
+		if pr := ex.principal; pr != nil && !pr.Expires.IsZero() {
+			// The hub ends a stream at exp; the proxy, which accepts a token
+			// until exp plus the leeway, ends it there.
+			sb.expires = pr.Expires.Add(p.leeway)
+			sb.onExpire = func() {
+				p.log.LogAttrs(in.Context(), slog.LevelDebug, "token expired: ending the stream at the next event boundary",
+					slog.String("route", rt.Prefix))
+			}
+		}
 		sb.onBeat = func(sent bool) {
 			if sent {
 				p.m.heartbeats.WithLabelValues("sent").Inc()
@@ -118,7 +132,30 @@ func (p *Proxy) kindOf(ex *exchange, res *http.Response) (policy.Kind, bool, err
 		return 0, false, p.upstreamFailed(ex, "content_type", res.StatusCode,
 			fmt.Sprintf("the upstream answered this JSON route with %s", describeType(essence)))
 	}
-	return k, known && len(values) > 0, nil
+	if known && len(values) > 0 {
+		return k, true, nil
+	}
+	if scriptCapable(essence) {
+		return policy.KindPage, true, nil
+	}
+	return k, false, nil
+}
+
+// scriptCapableTypes are the types, besides text/html, that a browser
+// renders as a document able to run script: XHTML, SVG and any XML (an
+// element in the XHTML namespace runs), XSLT, and multipart/x-mixed-replace,
+// whose parts may be HTML.
+var scriptCapableTypes = map[string]bool{
+	"text/html": true, "application/xhtml+xml": true, "image/svg+xml": true,
+	"text/xml": true, "application/xml": true, "text/xsl": true, "multipart/x-mixed-replace": true,
+}
+
+// scriptCapable reports whether a response of this MIME essence may run
+// script when opened as a document, and so needs the page policy (CSP,
+// X-Frame-Options). An empty essence (no Content-Type, or one that does
+// not parse) counts: a browser may sniff the body as HTML.
+func scriptCapable(essence string) bool {
+	return essence == "" || scriptCapableTypes[essence] || strings.HasSuffix(essence, "+xml")
 }
 
 func describeType(essence string) string {
@@ -136,9 +173,19 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 	in := ex.in
 	var drifts []drift
 	managed := map[string]bool{}
+	// A script-capable type other than HTML gets the page policy but keeps
+	// its own Content-Type (or none): SVG stays SVG.
+	keepType := false
+	if known && kind == policy.KindPage {
+		mt, ok := policy.ExtractMIMEType(res.Header.Values("Content-Type"))
+		keepType = !ok || mt.Essence != "text/html"
+	}
 	if known {
 		for _, h := range p.profile.Headers(kind, 1, 1) {
 			name := http.CanonicalHeaderKey(h.Name)
+			if keepType && name == "Content-Type" {
+				continue
+			}
 			managed[name] = true
 			if h.HTTP11Only {
 				continue // hop-by-hop: the upstream's value describes the upstream hop
@@ -180,7 +227,14 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 		for k := range nh {
 			kept = append(kept, k)
 		}
+		ct, hasType := nh["Content-Type"]
 		p.profile.Apply(nh, kind, in.ProtoMajor, in.ProtoMinor)
+		switch {
+		case keepType && hasType:
+			nh["Content-Type"] = ct
+		case keepType:
+			delete(nh, "Content-Type")
+		}
 		for _, k := range kept {
 			if _, ok := nh[k]; !ok {
 				drifts = append(drifts, drift{header: k, kind: DriftDropped, upstream: res.Header[k]})
@@ -340,6 +394,9 @@ func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) 
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ue):
+	case ex.body != nil && ex.body.timedOut.Load():
+		ue = &upstreamError{prob: policy.Errorf(http.StatusRequestTimeout, codeRequestTimeout,
+			"the request body did not arrive within %s", p.cfg.ReadBodyTimeout.D())}
 	case errors.As(err, &mbe):
 		ue = &upstreamError{prob: policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge,
 			"the request body exceeds %d bytes", mbe.Limit)}
@@ -368,7 +425,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) 
 			if ue.status != 0 {
 				attrs = append(attrs, slog.Int("upstream_status", ue.status))
 			} else {
-				attrs = append(attrs, slog.String("err", err.Error()))
+				attrs = append(attrs, slog.String("err", clip(err.Error()))) // it may quote the URL
 			}
 			p.log.LogAttrs(in.Context(), slog.LevelWarn, "upstream failed", attrs...)
 		}
@@ -377,7 +434,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) 
 		}
 	} else if n, ok := p.lim.allow("refuse\x00"+ex.route.Prefix+"\x00"+prob.Code, nil); ok {
 		p.log.LogAttrs(in.Context(), slog.LevelInfo, "refused", slog.String("route", ex.route.Prefix),
-			slog.String("path", in.URL.Path), slog.Int("status", prob.Status), slog.String("code", prob.Code), slog.Int("count", n))
+			slog.String("path", clip(in.URL.Path)), slog.Int("status", prob.Status), slog.String("code", prob.Code), slog.Int("count", n))
 	}
 	policy.WriteProblem(w, in, prob)
 }
@@ -405,7 +462,7 @@ func (p *Proxy) streamEnded(in *http.Request, rt *route, mid bool, err error) {
 	logLine := func(n int) {
 		attrs := []slog.Attr{slog.String("route", rt.Prefix), slog.String("how", how), slog.Int("count", n)}
 		if err != nil {
-			attrs = append(attrs, slog.String("err", err.Error()))
+			attrs = append(attrs, slog.String("err", clip(err.Error())))
 		}
 		msg := "upstream ended the stream with an error"
 		if mid {
