@@ -139,6 +139,12 @@ func TestAttackTable(t *testing.T) {
 	otherKid := sign(t, jwt.SigningMethodEdDSA, "jw2", rig.jwksKey, rigClaims(all, nil))
 	jwksGood := sign(t, jwt.SigningMethodEdDSA, "jw1", rig.jwksKey, rigClaims(all, nil))
 	rsaGood := sign(t, jwt.SigningMethodRS256, "rsa", rig.rsaKey, rigClaims(all, nil))
+	respelled := respell(good)
+	subOnly := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(auth.Permissions{Subscribe: []string{"*"}}, nil))
+	exp := time.Now().Add(time.Hour).Unix()
+	upperClaim := signRaw(t, fmt.Sprintf(`{"sub":"m","aud":%q,"iss":%q,"exp":%d,"sseguard":{"publish":["a"]},"SSEGUARD":{"publish":["*"]}}`, rigAud, rigIss, exp))
+	dupClaim := signRaw(t, fmt.Sprintf(`{"sub":"m","aud":%q,"iss":%q,"exp":%d,"sseguard":{"publish":["a"]},"sseguard":{"publish":["*"]}}`, rigAud, rigIss, exp))
+	manyLines := `{"topic":"t","data":"` + strings.Repeat(`\n`, 64000) + `"}`
 
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	stream := func(tok string) http.Header {
@@ -168,6 +174,19 @@ func TestAttackTable(t *testing.T) {
 		{"LF in type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a\nevent: admin"}`, 400, policy.CodeInvalidEvent},
 		{"NUL in type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a\u0000b"}`, 400, policy.CodeInvalidEvent},
 		{"an id cannot be chosen by the publisher", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","id":"1\nevent: admin"}`, 400, policy.CodeBadRequest},
+		{"a signature respelled in its padding bits is refused", "GET", "/events?topic=secret", stream(respelled), "", 401, policy.CodeTokenInvalid},
+		{"a claim name in another case grants nothing", "POST", "/api/publish", withCT(bearer(upperClaim)), `{"topic":"b","data":"x"}`, 403, policy.CodeTopicForbidden},
+		{"a token with a repeated claim is refused", "POST", "/api/publish", withCT(bearer(dupClaim)), `{"topic":"b","data":"x"}`, 401, policy.CodeTokenInvalid},
+		{"a 1 KB type is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"` + strings.Repeat("t", 1024) + `"}`, 400, policy.CodeInvalidEvent},
+		{"a type that is not a token is refused", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"a b"}`, 400, policy.CodeInvalidEvent},
+		{"a publisher cannot fake a reset", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"{}","type":"reset"}`, 400, policy.CodeInvalidEvent},
+		{"a publisher cannot fake EventSource's error", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"error"}`, 400, policy.CodeInvalidEvent},
+		{"a publisher cannot fake EventSource's open", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"open"}`, 400, policy.CodeInvalidEvent},
+		{"a publisher cannot use the hub's own types", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"t","data":"x","type":"sseguard.join"}`, 400, policy.CodeInvalidEvent},
+		{"data whose lines would blow up the encoding is refused", "POST", "/api/publish", withCT(bearer(good)), manyLines, 413, policy.CodeBodyTooLarge},
+		{"a reserved topic takes no publishes, even from *", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"sseguard:dashboard","data":"x"}`, 403, policy.CodeTopicForbidden},
+		{"* does not reach a reserved topic", "GET", "/events?topic=sseguard:dashboard", stream(good), "", 403, policy.CodeTopicForbidden},
+		{"a subscribe-only token cannot publish", "POST", "/api/publish", withCT(bearer(subOnly)), `{"topic":"t","data":"x"}`, 403, policy.CodeTopicForbidden},
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}
 	ctx := context.Background()
@@ -221,6 +240,29 @@ func TestAttackTable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// respell changes the last character of tok's signature in the bits that
+// base64url leaves unused after the last byte: a lenient decoder reads the
+// same signature, so without strict decoding every token has four
+// spellings.
+func respell(tok string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, tok[len(tok)-1])
+	return tok[:len(tok)-1] + string(alphabet[last^1])
+}
+
+// signRaw signs payload, a JSON object written by hand (so it can repeat a
+// key or change its case), with the test secret.
+func signRaw(t *testing.T, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding.EncodeToString
+	signing := enc([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc(sig)
 }
 
 func withCT(h http.Header) http.Header {

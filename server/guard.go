@@ -58,12 +58,13 @@ func newGuard(cfg *config.Config) *guard {
 	return g
 }
 
-// principalKey names a principal for limits; anonymous callers have none.
+// principalKey names a principal for limits and idempotency keys (see
+// auth.Principal.Key); anonymous callers have none.
 func principalKey(p *auth.Principal) string {
 	if p.Anonymous {
 		return ""
 	}
-	return p.Source + ":" + p.Subject
+	return p.Key()
 }
 
 // clientIP returns the client's address: the TCP peer, or, when the peer
@@ -189,7 +190,10 @@ func (g *guard) useJTI(p *auth.Principal, now time.Time) *policy.Problem {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, used := g.jtis[p.ID]; used {
+	// A jti is unique only among one issuer's tokens for one subject:
+	// keyed globally, one principal could spend another's.
+	id := p.Key() + "\x00" + p.ID
+	if _, used := g.jtis[id]; used {
 		return policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenInvalid, "this token was already used; publisher tokens are single-use here")
 	}
 	if len(g.jtis) >= maxTracked {
@@ -202,7 +206,7 @@ func (g *guard) useJTI(p *auth.Principal, now time.Time) *policy.Problem {
 			return policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "too many single-use tokens in flight")
 		}
 	}
-	g.jtis[p.ID] = p.Expires.Add(time.Minute) // past exp (and leeway) the token fails anyway
+	g.jtis[id] = p.Expires.Add(time.Minute) // past exp (and leeway) the token fails anyway
 	return nil
 }
 
@@ -212,6 +216,6 @@ func (g *guard) forgetJTI(p *auth.Principal) {
 		return
 	}
 	g.mu.Lock()
-	delete(g.jtis, p.ID)
+	delete(g.jtis, p.Key()+"\x00"+p.ID)
 	g.mu.Unlock()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -49,6 +50,17 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !s.checkOrigin(w, r, principal) {
 		return
 	}
+	// Everything that needs no body is checked before the body is read: a
+	// credential that may not publish anything never gets to send one.
+	if len(principal.Publish) == 0 {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not publish"))
+		return
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > maxIdempotencyKey || strings.ContainsAny(key, "\x00\r\n") {
+		policy.WriteProblem(w, r, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "Idempotency-Key must be at most %d bytes on one line", maxIdempotencyKey))
+		return
+	}
 	now := time.Now()
 	if prob := s.guard.allowPublish(principalKey(principal), now); prob != nil {
 		policy.WriteProblem(w, r, prob)
@@ -63,13 +75,10 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, policy.Errorf(http.StatusForbidden, policy.CodeTopicForbidden, "this token may not publish to topic %q", req.Topic))
 		return
 	}
+	// Last, once the request is known to be good: a refused request does
+	// not spend a single-use token.
 	if prob := s.guard.useJTI(principal, now); prob != nil {
 		policy.WriteProblem(w, r, prob)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > maxIdempotencyKey || strings.ContainsAny(key, "\x00\r\n") {
-		policy.WriteProblem(w, r, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "Idempotency-Key must be at most %d bytes on one line", maxIdempotencyKey))
 		return
 	}
 	rec := store.Record{Topic: req.Topic, Type: req.Type, Data: req.Data}
@@ -124,17 +133,55 @@ func (s *Server) readPublish(w http.ResponseWriter, r *http.Request) (*publishRe
 	if why := checkTopic(req.Topic); why != "" {
 		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
 	}
-	if err := (sse.Event{Type: req.Type}).Validate(); err != nil {
-		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, "type must not contain CR, LF or NUL")
+	if why := checkEventType(req.Type); why != "" {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, why)
 	}
-	if !utf8.ValidString(req.Data) || !utf8.ValidString(req.Type) {
-		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, "type and data must be valid UTF-8")
+	if !utf8.ValidString(req.Data) {
+		return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeInvalidEvent, "data must be valid UTF-8")
 	}
 	if len(req.Data) > s.cfg.Publish.MaxDataBytes {
 		return nil, policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge, "data is %d bytes; the limit is %d", len(req.Data), s.cfg.Publish.MaxDataBytes)
 	}
+	// Each line of data costs its own "data: " on the wire, so many short
+	// lines could make the encoded event several times the data limit.
+	if n := (sse.Event{Type: req.Type, Data: req.Data}).EncodedLen(); n > s.maxEventBytes() {
+		return nil, policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge,
+			"the encoded event is %d bytes (data with many lines); the limit is %d", n, s.maxEventBytes())
+	}
 	return &req, nil
 }
+
+// maxTypeLen bounds an event type in bytes.
+const maxTypeLen = 256
+
+// reservedTypes are the event types the hub or the browser give a meaning
+// of their own: EventSource fires open and error itself, and the hub sends
+// reset when history is lost. A publisher may not fake them.
+var reservedTypes = map[string]bool{"open": true, "error": true, "reset": true}
+
+// reservedTypePrefix starts the types the hub keeps for its own events.
+const reservedTypePrefix = "sseguard."
+
+// checkEventType returns why t may not be a published event's type, or "".
+// Types are RFC 9110 tokens of at most 256 bytes ("chat.message",
+// "order-updated"), and not one of the reserved names.
+func checkEventType(t string) string {
+	switch {
+	case t == "":
+		return ""
+	case len(t) > maxTypeLen:
+		return fmt.Sprintf("type is %d bytes; the limit is %d", len(t), maxTypeLen)
+	case !policy.IsToken(t):
+		return "type must be a token: letters, digits and !#$%&'*+-.^_`|~"
+	case reservedTypes[t] || strings.HasPrefix(t, reservedTypePrefix):
+		return fmt.Sprintf("type %q is reserved for the hub's own events", t)
+	}
+	return ""
+}
+
+// maxEventBytes bounds one event's wire encoding: twice the data limit,
+// plus room for the ID and type fields.
+func (s *Server) maxEventBytes() int { return 2*s.cfg.Publish.MaxDataBytes + 1024 }
 
 func bodyProblem(err error, detail string) *policy.Problem {
 	var tooBig *http.MaxBytesError

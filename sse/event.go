@@ -152,11 +152,7 @@ func appendRetryField(dst []byte, d time.Duration) []byte {
 // the space, as "name:".
 func appendLines(dst []byte, name, s string) []byte {
 	for {
-		i := strings.IndexAny(s, "\r\n")
-		line := s
-		if i >= 0 {
-			line = s[:i]
-		}
+		line, rest, more := nextLine(s)
 		dst = append(dst, name...)
 		dst = append(dst, ':')
 		if line != "" {
@@ -164,12 +160,61 @@ func appendLines(dst []byte, name, s string) []byte {
 			dst = append(dst, line...)
 		}
 		dst = append(dst, '\n')
-		if i < 0 {
+		if !more {
 			return dst
 		}
-		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
-			i++
-		}
-		s = s[i+1:]
+		s = rest
 	}
+}
+
+// linesLen is the length appendLines adds for name and s.
+func linesLen(name, s string) int {
+	n := 0
+	for {
+		line, rest, more := nextLine(s)
+		n += len(name) + 2 // the colon and the LF
+		if line != "" {
+			n += 1 + len(line)
+		}
+		if !more {
+			return n
+		}
+		s = rest
+	}
+}
+
+// nextLine splits s at its first line break (CR, LF or CRLF, as the
+// WHATWG parser reads them): the line, what follows the break, and whether
+// there was one.
+func nextLine(s string) (line, rest string, more bool) {
+	i := strings.IndexAny(s, "\r\n")
+	if i < 0 {
+		return s, "", false
+	}
+	line = s[:i]
+	if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+		i++
+	}
+	return line, s[i+1:], true
+}
+
+// EncodedLen returns the length of e's wire form (what AppendTo appends
+// for a valid e), without building it: a line break in Data costs a
+// whole "data: " field, so the wire form of many short lines is several
+// times the length of Data.
+func (e Event) EncodedLen() int {
+	n := 1 // the blank line
+	if e.Comment != "" {
+		n += linesLen("", e.Comment)
+	}
+	if e.ID != "" {
+		n += len("id: \n") + len(e.ID)
+	}
+	if e.Type != "" {
+		n += len("event: \n") + len(e.Type)
+	}
+	if e.Retry > 0 {
+		n += len(appendRetryField(nil, max(e.Retry, time.Millisecond)))
+	}
+	return n + linesLen("data", e.Data)
 }

@@ -217,3 +217,36 @@ func BenchmarkEncode(b *testing.B) {
 		b.Fatal("not an event")
 	}
 }
+
+func TestEncodedLenMatchesEncoding(t *testing.T) {
+	for _, e := range []Event{
+		{},
+		{Data: "a"},
+		{ID: "7", Type: "chat.message", Data: "one\ntwo\r\nthree\rfour"},
+		{Data: "\n\n\r\r\n"},
+		{Comment: "c1\nc2", Data: "x", Retry: 1500 * time.Millisecond},
+		{Data: strings.Repeat("\n", 1000)},
+	} {
+		b, err := e.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.EncodedLen(); got != len(b) {
+			t.Errorf("%+v: EncodedLen %d, encoding %d bytes", e, got, len(b))
+		}
+	}
+}
+
+func FuzzEncodedLen(f *testing.F) {
+	f.Add("id", "type", "da\nta\r\nx\r", "c")
+	f.Fuzz(func(t *testing.T, id, typ, data, comment string) {
+		e := Event{ID: id, Type: typ, Data: data, Comment: comment}
+		b, err := e.Encode()
+		if err != nil {
+			return
+		}
+		if got := e.EncodedLen(); got != len(b) {
+			t.Fatalf("EncodedLen %d, encoding %d bytes", got, len(b))
+		}
+	})
+}
