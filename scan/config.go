@@ -169,27 +169,36 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 		c.PageURL = pu.String()
 	}
 	if c.Publish != nil {
-		p := *c.Publish
-		pu, err := u.Parse(p.URL)
-		if err != nil || p.URL == "" {
-			return c, nil, configErrorf("Publish.URL %q: want the hub's publish URL", p.URL)
+		p, err := c.Publish.withDefaults(u)
+		if err != nil {
+			return c, nil, err
 		}
-		p.URL = pu.String()
-		if p.Topic == "" {
-			p.Topic = u.Query().Get("topic")
-		}
-		if p.Topic == "" {
-			return c, nil, configErrorf("Publish.Topic: the stream URL has no topic parameter; name the topic")
-		}
-		if p.Every == 0 {
-			p.Every = DefaultPublishEvery
-		}
-		if p.Every < 10*time.Millisecond {
-			return c, nil, configErrorf("Publish.Every %s: at least 10ms", p.Every)
-		}
-		c.Publish = &p
+		c.Publish = p
 	}
 	return c, u, nil
+}
+
+// withDefaults returns a copy of p with its URL resolved against the
+// stream's u and defaults filled in, or an error naming the invalid field.
+func (p PublishConfig) withDefaults(u *url.URL) (*PublishConfig, error) {
+	pu, err := u.Parse(p.URL)
+	if err != nil || p.URL == "" {
+		return nil, configErrorf("Publish.URL %q: want the hub's publish URL", p.URL)
+	}
+	p.URL = pu.String()
+	if p.Topic == "" {
+		p.Topic = u.Query().Get("topic")
+	}
+	if p.Topic == "" {
+		return nil, configErrorf("Publish.Topic: the stream URL has no topic parameter; name the topic")
+	}
+	if p.Every == 0 {
+		p.Every = DefaultPublishEvery
+	}
+	if p.Every < 10*time.Millisecond {
+		return nil, configErrorf("Publish.Every %s: at least 10ms", p.Every)
+	}
+	return &p, nil
 }
 
 // client returns the raw HTTP client for c.

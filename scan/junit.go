@@ -74,45 +74,12 @@ func (r *Report) WriteJUnit(w io.Writer, failOn Severity) error {
 		},
 	}
 	for _, rule := range registry {
-		tc := junitCase{Name: rule.ID + ": " + rule.Title, Classname: "sseguard.scan." + strings.SplitN(rule.ID, "-", 2)[0], Time: "0"}
-		var failing, other []Finding
-		for _, f := range r.Findings {
-			if f.Rule != rule.ID {
-				continue
-			}
-			if !f.Accepted && f.Severity >= failOn {
-				failing = append(failing, f)
-			} else {
-				other = append(other, f)
-			}
-		}
+		tc := r.junitCase(rule, failOn)
 		switch {
-		case len(failing) > 0:
-			msg := failing[0].Evidence
-			if len(failing) > 1 {
-				msg += fmt.Sprintf(" (and %d more)", len(failing)-1)
-			}
-			var text strings.Builder
-			for _, f := range failing {
-				fmt.Fprintf(&text, "%s [%s] seen on %s\n  %s\n", f.Severity, f.Rule, strings.Join(f.Probes, ", "), f.Evidence)
-			}
-			fmt.Fprintf(&text, "fix: %s\nref: %s\n", failing[0].Remediation, rule.Reference)
-			tc.Failure = &junitMessage{Message: msg, Type: failing[0].Severity.String(), Text: text.String()}
+		case tc.Failure != nil:
 			suite.Failures++
-		case len(other) == 0 && r.NotApplicable[rule.ID] != "":
-			tc.Skipped = &junitMessage{Message: "not applicable: " + r.NotApplicable[rule.ID]}
+		case tc.Skipped != nil:
 			suite.Skipped++
-		}
-		if len(other) > 0 {
-			var out strings.Builder
-			for _, f := range other {
-				state := "below --fail-on " + failOn.String()
-				if f.Accepted {
-					state = "accepted by the baseline: " + f.Reason
-				}
-				fmt.Fprintf(&out, "%s [%s] (%s): %s\n", f.Severity, f.Rule, state, f.Evidence)
-			}
-			tc.SystemOut = out.String()
 		}
 		suite.Cases = append(suite.Cases, tc)
 	}
@@ -131,4 +98,49 @@ func (r *Report) WriteJUnit(w io.Writer, failOn Severity) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// junitCase is the test case of one rule: failed by its findings at or
+// above failOn that the baseline does not accept, skipped when the rule
+// did not apply and found nothing; other findings go to its system-out.
+func (r *Report) junitCase(rule Rule, failOn Severity) junitCase {
+	tc := junitCase{Name: rule.ID + ": " + rule.Title, Classname: "sseguard.scan." + strings.SplitN(rule.ID, "-", 2)[0], Time: "0"}
+	var failing, other []Finding
+	for _, f := range r.Findings {
+		if f.Rule != rule.ID {
+			continue
+		}
+		if !f.Accepted && f.Severity >= failOn {
+			failing = append(failing, f)
+		} else {
+			other = append(other, f)
+		}
+	}
+	switch {
+	case len(failing) > 0:
+		msg := failing[0].Evidence
+		if len(failing) > 1 {
+			msg += fmt.Sprintf(" (and %d more)", len(failing)-1)
+		}
+		var text strings.Builder
+		for _, f := range failing {
+			fmt.Fprintf(&text, "%s [%s] seen on %s\n  %s\n", f.Severity, f.Rule, strings.Join(f.Probes, ", "), f.Evidence)
+		}
+		fmt.Fprintf(&text, "fix: %s\nref: %s\n", failing[0].Remediation, rule.Reference)
+		tc.Failure = &junitMessage{Message: msg, Type: failing[0].Severity.String(), Text: text.String()}
+	case len(other) == 0 && r.NotApplicable[rule.ID] != "":
+		tc.Skipped = &junitMessage{Message: "not applicable: " + r.NotApplicable[rule.ID]}
+	}
+	if len(other) > 0 {
+		var out strings.Builder
+		for _, f := range other {
+			state := "below --fail-on " + failOn.String()
+			if f.Accepted {
+				state = "accepted by the baseline: " + f.Reason
+			}
+			fmt.Fprintf(&out, "%s [%s] (%s): %s\n", f.Severity, f.Rule, state, f.Evidence)
+		}
+		tc.SystemOut = out.String()
+	}
+	return tc
 }

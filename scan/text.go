@@ -39,7 +39,30 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 	}
 	fmt.Fprintf(bw, "%s %s\n", paint(ansiBold, "sseguard scan"), printable(r.Target))
 	fmt.Fprintf(bw, "%s\n", paint(ansiDim, r.headline()))
+	r.writeFindings(bw, paint)
+	r.writeAccepted(bw, paint)
+	if line := r.streamLine(); line != "" {
+		fmt.Fprintf(bw, "\n%s\n", line)
+	}
+	if line := r.loadLines(); line != "" {
+		fmt.Fprintf(bw, "\n%s", line)
+	}
+	if opt.Verbose {
+		r.writeExchanges(bw, paint)
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(bw, "\n%s\n", paint(ansiDim, "notes"))
+		for _, n := range r.Notes {
+			fmt.Fprintf(bw, "  - %s\n", printable(n))
+		}
+	}
+	fmt.Fprintf(bw, "\n%s\n", r.summary(opt.FailOn, paint))
+	return bw.Flush()
+}
 
+// writeFindings writes the findings the baseline does not accept, by
+// severity, one block per rule.
+func (r *Report) writeFindings(w io.Writer, paint func(string, string) string) {
 	sevColor := map[Severity]string{High: ansiRed + ansiBold, Medium: ansiYellow, Low: ansiCyan, Info: ansiDim}
 	for sev := High; sev >= Info; sev-- {
 		var group []Finding
@@ -51,63 +74,55 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		if len(group) == 0 {
 			continue
 		}
-		fmt.Fprintf(bw, "\n%s\n", paint(sevColor[sev], fmt.Sprintf("%s (%d)", strings.ToUpper(sev.String()), len(group))))
+		fmt.Fprintf(w, "\n%s\n", paint(sevColor[sev], fmt.Sprintf("%s (%d)", strings.ToUpper(sev.String()), len(group))))
 		for i := 0; i < len(group); {
 			j := i + 1
 			for j < len(group) && group[j].Rule == group[i].Rule {
 				j++
 			}
-			writeRuleFindings(bw, group[i:j], paint, sevColor[sev])
+			writeRuleFindings(w, group[i:j], paint, sevColor[sev])
 			i = j
 		}
 	}
+}
+
+// writeAccepted lists the findings the baseline accepts, with its reasons.
+func (r *Report) writeAccepted(w io.Writer, paint func(string, string) string) {
 	var accepted []Finding
 	for _, f := range r.Findings {
 		if f.Accepted {
 			accepted = append(accepted, f)
 		}
 	}
-	if len(accepted) > 0 {
-		fmt.Fprintf(bw, "\n%s\n", paint(ansiDim, fmt.Sprintf("ACCEPTED BY BASELINE (%d)", len(accepted))))
-		for _, f := range accepted {
-			fmt.Fprintf(bw, "  %-15s %s: %s\n", f.Rule, f.Severity, printable(f.Evidence))
-			if f.Reason != "" {
-				fmt.Fprintf(bw, "    %s %s\n", paint(ansiDim, "why"), printable(f.Reason))
-			}
+	if len(accepted) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n", paint(ansiDim, fmt.Sprintf("ACCEPTED BY BASELINE (%d)", len(accepted))))
+	for _, f := range accepted {
+		fmt.Fprintf(w, "  %-15s %s: %s\n", f.Rule, f.Severity, printable(f.Evidence))
+		if f.Reason != "" {
+			fmt.Fprintf(w, "    %s %s\n", paint(ansiDim, "why"), printable(f.Reason))
 		}
 	}
+}
 
-	if line := r.streamLine(); line != "" {
-		fmt.Fprintf(bw, "\n%s\n", line)
-	}
-	if line := r.loadLines(); line != "" {
-		fmt.Fprintf(bw, "\n%s", line)
-	}
-	if opt.Verbose {
-		fmt.Fprintf(bw, "\n%s\n", paint(ansiBold, "exchanges"))
-		for _, ex := range r.Exchanges {
-			fmt.Fprintf(bw, "  %s: %s %s (%s)\n", ex.Probe, ex.Method, ex.URL, ex.Purpose)
-			for _, h := range ex.Request {
-				fmt.Fprintf(bw, "    > %s: %s\n", printable(h.Name), printable(h.Value))
-			}
-			if ex.Error != "" {
-				fmt.Fprintf(bw, "    ! %s\n", printable(ex.Error))
-				continue
-			}
-			fmt.Fprintf(bw, "    < %s %d (%s, head after %.1f ms)\n", printable(ex.Proto), ex.Status, ex.Framing, ex.HeadersMS)
-			for _, h := range ex.Header {
-				fmt.Fprintf(bw, "    < %s: %s\n", printable(h.Name), printable(h.Value))
-			}
+// writeExchanges lists every request and response head (-v).
+func (r *Report) writeExchanges(w io.Writer, paint func(string, string) string) {
+	fmt.Fprintf(w, "\n%s\n", paint(ansiBold, "exchanges"))
+	for _, ex := range r.Exchanges {
+		fmt.Fprintf(w, "  %s: %s %s (%s)\n", ex.Probe, ex.Method, ex.URL, ex.Purpose)
+		for _, h := range ex.Request {
+			fmt.Fprintf(w, "    > %s: %s\n", printable(h.Name), printable(h.Value))
+		}
+		if ex.Error != "" {
+			fmt.Fprintf(w, "    ! %s\n", printable(ex.Error))
+			continue
+		}
+		fmt.Fprintf(w, "    < %s %d (%s, head after %.1f ms)\n", printable(ex.Proto), ex.Status, ex.Framing, ex.HeadersMS)
+		for _, h := range ex.Header {
+			fmt.Fprintf(w, "    < %s: %s\n", printable(h.Name), printable(h.Value))
 		}
 	}
-	if len(r.Notes) > 0 {
-		fmt.Fprintf(bw, "\n%s\n", paint(ansiDim, "notes"))
-		for _, n := range r.Notes {
-			fmt.Fprintf(bw, "  - %s\n", printable(n))
-		}
-	}
-	fmt.Fprintf(bw, "\n%s\n", r.summary(opt.FailOn, paint))
-	return bw.Flush()
 }
 
 // writeRuleFindings writes the findings of one rule: the rule once, then

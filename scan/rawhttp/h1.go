@@ -25,6 +25,36 @@ func (c *Client) doHTTP1(conn net.Conn, req *Request, tm *Timing, cleanup func()
 	if method == "" {
 		method = "GET"
 	}
+	if _, err := conn.Write(h1Request(req, method, version)); err != nil {
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	tm.Sent = time.Now()
+
+	limit := c.MaxHeaderBytes
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	br := bufio.NewReaderSize(conn, 16<<10)
+	var interim []int
+	for {
+		res, err := readHead(br, limit)
+		if err != nil {
+			return nil, err
+		}
+		if res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != 101 {
+			interim = append(interim, res.StatusCode)
+			continue
+		}
+		tm.Headers = time.Now()
+		res.Interim = interim
+		res.Body = &closer{Reader: h1Body(res, br, method), close: cleanup}
+		return res, nil
+	}
+}
+
+// h1Request is req on the wire: the request line, Host unless req sets
+// it, req's fields in order, Content-Length for a body without one.
+func h1Request(req *Request, method, version string) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s %s\r\n", method, req.URL.RequestURI(), version)
 	if len(Values(req.Header, "Host")) == 0 {
@@ -38,52 +68,26 @@ func (c *Client) doHTTP1(conn net.Conn, req *Request, tm *Timing, cleanup func()
 	}
 	b.WriteString("\r\n")
 	b.Write(req.Body)
-	if _, err := conn.Write(b.Bytes()); err != nil {
-		return nil, fmt.Errorf("write request: %w", err)
-	}
-	tm.Sent = time.Now()
+	return b.Bytes()
+}
 
-	limit := c.MaxHeaderBytes
-	if limit <= 0 {
-		limit = 64 << 10
-	}
-	br := bufio.NewReaderSize(conn, 16<<10)
-	var res *Response
-	var interim []int
-	for {
-		r, err := readHead(br, limit)
-		if err != nil {
-			return nil, err
-		}
-		if r.StatusCode >= 100 && r.StatusCode < 200 && r.StatusCode != 101 {
-			interim = append(interim, r.StatusCode)
-			continue
-		}
-		res = r
-		break
-	}
-	tm.Headers = time.Now()
-	res.Interim = interim
-
-	var body io.Reader
+// h1Body returns the reader of res's body as its framing delimits it, and
+// sets res.Framing.
+func h1Body(res *Response, br *bufio.Reader, method string) io.Reader {
 	switch {
 	case method == "HEAD" || res.StatusCode == 204 || res.StatusCode == 304:
 		res.Framing = FramingNone
-		body = eofReader{}
+		return eofReader{}
 	case isChunked(res.Header) && res.ProtoMinor >= 1:
 		res.Framing = FramingChunked
-		body = &chunkedBody{r: httputil.NewChunkedReader(br)}
-	default:
-		if n, ok := contentLength(res.Header); ok {
-			res.Framing = FramingLength
-			body = &lengthBody{r: br, left: n}
-		} else {
-			res.Framing = FramingClose
-			body = &closeBody{r: br}
-		}
+		return &chunkedBody{r: httputil.NewChunkedReader(br)}
 	}
-	res.Body = &closer{Reader: body, close: cleanup}
-	return res, nil
+	if n, ok := contentLength(res.Header); ok {
+		res.Framing = FramingLength
+		return &lengthBody{r: br, left: n}
+	}
+	res.Framing = FramingClose
+	return &closeBody{r: br}
 }
 
 // readHead reads one status line and its header lines.

@@ -20,6 +20,29 @@ const h2Window = 1 << 20
 
 // doHTTP2 speaks HTTP/2 on conn: preface, settings, one request on stream 1.
 func (c *Client) doHTTP2(conn net.Conn, req *Request, scheme string, tm *Timing, cleanup func()) (*Response, error) {
+	fr, err := h2Start(conn)
+	if err != nil {
+		return nil, err
+	}
+	if err := h2WriteRequest(fr, req, scheme); err != nil {
+		return nil, err
+	}
+	tm.Sent = time.Now()
+
+	s := &h2stream{fr: fr}
+	s.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { s.fields = append(s.fields, f) })
+	res := &Response{Proto: "HTTP/2.0", ProtoMajor: 2, Framing: FramingHTTP2}
+	if err := s.readHead(res); err != nil {
+		return nil, err
+	}
+	tm.Headers = time.Now()
+	res.Body = &closer{Reader: s, close: cleanup}
+	return res, nil
+}
+
+// h2Start writes the connection preface, the settings and a window update
+// that lets a stream run without acknowledging every byte.
+func h2Start(conn net.Conn) (*http2.Framer, error) {
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		return nil, fmt.Errorf("write HTTP/2 preface: %w", err)
 	}
@@ -33,7 +56,12 @@ func (c *Client) doHTTP2(conn net.Conn, req *Request, scheme string, tm *Timing,
 	if err := fr.WriteWindowUpdate(0, h2Window-65535); err != nil {
 		return nil, fmt.Errorf("write HTTP/2 window update: %w", err)
 	}
+	return fr, nil
+}
 
+// h2WriteRequest writes req on stream 1: its header fields in order (a
+// Host field becomes :authority), then its body.
+func h2WriteRequest(fr *http2.Framer, req *Request, scheme string) error {
 	method := req.Method
 	if method == "" {
 		method = "GET"
@@ -61,27 +89,25 @@ func (c *Client) doHTTP2(conn net.Conn, req *Request, scheme string, tm *Timing,
 		write("content-length", strconv.Itoa(len(req.Body)))
 	}
 	if err := writeHeaderBlock(fr, hb.Bytes(), len(req.Body) == 0); err != nil {
-		return nil, fmt.Errorf("write HTTP/2 request: %w", err)
+		return fmt.Errorf("write HTTP/2 request: %w", err)
 	}
-	if len(req.Body) > 0 {
-		body := req.Body
-		for len(body) > 0 {
-			n := min(len(body), 16384)
-			if err := fr.WriteData(1, n == len(body), body[:n]); err != nil {
-				return nil, fmt.Errorf("write HTTP/2 request body: %w", err)
-			}
-			body = body[n:]
+	for body := req.Body; len(body) > 0; {
+		n := min(len(body), 16384)
+		if err := fr.WriteData(1, n == len(body), body[:n]); err != nil {
+			return fmt.Errorf("write HTTP/2 request body: %w", err)
 		}
+		body = body[n:]
 	}
-	tm.Sent = time.Now()
+	return nil
+}
 
-	s := &h2stream{fr: fr}
-	s.dec = hpack.NewDecoder(4096, func(f hpack.HeaderField) { s.fields = append(s.fields, f) })
-	res := &Response{Proto: "HTTP/2.0", ProtoMajor: 2, Framing: FramingHTTP2}
+// readHead reads header blocks until the final one (1xx responses are
+// interim), and fills res's status and header fields from it.
+func (s *h2stream) readHead(res *Response) error {
 	for {
 		fields, end, err := s.readHeaders()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		status := -1
 		var regular []Field
@@ -96,20 +122,15 @@ func (c *Client) doHTTP2(conn net.Conn, req *Request, scheme string, tm *Timing,
 			regular = append(regular, Field{Name: f.Name, Value: strings.Trim(f.Value, " \t")})
 		}
 		if status < 0 {
-			return nil, errors.New("HTTP/2 response without :status")
+			return errors.New("HTTP/2 response without :status")
 		}
 		if status >= 100 && status < 200 {
 			res.Interim = append(res.Interim, status)
 			continue
 		}
-		res.StatusCode = status
-		res.Header = regular
-		s.ended = end
-		break
+		res.StatusCode, res.Header, s.ended = status, regular, end
+		return nil
 	}
-	tm.Headers = time.Now()
-	res.Body = &closer{Reader: s, close: cleanup}
-	return res, nil
 }
 
 // writeHeaderBlock writes a header block as HEADERS plus CONTINUATION frames.
