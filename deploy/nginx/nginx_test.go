@@ -1,0 +1,209 @@
+package nginx_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/server"
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/memory"
+)
+
+// These tests run Debian's nginx with the files of this folder in front of
+// a real hub, on loopback. The header and streaming checks of the same
+// files are in scan/nginx_test.go; these check what the files refuse.
+// Outside CI a missing nginx skips them; under CI=true it fails them.
+
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx"
+	}
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("nginx not found, and CI=true: .ci/run installs Debian's nginx package")
+	}
+	t.Skip("nginx not found: install Debian's nginx package (apt-get install nginx) to run these tests")
+	return ""
+}
+
+// startHub runs a hub with the default configuration on loopback and
+// returns its host:port.
+func startHub(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Store.Driver = "memory"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Options{Store: memory.New(store.Retention{MaxEventsPerTopic: 10}), QueueBytes: cfg.Stream.QueueBytes})
+	v := &auth.Verifier{Key: []byte("0123456789abcdef0123456789abcdef")}
+	srv := server.New(cfg, h, v, slog.New(slog.DiscardHandler))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { _ = h.Run(hubCtx); close(hubDone) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-errc:
+		case <-time.After(30 * time.Second):
+			t.Error("hub did not stop within 30 s")
+		}
+		<-hubDone
+	})
+	return ln.Addr().String()
+}
+
+// startNginx runs nginx with site (a file of this folder) in front of the
+// hub at upstream and returns its base URL.
+func startNginx(t *testing.T, site, upstream string) string {
+	t.Helper()
+	bin := nginxBinary(t)
+	raw, err := os.ReadFile(site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := string(raw)
+	for _, r := range [][2]string{{"server 127.0.0.1:8080;", "server " + upstream + ";"}, {"listen 80;", "listen " + addr + ";"}} {
+		if n := strings.Count(conf, r[0]); n != 1 {
+			t.Fatalf("%s: %q occurs %d times, want once", site, r[0], n)
+		}
+		conf = strings.Replace(conf, r[0], r[1], 1)
+	}
+	dir := t.TempDir()
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/client_body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/site.conf;
+}
+`, dir)
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	out := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	// Poll until nginx accepts, or it exits, for at most 10 s.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited: %v\n%s%s", err, out, log)
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return "http://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx not listening on %s after 10 s", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNginxHidesMetrics: both files refuse /metrics, however it is
+// spelled, with the hub's 404 problem, while the hub behind them serves it
+// to its loopback peers and the rest goes through.
+func TestNginxHidesMetrics(t *testing.T) {
+	hubAddr := startHub(t)
+	if res, err := http.Get("http://" + hubAddr + "/metrics"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("the hub itself: /metrics %v %v, want 200 to a loopback peer", res, err)
+	} else {
+		res.Body.Close()
+	}
+	for _, file := range []string{"sseguard.conf", "sseguard-proxy-headers.conf"} {
+		t.Run(file, func(t *testing.T) {
+			base := startNginx(t, file, hubAddr)
+			if res, err := http.Get(base + "/healthz"); err != nil || res.StatusCode != 200 {
+				t.Fatalf("/healthz through nginx: %v %v, want 200", res, err)
+			} else {
+				res.Body.Close()
+			}
+			for _, path := range []string{"/metrics", "/%6Detrics", "//metrics", "/metrics?x=1"} {
+				res, err := http.Get(base + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				var prob struct {
+					Status int
+					Error  string
+				}
+				if res.StatusCode != 404 || json.Unmarshal(body, &prob) != nil || prob.Status != 404 || prob.Error != "not_found" {
+					t.Errorf("%s: %d %.200q, want the 404 not_found problem", path, res.StatusCode, body)
+					continue
+				}
+				for name, want := range map[string]string{
+					"Content-Type":           "application/problem+json",
+					"Cache-Control":          "no-store",
+					"X-Content-Type-Options": "nosniff",
+				} {
+					if got := res.Header.Values(name); len(got) != 1 || got[0] != want {
+						t.Errorf("%s: %s = %q, want exactly %q", path, name, got, want)
+					}
+				}
+			}
+		})
+	}
+}
