@@ -367,7 +367,7 @@ func TestSlowBody(t *testing.T) {
 	t.Run("one byte then silence", func(t *testing.T) {
 		start := time.Now()
 		r := rawSend(t, tp.addr, "POST", head("/api/publish")+"{", 5*time.Second)
-		checkProblem(t, r, 408, "request_timeout", "", "")
+		checkProblem(t, r, 408, policy.CodeRequestTimeout, "", "")
 		if d := time.Since(start); d < timeout {
 			t.Errorf("408 after %v, before the %v timeout", d, timeout)
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -164,7 +165,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	p.handler = policy.Harden(p.profile)(http.HandlerFunc(p.serve))
+	p.handler = policy.Harden(p.profile, policy.WithLogger(log))(http.HandlerFunc(p.serve))
 	return p, nil
 }
 
@@ -536,7 +537,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		_ = b.rc.SetReadDeadline(time.Time{})
-	case err != nil && isTimeout(err):
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		b.timedOut.Store(true)
 	}
 	return n, err

@@ -17,11 +17,6 @@ import (
 	"github.com/sseguard/sseguard/policy"
 )
 
-// codeRequestTimeout is the problem code of a request body that did not
-// arrive within read_body_timeout (408). It belongs in package policy's
-// catalogue; until it is there, the proxy names it here.
-const codeRequestTimeout = "request_timeout"
-
 // upstreamError is a refusal of the upstream's response: the client gets
 // the problem, the operator gets the reason (a metric label) and the log.
 type upstreamError struct {
@@ -395,7 +390,7 @@ func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) 
 	switch {
 	case errors.As(err, &ue):
 	case ex.body != nil && ex.body.timedOut.Load():
-		ue = &upstreamError{prob: policy.Errorf(http.StatusRequestTimeout, codeRequestTimeout,
+		ue = &upstreamError{prob: policy.Errorf(http.StatusRequestTimeout, policy.CodeRequestTimeout,
 			"the request body did not arrive within %s", p.cfg.ReadBodyTimeout.D())}
 	case errors.As(err, &mbe):
 		ue = &upstreamError{prob: policy.Errorf(http.StatusRequestEntityTooLarge, policy.CodeBodyTooLarge,
