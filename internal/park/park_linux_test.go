@@ -200,7 +200,7 @@ func TestCloseWritesFinal(t *testing.T) {
 }
 
 func TestSlowReaderBlocksThenResumes(t *testing.T) {
-	_, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, true)
+	p, src, body, _ := parked(t, Options{Heartbeat: time.Hour}, true)
 	big := "data: " + strings.Repeat("y", 64<<10) + "\n\n"
 	const n = 200 // ~13 MB: more than the socket buffers hold
 	go func() {
@@ -208,7 +208,13 @@ func TestSlowReaderBlocksThenResumes(t *testing.T) {
 			src.push(big)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the socket fill while nobody reads
+	// Nobody reads until the socket is full and the writer waits for room.
+	for deadline := time.Now().Add(10 * time.Second); !anyBlocked(p); {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket never filled")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	for i := 0; i < n; i++ {
 		if got := readLine(t, body); got != big[:len(big)-1] {
 			t.Fatalf("event %d: %d bytes", i, len(got))
@@ -298,4 +304,19 @@ func TestClientGoneWhileParkingLeaksNothing(t *testing.T) {
 	if c := count(); c != 0 || p.Len() != 0 {
 		t.Fatalf("%d closed streams left in the writers' lists, %d parked", c, p.Len())
 	}
+}
+
+// anyBlocked reports whether a stream of p waits for its socket to drain.
+func anyBlocked(p *Poller) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.mu.Lock()
+		b := c.blocked
+		c.mu.Unlock()
+		if b {
+			return true
+		}
+	}
+	return false
 }
