@@ -22,8 +22,11 @@
 //   - reconnect: Last-Event-ID, as EventSource sends after a drop;
 //   - page (optional): the HTML page that opens the stream, for its CSP.
 //
-// Each failed check is a [Finding] of a [Rule] in the catalogue ([Rules]),
-// with what was seen, a remediation and a reference. A [Report] is written
+// Once the probes are done, every [Rule] of the catalogue ([Rules]) is
+// evaluated on what they recorded, as the analyzers of go/analysis are on
+// a package: each failed check is a [Finding] with what was seen, a
+// remediation and a reference, and a rule that could not be judged is
+// listed with the reason (Report.NotApplicable). A [Report] is written
 // as text, JSON, JUnit XML or SARIF 2.1.0; a [Baseline] accepts findings
 // and pins header values, so that drift is reported. With
 // Config.Concurrency the scan becomes a load run: many streams, ramped,
