@@ -29,6 +29,8 @@ const (
 	phaseHold
 	phasePublish
 	phaseDrain
+	phaseStall
+	phaseReplayRead
 	phaseClose
 )
 
@@ -54,6 +56,8 @@ type run struct {
 	delivered, duplicates, outOfOrder, other atomic.Int64
 	heartbeats, disconnects                  atomic.Int64
 	pubAttempted, pubAccepted, pubFailed     atomic.Int64
+	pubBytes                                 atomic.Int64 // data bytes of the accepted publishes
+	rp                                       replayState
 	accepted                                 []atomic.Uint64 // bitmap of accepted sequence numbers
 	topicJSON, typeJSON                      []byte
 	errs                                     errorLog
@@ -71,6 +75,11 @@ type run struct {
 //     event's data carrying its sequence number and send time;
 //  6. wait up to Drain for every stream to receive every accepted event;
 //  7. close every stream and connection.
+//
+// A replay run (Config.Replay) opens no live streams: it publishes the
+// Events as history, then holds clients that ask for that history and never
+// read it while it samples the server's memory, then has clients read the
+// whole history (see [Replay]).
 //
 // Progress lines go to progress (nil discards them), at most one a second.
 //
@@ -102,7 +111,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	var smp sampler
 	switch {
 	case s.PID > 0:
-		smp = procSampler{pid: s.PID}
+		smp = procSampler{pid: s.PID, fds: s.replay}
 	case s.MetricsURL != "":
 		if smp, err = newMetricsSampler(ctx, s.MetricsURL, u, s.Token); err != nil {
 			return nil, err
@@ -151,7 +160,7 @@ func checkFiles(s settings) error {
 	if !ok {
 		return nil
 	}
-	need := uint64(s.streams) + uint64(s.Publishers) + 32
+	need := uint64(s.streams) + uint64(s.Publishers) + uint64(s.Replay.Stalled+s.Replay.Polls+s.Replay.Readers) + 32
 	if need > limit {
 		return configErrorf("Streams %d needs about %d open files, over this process's limit of %d (ulimit -n)", s.streams, need, limit)
 	}
@@ -275,6 +284,9 @@ func (r *run) execute(ctx context.Context, smp sampler, rep *Report) error {
 				rep.Server.PublishCPUSeconds = (end.cpu - afterHold.cpu).Seconds()
 			}
 		}
+	}
+	if r.cfg.replay {
+		return r.replayPhases(ctx, smp, rep)
 	}
 	return nil
 }
@@ -490,7 +502,11 @@ dispatch:
 func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, buf []byte) []byte {
 	r.pubAttempted.Add(1)
 	sent := time.Now()
-	payload := appendPayload(nil, seq, sent.UnixNano(), r.cfg.PadBytes)
+	pad := r.cfg.PadBytes
+	if r.cfg.DataBytes > 0 {
+		pad = padFor(seq, sent.UnixNano(), r.cfg.DataBytes)
+	}
+	payload := appendPayload(nil, seq, sent.UnixNano(), pad)
 	data, _ := json.Marshal(string(payload))
 	buf = append(buf[:0], `{"topic":`...)
 	buf = append(buf, r.topicJSON...)
@@ -536,6 +552,7 @@ func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, bu
 	}
 	r.publish.record(time.Since(sent))
 	r.accepted[seq/64].Or(1 << (uint64(seq) % 64))
+	r.pubBytes.Add(int64(len(payload)))
 	r.pubAccepted.Add(1)
 	return buf
 }
@@ -577,6 +594,9 @@ func (r *run) finish(rep *Report) {
 	}
 	if g := &rep.Generator; g.RSSAfter > 0 && opened > 0 {
 		g.MemoryPerStreamKB = float64(g.RSSAfter-g.RSSBefore) / float64(opened) / 1024
+	}
+	if r.cfg.replay {
+		r.finishReplay(rep)
 	}
 	rep.Errors = r.errs.list()
 }
@@ -620,6 +640,8 @@ func (r *run) progressLine() string {
 		return fmt.Sprintf("publish: %d/%d accepted, %d failed; %d delivered, p99 %.1f ms", r.pubAccepted.Load(), r.cfg.events, r.pubFailed.Load(), r.delivered.Load(), ms(r.latency.quantile(0.99)))
 	case phaseDrain:
 		return fmt.Sprintf("drain: %d/%d delivered", r.delivered.Load(), r.pubAccepted.Load()*r.opened.Load())
+	case phaseStall, phaseReplayRead:
+		return r.replayProgress(since)
 	case phaseClose:
 		return "close: closing streams"
 	}

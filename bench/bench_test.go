@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -19,8 +21,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/bench"
 	"github.com/sseguard/sseguard/bench/naive"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/server"
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/memory"
 )
 
 // waitGoroutines fails the test unless the goroutine count falls back to
@@ -160,6 +168,11 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{name: "over the file limit", field: "Streams", cfg: bench.Config{URL: "http://127.0.0.1:1", Streams: 900_000, Events: -1}},
 		{name: "negative rate", field: "Rate", cfg: bench.Config{URL: "http://127.0.0.1:1", Rate: -1}},
 		{name: "relative path", field: "EventsPath", cfg: bench.Config{URL: "http://127.0.0.1:1", EventsPath: "events"}},
+		{name: "replay with live streams", field: "Streams", cfg: bench.Config{URL: "http://127.0.0.1:1", Streams: 5, Replay: bench.Replay{Stalled: 1}}},
+		{name: "replay without history", field: "Events", cfg: bench.Config{URL: "http://127.0.0.1:1", Events: -1, Replay: bench.Replay{Readers: 1}}},
+		{name: "replay cursor with a space", field: "Replay.Cursor", cfg: bench.Config{URL: "http://127.0.0.1:1", Replay: bench.Replay{Stalled: 1, Cursor: "1 2"}}},
+		{name: "too many stalled", field: "Replay.Stalled", cfg: bench.Config{URL: "http://127.0.0.1:1", Replay: bench.Replay{Stalled: bench.MaxStalled, Polls: 1}}},
+		{name: "data bytes too small", field: "DataBytes", cfg: bench.Config{URL: "http://127.0.0.1:1", DataBytes: 10}},
 		{name: "mixed source families", field: "Sources", cfg: bench.Config{URL: "http://127.0.0.1:1", Sources: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")}}},
 	}
 	for _, tt := range tests {
@@ -403,5 +416,151 @@ func TestRunReadsMetrics(t *testing.T) {
 	// Scrapes: the check at start, before connecting, after connecting, after settling.
 	if want := 1024.0 / 20; sv.MemoryPerStreamKB != 2*want {
 		t.Errorf("memory per stream %v KB, want %v", sv.MemoryPerStreamKB, 2*want)
+	}
+}
+
+var hubKey = []byte("0123456789abcdef0123456789abcdef")
+
+// startSseguard starts the project's hub in-process on loopback, as
+// sseguard serve does but on a memory store, changed by tune, and stops it
+// when the test ends. It returns the hub's URL and a token that may
+// publish to every topic.
+func startSseguard(t *testing.T, tune func(*config.Config)) (string, string) {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Store.Driver = "memory"
+	tune(cfg)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	st := memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
+	v, stopKeys, err := server.NewVerifier(context.Background(), cfg, hubKey, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopKeys)
+	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
+	srv := server.New(cfg, h, v, log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan struct{})
+	go func() { _ = h.Run(hubCtx); close(hubDone) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-errc:
+		case <-time.After(30 * time.Second):
+			t.Error("hub did not stop within 30 s")
+		}
+		<-hubDone
+	})
+	tok, err := auth.Mint(hubKey, "bench", auth.Permissions{Publish: []string{"*"}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "http://" + ln.Addr().String(), tok
+}
+
+func TestRunReplay(t *testing.T) {
+	const events, size, stalled, polls, readers = 50, 16 << 10, 3, 3, 2
+	base, tok := startSseguard(t, func(c *config.Config) {
+		c.Stream.WriteTimeout = config.Duration(300 * time.Millisecond)
+		// Small poll answers: the server writes them whole into the
+		// socket buffers and closes, whether or not the client reads.
+		c.Poll.MaxEvents = 2
+	})
+	var progress bytes.Buffer
+	rep, err := bench.Run(context.Background(), bench.Config{
+		URL:       base,
+		Topic:     "demo", // anonymous subscribers allowed by default
+		Token:     tok,
+		Events:    events,
+		DataBytes: size,
+		Settle:    100 * time.Millisecond,
+		PID:       os.Getpid(),
+		Replay: bench.Replay{
+			Stalled:   stalled,
+			Polls:     polls,
+			Readers:   readers,
+			Window:    time.Second,
+			Anonymous: true,
+		},
+	}, &progress)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if p := rep.Problems(); len(p) > 0 {
+		t.Errorf("problems: %v", p)
+	}
+	if rep.Streams.Opened != 0 || rep.Publish.Accepted != events {
+		t.Errorf("streams %+v, publish %+v: want no live stream and %d publishes", rep.Streams, rep.Publish, events)
+	}
+	rp := rep.Replay
+	if rp == nil || rp.Stall == nil || rp.Read == nil {
+		t.Fatalf("replay report %+v, want stall and read phases", rp)
+	}
+	if rp.Cursor != "0" || rp.HistoryEvents != events || rp.HistoryBytes != events*size {
+		t.Errorf("history %+v, want cursor 0, %d events of %d bytes", rp, events, size)
+	}
+	st := rp.Stall
+	checks := []struct {
+		name      string
+		got, want int64
+	}{
+		{"stall replays", int64(st.Replays), stalled},
+		{"stall polls", int64(st.Polls), polls},
+		{"stall opened", st.Opened, stalled + polls},
+		{"stall failed", st.Failed, 0},
+		{"read completed", rp.Read.Completed, readers},
+		{"read failed", rp.Read.Failed, 0},
+		{"read events", rp.Read.Events, readers * events},
+		{"replay samples", rp.Read.Replay.Count, readers},
+		{"RSS peak above idle", st.RSSPeakAboveIdle, st.RSSPeak - st.RSSIdle},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
+		}
+	}
+	// The polls' answers are whole in the socket buffers and the server
+	// closed them; the replays may still be open.
+	if st.EndedByServer < polls || st.EndedByServer > stalled+polls || st.ReceivedBytes <= 0 {
+		t.Errorf("ended by server %d, read out %d bytes: want %d to %d and some bytes", st.EndedByServer, st.ReceivedBytes, polls, stalled+polls)
+	}
+	if st.Samples <= 0 || st.RSSIdle <= 0 || st.RSSPeak < st.RSSIdle || st.RSSAfterClose <= 0 || st.AnonIdle <= 0 || st.AnonPeak < st.AnonIdle || st.HeldSeconds <= 0 {
+		t.Errorf("stall memory %+v: want samples, idle > 0, peak ≥ idle, an after-close sample", st)
+	}
+	rd := rp.Read
+	if rd.Bytes < events*size*readers || rd.EventsPerSecond <= 0 || rd.MBPerSecond <= 0 || rd.Seconds <= 0 || rd.RSSPeak <= 0 || rd.CPUSeconds < 0 {
+		t.Errorf("read %+v: want every event's bytes, positive rates, a memory peak", rd)
+	}
+
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"history of 50 events", "3 replays and 3 polls that never read: 6 open", "RSS idle", "2/2 readers read it all", "MB/s"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"replay":`, `"rss_peak_above_idle_bytes":`, `"ended_by_server":`, `"mb_per_second":`} {
+		if !bytes.Contains(js, []byte(key)) {
+			t.Errorf("JSON report lacks %s: %s", key, js)
+		}
+	}
+	if !strings.Contains(progress.String(), "stall:") {
+		t.Errorf("no stall progress line in:\n%s", progress.String())
 	}
 }

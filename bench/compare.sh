@@ -4,39 +4,85 @@
 # side by side (docs/benchmarks.md).
 #
 # usage: bench/compare.sh sseguard|naive STREAMS [bench flags...]
-#   SSEGUARD_BIN  the binary to use (default: build ./cmd/sseguard to a temp dir)
+#        bench/compare.sh replay STALLED [bench flags...]
+#
+#   sseguard, naive  STREAMS live streams on topic bench, with a token that
+#                    may use it
+#   replay           sseguard serve with 1000 events of 64 KiB on the
+#                    anonymous topic demo, then STALLED anonymous replays
+#                    (Last-Event-ID: 0) that never read; add
+#                    --replay-polls N, --replay-read N or other flags (a flag
+#                    given again overrides the default)
+#
+#   SSEGUARD_BIN  the binary that runs the bench (default: build
+#                 ./cmd/sseguard to a temp dir)
+#   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
+#                 an older build to measure the same run against
 set -euo pipefail
-which=${1:?usage: bench/compare.sh sseguard|naive STREAMS [flags]}
-streams=${2:?usage: bench/compare.sh sseguard|naive STREAMS [flags]}
+usage="usage: bench/compare.sh sseguard|naive|replay COUNT [flags]"
+which=${1:?$usage}
+count=${2:?$usage}
 shift 2
 dir=$(mktemp -d)
-trap 'kill "$hub" 2>/dev/null || true; wait "$hub" 2>/dev/null || true; rm -rf "$dir"' EXIT
+hub=
+trap '[ -n "$hub" ] && { kill "$hub" 2>/dev/null || true; wait "$hub" 2>/dev/null || true; }; rm -rf "$dir"' EXIT
 bin=${SSEGUARD_BIN:-}
 if [ -z "$bin" ]; then
   bin=$dir/sseguard
   go build -o "$bin" "$(dirname "$0")/../cmd/sseguard"
 fi
-tokflag=()
+hubbin=${HUB_BIN:-$bin}
+# One token drives every stream and publish: lift the per-principal and
+# per-address limits that would otherwise (rightly) refuse the load.
+limits='log:\n  level: warn\nlimits:\n  streams_per_principal: 0\n  streams_per_ip: 0\n  publish_rate: 0\n'
 case "$which" in
 naive)
-  "$bin" refhub --listen 127.0.0.1:0 >"$dir/out" 2>&1 &
+  "$hubbin" refhub --listen 127.0.0.1:0 >"$dir/out" 2>&1 &
   hub=$!
   ;;
 sseguard)
-  # One token drives every stream and publish: lift the per-principal and
-  # per-address limits that would otherwise (rightly) refuse the load.
-  printf 'log:\n  level: warn\nlimits:\n  streams_per_principal: 0\n  streams_per_ip: 0\n  publish_rate: 0\n' >"$dir/cfg.yaml"
-  "$bin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  printf "$limits" >"$dir/cfg.yaml"
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  hub=$!
+  ;;
+replay)
+  printf "${limits}publish:\n  max_data_bytes: 65536\nstore:\n  max_events_per_topic: 10000\n" >"$dir/cfg.yaml"
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 *)
-  echo "want sseguard or naive, got $which" >&2
+  echo "want sseguard, naive or replay, got $which" >&2
   exit 2
   ;;
 esac
-for _ in $(seq 100); do grep -q listening "$dir/out" && break; sleep 0.1; done
-addr=$(grep -o 'http://[0-9.:]*' "$dir/out" | head -1)
-if [ "$which" = sseguard ]; then
-  tokflag=(--token "$("$bin" token --data "$dir/data" --subscribe bench --publish bench --ttl 2h)")
-fi
-"$bin" bench "$addr" "${tokflag[@]}" --streams "$streams" --pid "$hub" "$@"
+# The naive hub prints its address; sseguard serve with a configuration
+# file prints nothing at level warn, so its socket is looked up.
+addr=
+for _ in $(seq 100); do
+  addr=$(grep -o 'http://[0-9.:]*' "$dir/out" | head -1 || true)
+  if [ -z "$addr" ]; then
+    a=$(ss -Hltnp 2>/dev/null | grep "pid=$hub," | awk '{print $4}' | head -1 || true)
+    [ -n "$a" ] && addr=http://$a
+  fi
+  [ -n "$addr" ] && break
+  if ! kill -0 "$hub" 2>/dev/null; then
+    cat "$dir/out" "$dir/err" >&2 2>/dev/null || true
+    exit 1
+  fi
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "the hub did not listen within 10 s" >&2; exit 1; }
+case "$which" in
+naive)
+  "$bin" bench "$addr" --streams "$count" --pid "$hub" "$@"
+  ;;
+sseguard)
+  tok=$("$hubbin" token --data "$dir/data" --subscribe bench --publish bench --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --streams "$count" --pid "$hub" "$@"
+  ;;
+replay)
+  tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events 1000 --data-bytes 65536 \
+    --replay-stall "$count" --pid "$hub" "$@"
+  ;;
+esac

@@ -55,6 +55,17 @@ type Config struct {
 	// payloads. Zero adds none.
 	PadBytes int
 
+	// DataBytes, when positive, makes each event's data exactly this many
+	// bytes (the padding is sized per event) and takes precedence over
+	// PadBytes. It must be at least MinDataBytes.
+	DataBytes int
+
+	// Replay, when it asks for any client, makes this a replay run: the
+	// Events are published first, as history, and then clients reconnect
+	// with an old cursor; see [Replay]. A replay run opens no live
+	// streams: Streams must be zero or negative.
+	Replay Replay
+
 	// Ramp spreads the stream connects evenly over this duration. Zero,
 	// with ConnectRate zero, connects as fast as ConnectConcurrency allows.
 	Ramp time.Duration
@@ -119,8 +130,15 @@ const (
 	MaxEvents = 10_000_000
 	// maxTrackingBytes bounds the per-stream bitmaps of received events.
 	maxTrackingBytes = 512 << 20
-	// maxPad bounds PadBytes.
+	// maxPad bounds PadBytes and DataBytes.
 	maxPad = 1 << 20
+	// MinDataBytes is the smallest DataBytes: the sequence number and send
+	// time every event carries, with room for padding.
+	MinDataBytes = 64
+	// MaxStalled is the most stalled replays and polls one run opens.
+	MaxStalled = 10_000
+	// MaxReaders is the most replay readers one run opens.
+	MaxReaders = 1_000
 )
 
 // ErrNotLoopback is returned when the target, a source or the metrics URL
@@ -148,6 +166,7 @@ type settings struct {
 	target  netip.AddrPort // the resolved loopback address to dial
 	streams int
 	events  int
+	replay  bool // Replay asks for clients
 }
 
 func (c Config) withDefaults() (settings, error) {
@@ -155,8 +174,11 @@ func (c Config) withDefaults() (settings, error) {
 	if c.URL == "" {
 		return s, configErrorf("URL is empty")
 	}
+	s.replay = c.Replay.Stalled > 0 || c.Replay.Polls > 0 || c.Replay.Readers > 0
 	switch {
-	case c.Streams == 0:
+	case c.Streams > 0 && s.replay:
+		return s, configErrorf("Streams %d: a replay run opens no live streams (Replay.Readers read the history)", c.Streams)
+	case c.Streams == 0 && !s.replay:
 		s.streams = 100
 	case c.Streams > 0:
 		s.streams = c.Streams
@@ -200,7 +222,13 @@ func (c Config) withDefaults() (settings, error) {
 	if s.PublishPath == "" {
 		s.PublishPath = "/api/publish"
 	}
-	for _, field := range []struct{ name, v string }{{"EventsPath", s.EventsPath}, {"PublishPath", s.PublishPath}} {
+	if c.DataBytes != 0 && (c.DataBytes < MinDataBytes || c.DataBytes > maxPad) {
+		return s, configErrorf("DataBytes %d: want %d to %d", c.DataBytes, MinDataBytes, maxPad)
+	}
+	if err := s.Replay.withDefaults(s.events); err != nil {
+		return s, err
+	}
+	for _, field := range []struct{ name, v string }{{"EventsPath", s.EventsPath}, {"PublishPath", s.PublishPath}, {"Replay.PollPath", s.Replay.PollPath}} {
 		if !strings.HasPrefix(field.v, "/") || strings.ContainsAny(field.v, "?# \r\n") {
 			return s, configErrorf("%s %q must be an absolute path without query", field.name, field.v)
 		}

@@ -13,7 +13,11 @@
 //   - heartbeats received while the streams are held idle;
 //   - the server's memory and CPU per stream, from /proc (Config.PID) or
 //     its Prometheus /metrics (Config.MetricsURL), with what they
-//     extrapolate to for a million streams, stated as an extrapolation.
+//     extrapolate to for a million streams, stated as an extrapolation;
+//   - in a replay run (Config.Replay), the server's peak memory while
+//     clients reconnect with an old Last-Event-ID, or poll from an old
+//     cursor, and never read the answer, whether the server ends them, and
+//     how fast clients that do read get the whole history.
 //
 // Run does one bounded run and returns a [Report]:
 //

@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -155,6 +157,7 @@ func TestParseMetrics(t *testing.T) {
 		in      string
 		rss     int64
 		cpu     time.Duration
+		fds     int64
 		wantErr bool
 	}{
 		{
@@ -163,12 +166,17 @@ func TestParseMetrics(t *testing.T) {
 				"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\n" +
 				"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2.62144e+07\n" +
 				"process_resident_memory_bytes_other 1\n",
-			rss: 26214400, cpu: 12500 * time.Millisecond,
+			rss: 26214400, cpu: 12500 * time.Millisecond, fds: -1,
+		},
+		{
+			name: "open files",
+			in:   "process_cpu_seconds_total 1\nprocess_resident_memory_bytes 1024\nprocess_open_fds 17\n",
+			rss:  1024, cpu: time.Second, fds: 17,
 		},
 		{
 			name: "labels and timestamp",
 			in:   "process_cpu_seconds_total{job=\"x\"} 1 1700000000000\nprocess_resident_memory_bytes{a=\"b c\"} 1024\n",
-			rss:  1024, cpu: time.Second,
+			rss:  1024, cpu: time.Second, fds: -1,
 		},
 		{name: "missing cpu", in: "process_resident_memory_bytes 1\n", wantErr: true},
 		{name: "bad value", in: "process_resident_memory_bytes x\nprocess_cpu_seconds_total 1\n", wantErr: true},
@@ -179,8 +187,8 @@ func TestParseMetrics(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
 			}
-			if err == nil && (s.rss != tt.rss || s.cpu != tt.cpu) {
-				t.Errorf("got rss %d cpu %v, want %d %v", s.rss, s.cpu, tt.rss, tt.cpu)
+			if err == nil && (s.rss != tt.rss || s.cpu != tt.cpu || s.fds != tt.fds) {
+				t.Errorf("got rss %d cpu %v fds %d, want %d %v %d", s.rss, s.cpu, s.fds, tt.rss, tt.cpu, tt.fds)
 			}
 		})
 	}
@@ -202,7 +210,29 @@ func TestParseProc(t *testing.T) {
 	if _, err := parseStatCPU([]byte("1 (x) S 1")); err == nil {
 		t.Error("short stat: no error")
 	}
-	if s, err := readProc("self"); err != nil || s.rss <= 0 {
-		t.Errorf("readProc(self) = %+v, %v", s, err)
+	if s, err := readProc("self"); err != nil || s.rss <= 0 || s.anon <= 0 || s.anon > s.rss || s.fds != -1 {
+		t.Errorf("readProc(self) = %+v, %v; want rss, its anonymous part, no file count", s, err)
+	}
+	if anon, err := statusKB([]byte("VmRSS:\t 300 kB\nRssAnon:\t 120 kB\nRssFile:\t 180 kB\n"), "RssAnon:"); err != nil || anon != 120*1024 {
+		t.Errorf("statusKB RssAnon = %d, %v", anon, err)
+	}
+	s, err := procSampler{pid: os.Getpid(), fds: true}.sample(context.Background())
+	if err != nil || s.fds < 3 {
+		t.Errorf("procSampler with files = %+v, %v; want stdin, stdout, stderr at least", s, err)
+	}
+}
+
+func TestPadFor(t *testing.T) {
+	for _, total := range []int{MinDataBytes, 1000, 16 << 10, 64 << 10} {
+		for _, seq := range []int64{0, 9, 12345, MaxEvents - 1} {
+			sent := time.Now().UnixNano()
+			data := appendPayload(nil, seq, sent, padFor(seq, sent, total))
+			if len(data) != total {
+				t.Errorf("seq %d, total %d: data is %d bytes", seq, total, len(data))
+			}
+			if gotSeq, gotSent, ok := parsePayload(data); !ok || gotSeq != seq || gotSent != sent {
+				t.Errorf("seq %d, total %d: parsed %d, %d, %v", seq, total, gotSeq, gotSent, ok)
+			}
+		}
 	}
 }

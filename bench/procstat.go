@@ -21,6 +21,11 @@ import (
 type sample struct {
 	rss int64         // bytes
 	cpu time.Duration // user + system
+	// anon is the anonymous part of rss (heap, stacks), without the
+	// store's memory-mapped file pages; 0 when the source lacks it.
+	anon int64
+	// fds is the number of open files, or -1 when not read.
+	fds int64
 }
 
 // sampler reads a process's memory and CPU time, from /proc or from a
@@ -34,18 +39,30 @@ type sampler interface {
 // Linux fixes at 100 on every architecture Go runs on.
 const userHZ = 100
 
-type procSampler struct{ pid int }
+type procSampler struct {
+	pid int
+	fds bool // count open files too (a replay run watches them)
+}
 
 func (p procSampler) source() string { return "pid " + strconv.Itoa(p.pid) }
 
 func (p procSampler) sample(context.Context) (sample, error) {
-	return readProc(strconv.Itoa(p.pid))
+	s, err := readProc(strconv.Itoa(p.pid))
+	if err != nil || !p.fds {
+		return s, err
+	}
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(p.pid) + "/fd")
+	if err != nil {
+		return s, fmt.Errorf("count open files: %w", err)
+	}
+	s.fds = int64(len(ents))
+	return s, nil
 }
 
 // readProc reads /proc/PID/status VmRSS and /proc/PID/stat utime and stime;
 // pid "self" reads the calling process.
 func readProc(pid string) (sample, error) {
-	var s sample
+	s := sample{fds: -1}
 	status, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return s, fmt.Errorf("read process memory: %w", err)
@@ -62,26 +79,33 @@ func readProc(pid string) (sample, error) {
 	if err != nil {
 		return s, fmt.Errorf("/proc/%s/stat: %w", pid, err)
 	}
-	return sample{rss: rss, cpu: cpu}, nil
+	s.rss, s.cpu = rss, cpu
+	// RssAnon is missing before Linux 4.5: then anon stays 0.
+	s.anon, _ = statusKB(status, "RssAnon:")
+	return s, nil
 }
 
-func parseVmRSS(status []byte) (int64, error) {
+func parseVmRSS(status []byte) (int64, error) { return statusKB(status, "VmRSS:") }
+
+// statusKB reads the field of /proc/PID/status named by prefix, in kB,
+// and returns it in bytes.
+func statusKB(status []byte, prefix string) (int64, error) {
 	for line := range bytes.SplitSeq(status, []byte("\n")) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(prefix))
 		if !ok {
 			continue
 		}
 		f := strings.Fields(string(rest))
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("unexpected VmRSS line %q", line)
+			return 0, fmt.Errorf("unexpected %s line %q", prefix, line)
 		}
 		kb, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("VmRSS: %w", err)
+			return 0, fmt.Errorf("%s %w", prefix, err)
 		}
 		return kb << 10, nil
 	}
-	return 0, errors.New("no VmRSS line")
+	return 0, fmt.Errorf("no %s line", strings.TrimSuffix(prefix, ":"))
 }
 
 func parseStatCPU(stat []byte) (time.Duration, error) {
@@ -168,10 +192,11 @@ func (m *metricsSampler) sample(ctx context.Context) (sample, error) {
 	return parseMetrics(io.LimitReader(resp.Body, 16<<20))
 }
 
-// parseMetrics reads the two process gauges from a Prometheus text
-// exposition. It reads no other metric, so a line parser is enough.
+// parseMetrics reads the process gauges from a Prometheus text
+// exposition: resident memory and CPU time, and open files when present.
+// It reads no other metric, so a line parser is enough.
 func parseMetrics(r io.Reader) (sample, error) {
-	var s sample
+	s := sample{fds: -1}
 	var haveRSS, haveCPU bool
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -194,6 +219,10 @@ func parseMetrics(r io.Reader) (sample, error) {
 				return s, fmt.Errorf("metrics: %s: %w", name, err)
 			}
 			s.cpu, haveCPU = time.Duration(v*float64(time.Second)), true
+		case "process_open_fds":
+			if v, err := strconv.ParseFloat(rest, 64); err == nil {
+				s.fds = int64(v)
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -33,6 +33,8 @@ type Report struct {
 	Server *ServerReport `json:"server,omitempty"`
 	// Generator is the load generator's own memory per stream.
 	Generator GeneratorReport `json:"generator"`
+	// Replay is the replay phases of a replay run (Config.Replay).
+	Replay *ReplayReport `json:"replay,omitempty"`
 
 	// Errors are the distinct errors seen, with counts (ports in addresses
 	// are masked so that one cause is one line), at most 20 kinds.
@@ -174,6 +176,14 @@ func (r *Report) Problems() []string {
 	add(r.Delivery.Lost, "%d events lost")
 	add(r.Delivery.Duplicates, "%d events delivered twice")
 	add(r.Delivery.OutOfOrder, "%d events out of order")
+	if rp := r.Replay; rp != nil {
+		if rp.Stall != nil {
+			add(rp.Stall.Failed, "%d stalled clients failed to connect")
+		}
+		if rp.Read != nil {
+			add(rp.Read.Failed, "%d replay readers did not read the whole history")
+		}
+	}
 	if r.Stopped != "" {
 		p = append(p, "stopped early: "+r.Stopped)
 	}
@@ -220,6 +230,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			sv.IdleCPUSeconds, sv.IdleSeconds, sv.IdleCPUPerStream, sv.PublishCPUSeconds)
 		ew.printf("  1M streams, extrapolated: %.1f GB of memory, %.2f cores idle\n", sv.Extrapolated1MGB, sv.Extrapolated1MCores)
 	}
+	if rp := r.Replay; rp != nil {
+		rp.writeText(ew)
+	}
 	if g := r.Generator; g.RSSAfter > 0 && s.Opened > 0 {
 		ew.printf("generator   RSS %.1f MB -> %.1f MB = %.2f KB per stream\n", mb(g.RSSBefore), mb(g.RSSAfter), g.MemoryPerStreamKB)
 	}
@@ -232,6 +245,30 @@ func (r *Report) WriteText(w io.Writer) error {
 		ew.printf("result      clean: nothing lost, duplicated or dropped\n")
 	}
 	return ew.err
+}
+
+func (rp *ReplayReport) writeText(ew *errWriter) {
+	ew.printf("replay      history of %d events, %.1f MB of data, from cursor %q\n", rp.HistoryEvents, mb(rp.HistoryBytes), rp.Cursor)
+	if st := rp.Stall; st != nil {
+		closed := "the server still held some at the end"
+		if st.ServerClosedAll {
+			closed = "the server closed them all"
+		}
+		ew.printf("  stalled   %d replays and %d polls that never read: %d open, %d failed; held %.1f s, %s; %d ended by the server (%.1f MB read out after)\n",
+			st.Replays, st.Polls, st.Opened, st.Failed, st.HeldSeconds, closed, st.EndedByServer, mb(st.ReceivedBytes))
+		if st.Samples > 0 {
+			ew.printf("  server    RSS idle %.1f MB, peak %.1f MB (+%.1f MB), %.1f MB after close; anonymous idle %.1f MB, peak %.1f MB; %d samples\n",
+				mb(st.RSSIdle), mb(st.RSSPeak), mb(st.RSSPeakAboveIdle), mb(st.RSSAfterClose), mb(st.AnonIdle), mb(st.AnonPeak), st.Samples)
+		}
+	}
+	if rd := rp.Read; rd != nil {
+		ew.printf("  read      %d/%d readers read it all, %d failed, in %.2f s: %.0f events/s, %.1f MB/s\n",
+			rd.Completed, rd.Readers, rd.Failed, rd.Seconds, rd.EventsPerSecond, rd.MBPerSecond)
+		ew.printf("  one       %s\n", rd.Replay)
+		if rd.RSSPeak > 0 {
+			ew.printf("  server    RSS peak %.1f MB (+%.1f MB above idle), %.2f s CPU\n", mb(rd.RSSPeak), mb(rd.RSSPeakAboveIdle), rd.CPUSeconds)
+		}
+	}
 }
 
 // String formats a distribution on one line.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,7 +14,8 @@ import (
 )
 
 // benchCommand is the load generator: streams, fan-out latency and server
-// memory per stream, against a hub on loopback.
+// memory per stream, against a hub on loopback; or, with --replay-*, the
+// server's memory while clients ask for its history and never read it.
 type benchCommand struct{}
 
 func (*benchCommand) name() string { return "bench" }
@@ -23,14 +25,21 @@ func (*benchCommand) synopsis() string {
 
 func (c *benchCommand) run(ctx context.Context, env *environ, args []string) error {
 	fs := newFlagSet(env, c, "URL [flags]")
-	streams := fs.Int("streams", 100, "subscribers to open; 0 for a publish-only run")
+	streams := fs.Int("streams", 100, "subscribers to open; 0 for a publish-only run (a replay run opens none)")
 	topic := fs.String("topic", "bench", "topic to subscribe and publish to")
 	token := fs.String("token", env.getenv("SSEGUARD_TOKEN"), "bearer token for streams and publishes (env SSEGUARD_TOKEN)")
 	events := fs.Int("events", 20, "events to publish; 0 for a connect-and-hold run")
-	rate := fs.Float64("rate", 5, "publishes per second; 0 for as fast as possible (throughput mode)")
+	rate := fs.Float64("rate", 5, "publishes per second; 0 for as fast as possible (throughput mode, and a replay run's default)")
 	publishers := fs.Int("publishers", 0, "concurrent publish requests (default 1 with --rate, 64 with --rate 0)")
 	eventType := fs.String("type", "", "event type of every publish (default none: message)")
 	pad := fs.Int("pad", 0, "extra bytes of data per event")
+	dataBytes := fs.Int("data-bytes", 0, "make each event's data exactly this many bytes (at least 64; overrides --pad)")
+	replayStall := fs.Int("replay-stall", 0, "replay run: clients that reconnect with Last-Event-ID (--replay-from) and never read")
+	replayPolls := fs.Int("replay-polls", 0, "replay run: clients that poll from --replay-from and never read the answer")
+	replayRead := fs.Int("replay-read", 0, "replay run: clients that replay the whole history and read it (throughput)")
+	replayFrom := fs.String("replay-from", "0", "replay run: the cursor the replays and polls send")
+	replayWindow := fs.Duration("replay-window", 30*time.Second, "replay run: hold the stalled clients at most this long (set it above the hub's stream.write_timeout); also bounds the readers")
+	anonymous := fs.Bool("anonymous", false, "replay run: the replay clients send no token (the topic must allow anonymous subscribers); --token still publishes")
 	ramp := fs.String("ramp", "", "pace the connects: a duration to spread them over (30s) or a rate (2000/s); default as fast as --connect-concurrency allows")
 	concurrency := fs.Int("connect-concurrency", 64, "connects in flight at most")
 	hold := fs.Duration("hold", 0, "hold the streams idle this long before publishing, counting heartbeats and disconnects")
@@ -45,6 +54,14 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	pos, err := parseInterspersed(env, fs, args) // flags before and after the URL
 	if err != nil {
 		return err
+	}
+	// A replay run publishes its history as fast as it can and opens no
+	// live streams, unless told otherwise.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	replay := *replayStall > 0 || *replayPolls > 0 || *replayRead > 0
+	if replay && !set["rate"] {
+		*rate = 0
 	}
 	switch {
 	case len(pos) == 0:
@@ -63,6 +80,7 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 		Publishers:         *publishers,
 		EventType:          *eventType,
 		PadBytes:           *pad,
+		DataBytes:          *dataBytes,
 		ConnectConcurrency: *concurrency,
 		Hold:               *hold,
 		Settle:             noneIfZeroDuration(*settle),
@@ -70,6 +88,17 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 		PID:                *pid,
 		MetricsURL:         *metrics,
 		Duration:           *duration,
+		Replay: bench.Replay{
+			Stalled:   *replayStall,
+			Polls:     *replayPolls,
+			Readers:   *replayRead,
+			Cursor:    *replayFrom,
+			Window:    *replayWindow,
+			Anonymous: *anonymous,
+		},
+	}
+	if replay && !set["streams"] {
+		cfg.Streams = 0 // a replay run's none
 	}
 	if *ramp != "" {
 		if r, ok := strings.CutSuffix(*ramp, "/s"); ok {
