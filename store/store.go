@@ -84,6 +84,11 @@ var (
 	ErrUnknownCursor = errors.New("store: unknown cursor")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrCorrupt means the store's data is damaged: a file that fails its
+	// consistency check, is truncated, or makes the storage engine panic.
+	// Retrying does not help; the operator restores the data from a backup
+	// or moves it aside. The error's text says which file and what to do.
+	ErrCorrupt = errors.New("store: data damaged")
 )
 
 // Store keeps events. Implementations are safe for concurrent use.
@@ -91,7 +96,8 @@ type Store interface {
 	// Append stores recs durably, in one transaction (one fsync for the
 	// whole batch), in order, and returns one result per record. It returns
 	// only once the events are durable: a crash after Append returns loses
-	// none of them. On error nothing of the batch is stored.
+	// none of them. On error nothing of the batch is stored. Append does not
+	// panic on damaged data: it returns an error wrapping ErrCorrupt.
 	Append(ctx context.Context, recs []Record) ([]Appended, error)
 
 	// Read returns the events of the given topics with IDs after the
@@ -113,7 +119,11 @@ type Store interface {
 	// events it removed.
 	Trim(ctx context.Context, now time.Time) (int, error)
 
-	// Ping reports whether the store is reachable and writable.
+	// Ping reports whether the store is reachable and writable. Once a
+	// store has found its data damaged, Ping keeps returning an error that
+	// wraps ErrCorrupt. Ping need not write: a failed Append (a full disk)
+	// may go unseen by it, so the caller of Append keeps that outcome
+	// (hub.Hub.Healthy).
 	Ping(ctx context.Context) error
 
 	// Close flushes and closes the store. Calls after Close return

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -23,7 +22,9 @@ type writer struct {
 	seq                               uint64
 }
 
-func newWriter(tx *bbolt.Tx) *writer {
+// newWriter starts a writer whose first ID follows the file's sequence, or
+// floor when that is higher.
+func newWriter(tx *bbolt.Tx, floor uint64) *writer {
 	w := &writer{
 		tx:     tx,
 		meta:   tx.Bucket(bucketMeta),
@@ -32,7 +33,7 @@ func newWriter(tx *bbolt.Tx) *writer {
 		keys:   tx.Bucket(bucketKeys),
 		times:  tx.Bucket(bucketKeyTimes),
 	}
-	w.seq = u64(w.meta.Get(keySeq))
+	w.seq = max(u64(w.meta.Get(keySeq)), floor)
 	return w
 }
 
@@ -244,7 +245,8 @@ func encodeEvent(t time.Time, typ, data string) []byte {
 	return append(v, data...)
 }
 
-var errCorrupt = errors.New("corrupt event record")
+// errCorrupt marks an event value that does not decode.
+var errCorrupt = fmt.Errorf("corrupt event record: %w", store.ErrCorrupt)
 
 // decodeEvent copies an event out of v, which bbolt owns.
 func decodeEvent(seq uint64, topic string, v []byte) (store.Event, error) {

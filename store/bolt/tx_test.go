@@ -123,7 +123,7 @@ func TestKeyExpiresAtAppend(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := s.db.View(func(tx *bbolt.Tx) error {
-				_, dup, err := newWriter(tx).remembered("k", first[0].Event.Time.Add(tt.at), s.window)
+				_, dup, err := newWriter(tx, 0).remembered("k", first[0].Event.Time.Add(tt.at), s.window)
 				if dup != tt.dup {
 					t.Errorf("remembered = %v, want %v", dup, tt.dup)
 				}
