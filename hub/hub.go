@@ -21,6 +21,13 @@
 // Lock order: Hub.mu before Subscriber.mu. The committer holds Hub.mu for
 // reading while it pushes to subscribers.
 //
+// A failed commit fails the publishes of its batch and nothing else: a
+// store that returns an error or panics (a damaged file) answers those
+// publishers with an error, and the committer goes on with the next batch.
+// Hub.Healthy reports the last commit's outcome for readiness checks, and
+// failures are logged at most once a minute, each line with the count it
+// stands for.
+//
 // Package hub does not speak HTTP (package server does) or store events
 // (package store does).
 package hub
@@ -30,11 +37,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/store"
 )
@@ -60,6 +69,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests set it.
 	Now func() time.Time
+	// UnhealthyFor is how long Healthy reports a failed store commit when
+	// no commit has succeeded since. Zero means one minute.
+	UnhealthyFor time.Duration
 }
 
 // Frame is one committed event with its wire encoding, shared read-only by
@@ -108,7 +120,33 @@ type Hub struct {
 	subscribers                              atomic.Int64
 
 	observer Observer // set before Run; see SetObserver
+
+	health  atomic.Pointer[commitFailure] // the last commit, when it failed
+	failLog lograte.Limiter
+	failing failures // the committer's own
 }
+
+// commitFailure is a failed store commit.
+type commitFailure struct {
+	err error
+	at  time.Time
+}
+
+// failures counts the failed commits of the current run of failures, for
+// the log. Only the committer goroutine touches it.
+type failures struct {
+	since     time.Time // the first failure of the run
+	total     int       // failed commits since then
+	publishes int       // publishes failed since the last log line
+	last      error
+}
+
+// Keys of the failure log limiter.
+const (
+	logKeyAppend    = "append"
+	logKeyRecovered = "recovered"
+	logKeyPanic     = "panic"
+)
 
 // Observer receives the hub's timings, for metrics.
 type Observer interface {
@@ -149,6 +187,9 @@ func New(opts Options) *Hub {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.UnhealthyFor <= 0 {
+		opts.UnhealthyFor = time.Minute
+	}
 	return &Hub{
 		opts:    opts,
 		store:   opts.Store,
@@ -174,6 +215,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer close(h.done)
 	trim := time.NewTicker(h.opts.TrimInterval)
 	defer trim.Stop()
+	// Reports failures that the limiter held back once a burst has ended.
+	flush := time.NewTicker(lograte.DefaultInterval)
+	defer flush.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -181,6 +225,10 @@ func (h *Hub) Run(ctx context.Context) error {
 			return nil
 		case req := <-h.pub:
 			h.commit(req)
+		case <-flush.C:
+			if n, ok := h.failLog.Flush(logKeyAppend, h.opts.Now()); ok {
+				h.logFailures(n)
+			}
 		case <-trim.C:
 			if n, err := h.store.Trim(context.Background(), h.opts.Now()); err != nil {
 				h.log.Error("retention failed", "err", err)
@@ -291,23 +339,105 @@ gather:
 		return
 	}
 	start := time.Now()
-	appended, err := h.store.Append(context.Background(), recs)
+	appended, err := h.append(recs)
 	if h.observer != nil {
 		h.observer.StoreAppend(time.Since(start))
 	}
 	if err != nil {
 		err = fmt.Errorf("hub: append: %w", err)
+		h.commitFailed(err, len(live))
 		for _, r := range live {
 			r.res <- pubRes{err: err}
 		}
 		return
 	}
+	h.commitSucceeded()
 	h.fanOut(appended)
 	i := 0
 	for _, r := range live {
 		r.res <- pubRes{appended: appended[i : i+len(r.recs)]}
 		i += len(r.recs)
 	}
+}
+
+// append appends recs in one store transaction. A panic in the store
+// becomes an error for this batch, so that it does not end the committer
+// and with it the process.
+func (h *Hub) append(recs []store.Record) (appended []store.Appended, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			appended, err = nil, fmt.Errorf("store panicked: %v", r)
+			if _, ok := h.failLog.Allow(logKeyPanic, h.opts.Now()); ok {
+				h.log.Error("store panicked", "panic", r, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	appended, err = h.store.Append(context.Background(), recs)
+	if err == nil && len(appended) != len(recs) {
+		return nil, fmt.Errorf("store returned %d results for %d records", len(appended), len(recs))
+	}
+	return appended, err
+}
+
+// Healthy reports whether the hub can commit publishes: the error of the
+// last store commit when it failed, and nil when it succeeded, when none
+// has run yet, or when the failure is older than Options.UnhealthyFor with
+// no commit since. That last rule brings a node back into rotation:
+// readiness probes publish nothing, so a node taken out of rotation for a
+// failed commit would otherwise never see the commit that clears it.
+//
+// The server's readiness check calls it beside Store.Ping, which only
+// reads and so does not see a full disk. Healthy is safe for concurrent
+// use.
+func (h *Hub) Healthy() error {
+	f := h.health.Load()
+	if f == nil || h.opts.Now().Sub(f.at) >= h.opts.UnhealthyFor {
+		return nil
+	}
+	return f.err
+}
+
+// commitFailed records a failed commit of publishes publishes, and logs it
+// unless a line went out less than a minute ago: that line's successor
+// then counts it.
+func (h *Hub) commitFailed(err error, publishes int) {
+	now := h.opts.Now()
+	h.health.Store(&commitFailure{err: err, at: now})
+	f := &h.failing
+	if f.total == 0 {
+		f.since = now
+	}
+	f.total++
+	f.publishes += publishes
+	f.last = err
+	if suppressed, ok := h.failLog.Allow(logKeyAppend, now); ok {
+		h.logFailures(suppressed + 1)
+	}
+}
+
+// logFailures logs n failed commits, the last one's error, and the
+// publishes they failed.
+func (h *Hub) logFailures(n int) {
+	f := &h.failing
+	h.log.Error("store commits failed", "count", n, "publishes", f.publishes, "period", lograte.DefaultInterval, "err", f.last)
+	f.publishes = 0
+}
+
+// commitSucceeded ends a run of failures: Healthy clears, and one line
+// (at most one a minute) says how long the run lasted.
+func (h *Hub) commitSucceeded() {
+	if h.health.Load() != nil {
+		h.health.Store(nil)
+	}
+	f := &h.failing
+	if f.total == 0 {
+		return
+	}
+	now := h.opts.Now()
+	if _, ok := h.failLog.Allow(logKeyRecovered, now); ok {
+		h.log.Warn("store commits succeed again", "failed_commits", f.total, "for", now.Sub(f.since), "last_err", f.last)
+	}
+	f.total = 0
 }
 
 // Encode returns the wire form of a stored event.
