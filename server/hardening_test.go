@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -608,5 +609,51 @@ func TestPanicLogIsJSON(t *testing.T) {
 	if found["level"] != "ERROR" || found["path"] != "/readyz" || found["panic"] != "store exploded" ||
 		!strings.Contains(stack, "goroutine") || !strings.Contains(stack, "hardening_test.go") {
 		t.Errorf("panic record %v: want level ERROR, path, panic and a stack through the handler", found)
+	}
+}
+
+// appendFails is a memory store whose commits fail, as on a full disk,
+// while armed; reads and Ping go on working.
+type appendFails struct {
+	store.Store
+	armed atomic.Bool
+}
+
+func (s *appendFails) Append(ctx context.Context, recs []store.Record) ([]store.Appended, error) {
+	if s.armed.Load() {
+		return nil, fmt.Errorf("append: write events.db: %w", syscall.ENOSPC)
+	}
+	return s.Store.Append(ctx, recs)
+}
+
+// TestReadyReflectsFailedCommits: /readyz answers 503 unavailable after a
+// publish failed to commit, although the store still answers Ping, and
+// 200 again once a commit succeeds.
+func TestReadyReflectsFailedCommits(t *testing.T) {
+	st := &appendFails{Store: memory.New(store.Retention{MaxEventsPerTopic: 10})}
+	ts := startLogged(t, nil, st, nil)
+	tok := token(t, allPerms, time.Hour)
+	publish := func(want int) {
+		t.Helper()
+		res := doReq(t, "POST", ts.base+"/api/publish", http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}},
+			`{"topic":"t","data":"x"}`)
+		if res.StatusCode != want {
+			t.Fatalf("publish: %d, want %d", res.StatusCode, want)
+		}
+	}
+	ready := func() *http.Response { return doReq(t, "GET", ts.base+"/readyz", nil, "") }
+	if res := ready(); res.StatusCode != 200 {
+		t.Fatalf("/readyz before any failure: %d", res.StatusCode)
+	}
+	st.armed.Store(true)
+	publish(http.StatusServiceUnavailable)
+	if err := st.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping = %v; the test needs a store that still reads", err)
+	}
+	checkProblem(t, ready(), http.StatusServiceUnavailable, policy.CodeUnavailable)
+	st.armed.Store(false)
+	publish(http.StatusCreated)
+	if res := ready(); res.StatusCode != 200 {
+		t.Errorf("/readyz after a good commit: %d, want 200", res.StatusCode)
 	}
 }

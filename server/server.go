@@ -339,6 +339,15 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
+	// The last commit first: Ping only reads, and a store that reads but
+	// cannot write (a full disk) would pass it.
+	if err := s.hub.Healthy(); err != nil {
+		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store failed to store the last publish")
+		prob.Err = err
+		s.log.Warn("readiness failed", "err", err)
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	if err := s.hub.Store().Ping(ctx); err != nil {
 		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not reachable")
 		prob.Err = err
