@@ -538,7 +538,7 @@ func TestRunReplay(t *testing.T) {
 		t.Errorf("stall memory %+v: want samples, idle > 0, peak ≥ idle, an after-close sample", st)
 	}
 	rd := rp.Read
-	if rd.Bytes < events*size*readers || rd.EventsPerSecond <= 0 || rd.MBPerSecond <= 0 || rd.Seconds <= 0 || rd.RSSPeak <= 0 || rd.CPUSeconds < 0 {
+	if rd.Bytes < events*size*readers || rd.EventsPerSecond <= 0 || rd.MBPerSecond <= 0 || rd.Seconds <= 0 || rd.RSSPeak <= 0 || rd.AnonPeak <= 0 || rd.CPUSeconds < 0 {
 		t.Errorf("read %+v: want every event's bytes, positive rates, a memory peak", rd)
 	}
 

@@ -210,8 +210,8 @@ func TestParseProc(t *testing.T) {
 	if _, err := parseStatCPU([]byte("1 (x) S 1")); err == nil {
 		t.Error("short stat: no error")
 	}
-	if s, err := readProc("self"); err != nil || s.rss <= 0 || s.anon <= 0 || s.anon > s.rss || s.fds != -1 {
-		t.Errorf("readProc(self) = %+v, %v; want rss, its anonymous part, no file count", s, err)
+	if s, err := readProc("self"); err != nil || s.rss <= 0 || s.anon <= 0 || s.anon > s.rss || s.hwm < s.rss || s.fds != -1 {
+		t.Errorf("readProc(self) = %+v, %v; want rss, its anonymous part, its high-water mark, no file count", s, err)
 	}
 	if anon, err := statusKB([]byte("VmRSS:\t 300 kB\nRssAnon:\t 120 kB\nRssFile:\t 180 kB\n"), "RssAnon:"); err != nil || anon != 120*1024 {
 		t.Errorf("statusKB RssAnon = %d, %v", anon, err)
@@ -219,6 +219,27 @@ func TestParseProc(t *testing.T) {
 	s, err := procSampler{pid: os.Getpid(), fds: true}.sample(context.Background())
 	if err != nil || s.fds < 3 {
 		t.Errorf("procSampler with files = %+v, %v; want stdin, stdout, stderr at least", s, err)
+	}
+}
+
+func TestPeakWithHWM(t *testing.T) {
+	tests := []struct {
+		name       string
+		sampled    int64
+		start, end sample
+		want       int64
+	}{
+		{name: "mark rose: the exact peak", sampled: 50, start: sample{rss: 10, hwm: 40}, end: sample{rss: 30, hwm: 90}, want: 90},
+		{name: "mark did not rise: the samples", sampled: 50, start: sample{rss: 10, hwm: 100}, end: sample{rss: 30, hwm: 100}, want: 50},
+		{name: "no mark", sampled: 50, start: sample{rss: 10}, end: sample{rss: 30}, want: 50},
+		{name: "never under the start", sampled: 5, start: sample{rss: 10}, want: 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (peakSamples{rss: tt.sampled, n: 1}).withHWM(tt.end, tt.start); got != tt.want {
+				t.Errorf("peak %d, want %d", got, tt.want)
+			}
+		})
 	}
 }
 

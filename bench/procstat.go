@@ -24,6 +24,9 @@ type sample struct {
 	// anon is the anonymous part of rss (heap, stacks), without the
 	// store's memory-mapped file pages; 0 when the source lacks it.
 	anon int64
+	// hwm is the peak rss over the process's life (VmHWM); 0 when the
+	// source lacks it.
+	hwm int64
 	// fds is the number of open files, or -1 when not read.
 	fds int64
 }
@@ -82,6 +85,7 @@ func readProc(pid string) (sample, error) {
 	s.rss, s.cpu = rss, cpu
 	// RssAnon is missing before Linux 4.5: then anon stays 0.
 	s.anon, _ = statusKB(status, "RssAnon:")
+	s.hwm, _ = statusKB(status, "VmHWM:")
 	return s, nil
 }
 

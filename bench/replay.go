@@ -150,10 +150,11 @@ type StallReport struct {
 	// window; ReceivedBytes is what that read-out found.
 	EndedByServer int64 `json:"ended_by_server"`
 	ReceivedBytes int64 `json:"received_bytes"`
-	// RSSIdle is sampled before the first connect, RSSPeak is the most
-	// seen over the window (every 50 ms), RSSPeakAboveIdle their
-	// difference, and RSSAfterClose is sampled once the bench has closed
-	// them and waited Config.Settle.
+	// RSSIdle is sampled before the first connect; RSSPeak is the most
+	// seen over the window: the highest sample (every 50 ms) or, from
+	// /proc, the process's high-water mark (VmHWM) when it rose during
+	// the window; RSSPeakAboveIdle is their difference, and RSSAfterClose
+	// is sampled once the bench has closed them and waited Config.Settle.
 	RSSIdle          int64 `json:"rss_idle_bytes"`
 	RSSPeak          int64 `json:"rss_peak_bytes"`
 	RSSPeakAboveIdle int64 `json:"rss_peak_above_idle_bytes"`
@@ -183,10 +184,13 @@ type ReadReport struct {
 	MBPerSecond     float64 `json:"mb_per_second"`
 	// Replay is the time one reader took, connect to last event.
 	Replay Latency `json:"replay_ms"`
-	// RSSPeakAboveIdle is the server's peak RSS while they read, above
-	// the idle sample of the run; CPUSeconds its CPU time over the phase.
+	// RSSPeak is the server's peak RSS while they read, as for
+	// StallReport, RSSPeakAboveIdle that above the idle sample of the run
+	// (which was before any stalled client), and AnonPeak the peak of its
+	// RssAnon; CPUSeconds is its CPU time over the phase.
 	RSSPeak          int64   `json:"rss_peak_bytes"`
 	RSSPeakAboveIdle int64   `json:"rss_peak_above_idle_bytes"`
+	AnonPeak         int64   `json:"anon_peak_bytes"`
 	CPUSeconds       float64 `json:"cpu_seconds"`
 }
 
@@ -388,7 +392,8 @@ func (r *run) stall(ctx context.Context, smp *sampler, idle sample) (*StallRepor
 		*smp = nil
 	}
 	if rep.RSSIdle > 0 && peak.n > 0 {
-		rep.RSSPeak, rep.AnonPeak = max(peak.rss, rep.RSSIdle), max(peak.anon, rep.AnonIdle)
+		rep.RSSPeak = peak.withHWM(r.sampleOr(ctx, smp), idle)
+		rep.AnonPeak = max(peak.anon, rep.AnonIdle)
 		rep.RSSPeakAboveIdle = rep.RSSPeak - rep.RSSIdle
 	}
 	if err != nil {
@@ -506,12 +511,14 @@ func (r *run) readHistory(ctx context.Context, smp sampler, idle sample) (*ReadR
 		smp = nil
 	}
 	if smp != nil {
-		if after, err := smp.sample(ctx); err == nil {
+		after, err := smp.sample(ctx)
+		if err == nil {
 			rep.CPUSeconds = (after.cpu - before.cpu).Seconds()
 		}
-		if idle.rss > 0 && peak.n > 0 {
-			rep.RSSPeak = max(peak.rss, idle.rss)
-			rep.RSSPeakAboveIdle = rep.RSSPeak - idle.rss
+		if err == nil && idle.rss > 0 && peak.n > 0 {
+			rep.RSSPeak = peak.withHWM(after, before)
+			rep.RSSPeakAboveIdle = max(0, rep.RSSPeak-idle.rss)
+			rep.AnonPeak = peak.anon
 		}
 	}
 	return rep, cause(ctx)
@@ -591,6 +598,18 @@ type peakSamples struct {
 	rss, anon int64
 	n         int
 	err       error // the sampling error that stopped the window's samples
+}
+
+// withHWM returns the peak RSS of a window that began at start and ended
+// at end: the highest sample, or the process's high-water mark when it
+// rose during the window (then it is the exact peak, between samples
+// too).
+func (p peakSamples) withHWM(end, start sample) int64 {
+	peak := max(p.rss, start.rss)
+	if start.hwm > 0 && end.hwm > start.hwm {
+		peak = max(peak, end.hwm)
+	}
+	return peak
 }
 
 // watch samples the server every sampleEvery until finish is called.

@@ -266,7 +266,7 @@ func (rp *ReplayReport) writeText(ew *errWriter) {
 			rd.Completed, rd.Readers, rd.Failed, rd.Seconds, rd.EventsPerSecond, rd.MBPerSecond)
 		ew.printf("  one       %s\n", rd.Replay)
 		if rd.RSSPeak > 0 {
-			ew.printf("  server    RSS peak %.1f MB (+%.1f MB above idle), %.2f s CPU\n", mb(rd.RSSPeak), mb(rd.RSSPeakAboveIdle), rd.CPUSeconds)
+			ew.printf("  server    RSS peak %.1f MB (+%.1f MB above idle), anonymous peak %.1f MB, %.2f s CPU\n", mb(rd.RSSPeak), mb(rd.RSSPeakAboveIdle), mb(rd.AnonPeak), rd.CPUSeconds)
 		}
 	}
 }
