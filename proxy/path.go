@@ -1,8 +1,8 @@
 package proxy
 
 import (
+	"github.com/sseguard/sseguard/policy"
 	"net/http"
-	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -12,51 +12,13 @@ import (
 // serves. Two things can break that promise, and both are refused at the
 // edge:
 //
-//   - a path the upstream may resolve to another path: dot segments, empty
-//     segments, backslashes, control characters, and percent-encoded dots,
-//     slashes, backslashes or percent signs (an upstream that decodes once
-//     more, or normalises after decoding, sees another path);
+//   - a path the upstream may resolve to another path (policy.UncleanPath,
+//     which sseguard serve applies too);
 //   - a path that reaches a configured prefix only when letter case, ";"
 //     parameters or trailing dots and spaces are ignored: upstreams that
 //     route case-insensitively (Express, ASP.NET), strip path parameters
 //     (Tomcat, Jetty) or trailing dots (IIS) would serve that route's
 //     resource without its checks.
-
-// uncleanPath reports why the request's path may not be routed, or "".
-func uncleanPath(u *url.URL) string {
-	p := u.Path
-	if !strings.HasPrefix(p, "/") {
-		return "the path must start with /"
-	}
-	raw := u.RawPath
-	if raw == "" {
-		raw = p
-	}
-	lower := strings.ToLower(raw)
-	for _, enc := range []string{"%2e", "%2f", "%5c", "%25"} {
-		if strings.Contains(lower, enc) {
-			return "the path has a percent-encoded dot, slash, backslash or percent sign"
-		}
-	}
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c < 0x20 || c == 0x7f || c == '\\':
-			return "the path has a control character or a backslash"
-		case c == '%': // only %25 decodes to it
-			return "the path has a percent-encoded dot, slash, backslash or percent sign"
-		}
-	}
-	if strings.Contains(p, "//") {
-		return "the path has an empty segment (//)"
-	}
-	for _, seg := range strings.Split(p[1:], "/") {
-		seg, _, _ = strings.Cut(seg, ";") // "..;" is ".." to Tomcat
-		if seg == "." || seg == ".." {
-			return "the path has a dot segment (. or ..)"
-		}
-	}
-	return ""
-}
 
 // loosePath returns p as the most lenient upstream might read it: path
 // parameters (";...") cut from each segment, trailing dots and spaces
@@ -84,7 +46,7 @@ func prefixMatches(pre, path string) bool {
 // path or one that reaches a route only when read loosely, 404 when no
 // route matches.
 func (p *Proxy) route(r *http.Request) (*route, string) {
-	if why := uncleanPath(r.URL); why != "" {
+	if why := policy.UncleanPath(r.URL); why != "" {
 		return nil, why
 	}
 	path := r.URL.Path

@@ -187,6 +187,7 @@ func TestAttackTable(t *testing.T) {
 		{"a reserved topic takes no publishes, even from *", "POST", "/api/publish", withCT(bearer(good)), `{"topic":"sseguard:dashboard","data":"x"}`, 403, policy.CodeTopicForbidden},
 		{"* does not reach a reserved topic", "GET", "/events?topic=sseguard:dashboard", stream(good), "", 403, policy.CodeTopicForbidden},
 		{"a subscribe-only token cannot publish", "POST", "/api/publish", withCT(bearer(subOnly)), `{"topic":"t","data":"x"}`, 403, policy.CodeTopicForbidden},
+		{"a stream request with a body is refused", "GET", "/events?topic=secret", stream(good), strings.Repeat("b", 100<<10), 400, policy.CodeBadRequest},
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}
 	ctx := context.Background()

@@ -143,6 +143,10 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 
 // handleDashboardStream sends the stats once a second as "stats" events.
 func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
+	if prob := bodyOnStream(r); prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	p, prob := s.dashboardPrincipal(r)
 	if prob != nil {
 		policy.WriteProblem(w, r, prob)

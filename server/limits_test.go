@@ -232,7 +232,7 @@ func TestLongPollsCountAsStreams(t *testing.T) {
 
 func TestUncleanPathIsAProblem(t *testing.T) {
 	ts := start(t, nil, nil)
-	for _, p := range []string{"/api/../api/publish", "/./api/poll", "//events"} {
+	for _, p := range []string{"/api/../api/publish", "/./api/poll", "//events", "/x/%2e%2e/events", "/.%2E/events", "/events%2fx", "/a\\..\\events", "/api/..;/events"} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
 		if err != nil {
 			t.Fatal(err)
@@ -242,10 +242,10 @@ func TestUncleanPathIsAProblem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.StatusCode != 404 {
-			t.Errorf("%s: status %d, want 404", p, res.StatusCode)
+		if res.StatusCode != 400 {
+			t.Errorf("%s: status %d, want 400", p, res.StatusCode)
 		}
-		checkProblem(t, res, 404, policy.CodeNotFound)
+		checkProblem(t, res, 400, policy.CodeBadRequest)
 		res.Body.Close()
 		conn.Close()
 	}

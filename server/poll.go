@@ -182,8 +182,13 @@ func (s *Server) historyFailed(w http.ResponseWriter, r *http.Request, err error
 	s.storeFailed(w, r, err)
 }
 
+// storeFailed answers 503 for a store that failed, logging one line a
+// minute per path (a full disk fails every request: one line each would
+// flood the log; the hub logs failed commits the same way).
 func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) {
-	s.log.Error("store failed", "path", r.URL.Path, "err", err)
+	if n, ok := s.logs.Allow("store failed "+r.URL.Path, time.Now()); ok {
+		s.log.Error("store failed", "path", r.URL.Path, "err", err, "suppressed", n)
+	}
 	prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not available")
 	prob.Err = err
 	policy.WriteProblem(w, r, prob)

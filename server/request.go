@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/policy"
 )
 
@@ -98,7 +100,12 @@ func (s *Server) checkOrigin(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	case policy.CrossOriginAllowed:
 		policy.AllowOrigin(w, r.Header.Get("Origin"))
 	case policy.CrossOriginRefused:
-		s.log.Info("origin refused", "origin", r.Header.Get("Origin"), "path", r.URL.Path, "source", p.Source)
+		// The origin and path are the client's: clipped, and one line a
+		// minute per path stands for every refusal in between.
+		if n, ok := s.logs.Allow("origin refused "+lograte.Clip(r.URL.Path, 0), time.Now()); ok {
+			s.log.Info("origin refused", "origin", lograte.Clip(r.Header.Get("Origin"), 0),
+				"path", lograte.Clip(r.URL.Path, 0), "source", p.Source, "suppressed", n)
+		}
 		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden,
 			"this origin may not use this endpoint with these credentials"))
 		return false
@@ -127,3 +134,14 @@ func requestID(r *http.Request) string {
 }
 
 const idChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+
+// bodyOnStream refuses a stream request that carries a body: a stream's
+// handler runs for hours and has no body deadline, and net/http would
+// read up to 256 KB of an unread body, with no deadline, before the
+// stream's header could go out.
+func bodyOnStream(r *http.Request) *policy.Problem {
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		return nil
+	}
+	return policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, "a stream request carries no body")
+}

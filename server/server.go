@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +22,7 @@ import (
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
@@ -45,6 +45,9 @@ type Server struct {
 	metrics *telemetry.Metrics
 	guard   *guard
 	history *historyBudget // bounds the history pages held in memory (replay.go)
+	// logs keeps per-request warnings (refused origins, failed store
+	// reads) to one line a minute per kind, with a count.
+	logs lograte.Limiter
 	// replayPaged, when set (by tests), is called between two pages of a
 	// replay with the last ID written.
 	replayPaged func(last string)
@@ -118,11 +121,15 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	// script opened on its own is a document too.
 	assetHeaders := func(w http.ResponseWriter, r *http.Request) { s.profile.ApplyTo(w, r, policy.KindPage) }
 	mux.Handle("/", harden(only(web.Handler(notFound, assetHeaders), "GET", "HEAD")))
-	// http.ServeMux would answer an unclean path (/a/../b) itself, with an
-	// HTML redirect outside the header policy: refuse it here instead.
+	// An unclean path (/a/../b, //events, %2e%2e) is refused, as the proxy
+	// refuses it: a hop in front may resolve it to another path than the
+	// one routed here (and http.ServeMux would answer it with an HTML
+	// redirect outside the header policy).
 	s.handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p := r.URL.Path; p != "" && cleanPath(p) != p && r.Method != http.MethodConnect {
-			harden(notFound).ServeHTTP(w, r)
+		if why := policy.UncleanPath(r.URL); why != "" && r.Method != http.MethodConnect {
+			harden(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				policy.WriteProblem(w, r, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why))
+			})).ServeHTTP(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -284,18 +291,6 @@ func (w *bodyTimeoutWriter) Unwrap() http.ResponseWriter { return w.ResponseWrit
 
 // errBodyTimeout is what a handler's writes return after a 408 was sent.
 var errBodyTimeout = errors.New("server: the request body timed out; a 408 was sent")
-
-// cleanPath is the path http.ServeMux would redirect p to.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if strings.HasSuffix(p, "/") && np != "/" {
-		np += "/"
-	}
-	return np
-}
 
 // only refuses other methods with a 405 problem listing the allowed ones.
 func only(next http.Handler, methods ...string) http.Handler {

@@ -30,8 +30,10 @@ import (
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 type testServer struct {
-	base  string
-	srv   *Server
+	base string
+	srv  *Server
+	// logs returns what the server logged so far (JSON lines).
+	logs  func() string
 	hub   *hub.Hub
 	store store.Store
 	stop  func() error
@@ -100,7 +102,12 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 		return stopErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &testServer{base: "http://" + ln.Addr().String(), srv: srv, hub: h, store: st, stop: stop}
+	logText := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
+	return &testServer{base: "http://" + ln.Addr().String(), srv: srv, logs: logText, hub: h, store: st, stop: stop}
 }
 
 func token(t *testing.T, perms auth.Permissions, ttl time.Duration) string {

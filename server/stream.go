@@ -31,6 +31,10 @@ func resetEvent(reason, detail, after string) []byte {
 
 // handleEvents serves GET /events: replay after Last-Event-ID, then live.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	if prob := bodyOnStream(r); prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	topics, prob := s.topicsOf(r)
 	if prob != nil {
 		prob.Fallback = s.profile.Fallback
