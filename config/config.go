@@ -130,6 +130,9 @@ type Store struct {
 	// IdempotencyWindow is how long Idempotency-Key values are remembered.
 	// Default 24h.
 	IdempotencyWindow Duration `yaml:"idempotency_window"`
+	// SkipCheck skips the consistency check of events.db at start (it
+	// reads the whole file: about 0.1 s per 100k events). Default false.
+	SkipCheck bool `yaml:"skip_check"`
 }
 
 // Stream configures GET /events.

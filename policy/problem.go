@@ -24,6 +24,7 @@ const (
 	CodeRequestTimeout      = "request_timeout"
 	CodeBadRequest          = "bad_request"
 	CodeInvalidEvent        = "invalid_event"
+	CodeIdempotencyReused   = "idempotency_key_reused"
 	CodeNotFound            = "not_found"
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeUnsupportedMedia    = "unsupported_media_type"
@@ -54,7 +55,8 @@ var Codes = []CodeInfo{
 	{CodeBodyTooLarge, 413, "the request body exceeds the limit."},
 	{CodeRequestTimeout, 408, "the request body did not arrive within limits.read_body_timeout; the connection is closed."},
 	{CodeBadRequest, 400, "the request is malformed: the detail says which parameter."},
-	{CodeInvalidEvent, 400, "an event field cannot be sent safely (CR, LF or NUL in an id or type)."},
+	{CodeInvalidEvent, 400, "an event field cannot be sent safely: a type that is not a token of at most 256 bytes or is reserved (open, error, reset, sseguard.*), data that is not UTF-8."},
+	{CodeIdempotencyReused, 422, "the Idempotency-Key was already used by this principal for a different publish (another topic, type or data); nothing was stored. Use a new key for a new event."},
 	{CodeNotFound, 404, "no such route."},
 	{CodeMethodNotAllowed, 405, "the route exists but not for this method; Allow lists the methods."},
 	{CodeUnsupportedMedia, 415, "the request body's Content-Type is not one the route reads."},

@@ -100,6 +100,12 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		s.storeFailed(w, r, err)
 		return
 	}
+	if res[0].Conflict {
+		s.guard.forgetJTI(principal) // nothing was stored
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusUnprocessableEntity, policy.CodeIdempotencyReused,
+			"this Idempotency-Key was used for a different publish; nothing was stored: use a new key for a new event"))
+		return
+	}
 	writeJSON(w, http.StatusCreated, publishAnswer{ID: res[0].Event.ID, Duplicate: res[0].Duplicate})
 }
 

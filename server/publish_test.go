@@ -100,3 +100,29 @@ func TestTokensWithoutSubjectShareNothing(t *testing.T) {
 		t.Fatalf("stored %d events (%v), want both", len(page.Events), err)
 	}
 }
+
+// TestIdempotencyKeyReusedForOtherData: a retry (same key, same event) is
+// answered with the first ID; the same key for a different event is
+// refused with 422, not answered 201 while the new event is dropped.
+func TestIdempotencyKeyReusedForOtherData(t *testing.T) {
+	ts := start(t, nil, nil)
+	tok := token(t, allPerms, time.Hour)
+	res, first := ts.publish(t, tok, "t", "first", "Idempotency-Key", "k1")
+	if res.StatusCode != 201 {
+		t.Fatalf("first: %d %v", res.StatusCode, first)
+	}
+	res, retry := ts.publish(t, tok, "t", "first", "Idempotency-Key", "k1")
+	if res.StatusCode != 201 || retry["id"] != first["id"] || retry["duplicate"] != true {
+		t.Fatalf("retry: %d %v, want the first ID as a duplicate", res.StatusCode, retry)
+	}
+	for _, tc := range []struct{ topic, data string }{{"t", "second"}, {"u", "first"}} {
+		res, m := ts.publish(t, tok, tc.topic, tc.data, "Idempotency-Key", "k1")
+		if res.StatusCode != 422 || m["error"] != policy.CodeIdempotencyReused {
+			t.Fatalf("key reused for %s/%s: %d %v, want 422 %s", tc.topic, tc.data, res.StatusCode, m, policy.CodeIdempotencyReused)
+		}
+	}
+	page, err := ts.store.Read(context.Background(), []string{"t", "u"}, "", 10)
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("stored %d events (%v), want only the first", len(page.Events), err)
+	}
+}

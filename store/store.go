@@ -12,6 +12,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"time"
 )
@@ -46,6 +48,29 @@ type Appended struct {
 	// window: Event is then the first event stored under that key, and
 	// nothing new was stored.
 	Duplicate bool
+	// Conflict is true, with Duplicate, when the key was first used for a
+	// different record (another topic, type or data): nothing was stored,
+	// and the caller should refuse the request rather than answer it with
+	// the first event (a key reused by mistake would otherwise lose the new
+	// event silently). Keys stored by an older version of a store carry no
+	// fingerprint and never conflict.
+	Conflict bool
+}
+
+// Fingerprint identifies what a Record asks to store (topic, type and
+// data), so that a store can tell a retried publish from a key reused for
+// another one. Stores keep it with the idempotency key.
+func Fingerprint(r Record) [16]byte {
+	h := sha256.New()
+	for _, s := range []string{r.Topic, r.Type, r.Data} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var sum [16]byte
+	copy(sum[:], h.Sum(nil))
+	return sum
 }
 
 // Page is the result of a Read.

@@ -96,7 +96,9 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
 	}
-	return bolt.Open(filepath.Join(cfg.Data, "events.db"), ret, nil)
+	// A damaged file is refused here with an error that names it and says
+	// what to do; serve prints it as it is.
+	return bolt.Open(filepath.Join(cfg.Data, "events.db"), ret, &bolt.Options{SkipCheck: cfg.Store.SkipCheck})
 }
 
 func (c *serveCommand) run(ctx context.Context, env *environ, args []string) error {

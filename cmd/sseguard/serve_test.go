@@ -192,3 +192,21 @@ func TestServePprofMustBeLoopback(t *testing.T) {
 		}
 	})
 }
+
+// TestServeRefusesDamagedStore: a damaged events.db stops serve before it
+// listens, with a message that names the file and says what to do, and
+// no Go panic dump.
+func TestServeRefusesDamagedStore(t *testing.T) {
+	dir := t.TempDir()
+	junk := bytes.Repeat([]byte("not a bbolt file "), 1024)
+	if err := os.WriteFile(filepath.Join(dir, "events.db"), junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"serve", "--data", dir, "--listen", "127.0.0.1:0", "--config", writeConfig(t, dir)},
+		strings.NewReader(""), &stdout, &stderr)
+	out := stderr.String()
+	if code == 0 || !strings.Contains(out, "events.db") || strings.Contains(out, "goroutine ") || strings.Contains(out, `"listening"`) {
+		t.Fatalf("serve on a damaged store: exit %d\n%s", code, out)
+	}
+}

@@ -90,10 +90,13 @@ var ErrLocked = errors.New("data file is locked by another sseguard process")
 const formatVersion = 1
 
 var (
-	bucketMeta     = []byte("meta")
-	bucketEvents   = []byte("events")
-	bucketTopics   = []byte("topics")
-	bucketKeys     = []byte("keys")
+	bucketMeta   = []byte("meta")
+	bucketEvents = []byte("events")
+	bucketTopics = []byte("topics")
+	bucketKeys   = []byte("keys")
+	// bucketKeySums holds store.Fingerprint of each idempotency key's
+	// record, under the same key (files from before it have none).
+	bucketKeySums  = []byte("keysums")
 	bucketKeyTimes = []byte("keytimes")
 
 	keyVersion = []byte("version")
@@ -370,7 +373,7 @@ func initialize(tx *bbolt.Tx) error {
 			return err
 		}
 	}
-	for _, name := range [][]byte{bucketEvents, bucketTopics, bucketKeys, bucketKeyTimes} {
+	for _, name := range [][]byte{bucketEvents, bucketTopics, bucketKeys, bucketKeyTimes, bucketKeySums} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -418,7 +421,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 					return err
 				}
 				if ok {
-					out[i] = store.Appended{Event: ev, Duplicate: true}
+					out[i] = store.Appended{Event: ev, Duplicate: true, Conflict: w.conflicts(rec)}
 					continue
 				}
 			}

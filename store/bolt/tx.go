@@ -17,9 +17,9 @@ import (
 // writer appends events inside one write transaction. bbolt keeps the
 // slices handed to Put until the commit, so every Put gets fresh ones.
 type writer struct {
-	tx                                *bbolt.Tx
-	meta, events, topics, keys, times *bbolt.Bucket
-	seq                               uint64
+	tx                                      *bbolt.Tx
+	meta, events, topics, keys, times, sums *bbolt.Bucket
+	seq                                     uint64
 }
 
 // newWriter starts a writer whose first ID follows the file's sequence, or
@@ -32,6 +32,7 @@ func newWriter(tx *bbolt.Tx, floor uint64) *writer {
 		topics: tx.Bucket(bucketTopics),
 		keys:   tx.Bucket(bucketKeys),
 		times:  tx.Bucket(bucketKeyTimes),
+		sums:   tx.Bucket(bucketKeySums),
 	}
 	w.seq = max(u64(w.meta.Get(keySeq)), floor)
 	return w
@@ -72,6 +73,18 @@ func (w *writer) remembered(key string, now time.Time, window time.Duration) (st
 	return store.Event{ID: seqid.Format(seq), Topic: topic, Time: at}, true, nil
 }
 
+// conflicts reports whether rec's idempotency key, known to be
+// remembered, was stored for another record. A key without a fingerprint
+// (stored before fingerprints were kept) never conflicts.
+func (w *writer) conflicts(rec store.Record) bool {
+	got := w.sums.Get([]byte(rec.IdempotencyKey))
+	if len(got) != 16 {
+		return false
+	}
+	want := store.Fingerprint(rec)
+	return !bytes.Equal(got, want[:])
+}
+
 // append stores rec as the next event and applies the count limit to its
 // topic.
 func (w *writer) append(rec store.Record, now time.Time, maxPerTopic int) (store.Event, error) {
@@ -107,6 +120,10 @@ func (w *writer) append(rec store.Record, now time.Time, maxPerTopic int) (store
 		copy(v[16:], name)
 		if err := w.keys.Put(key, v); err != nil {
 			return store.Event{}, fmt.Errorf("put idempotency key: %w", err)
+		}
+		sum := store.Fingerprint(rec)
+		if err := w.sums.Put(key, sum[:]); err != nil {
+			return store.Event{}, fmt.Errorf("put idempotency fingerprint: %w", err)
 		}
 		w.times.FillPercent = 1
 		if err := w.times.Put(timeSeqKey(now, w.seq), key); err != nil {
@@ -194,7 +211,7 @@ func trimEvents(tx *bbolt.Tx, r store.Retention, now time.Time) (int, error) {
 
 // forgetKeys removes the idempotency keys stored before cutoff.
 func forgetKeys(tx *bbolt.Tx, cutoff time.Time) error {
-	keys, times := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyTimes)
+	keys, times, sums := tx.Bucket(bucketKeys), tx.Bucket(bucketKeyTimes), tx.Bucket(bucketKeySums)
 	limit := cutoff.UnixNano()
 	c := times.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.First() {
@@ -206,6 +223,9 @@ func forgetKeys(tx *bbolt.Tx, cutoff time.Time) error {
 		if cur := keys.Get(v); len(cur) >= 8 && u64(cur[:8]) == u64(k[8:]) {
 			if err := keys.Delete(bytes.Clone(v)); err != nil {
 				return fmt.Errorf("forget key: %w", err)
+			}
+			if err := sums.Delete(bytes.Clone(v)); err != nil {
+				return fmt.Errorf("forget key fingerprint: %w", err)
 			}
 		}
 		if err := c.Delete(); err != nil {

@@ -60,6 +60,7 @@ type keyEntry struct {
 	seq   uint64
 	topic string
 	at    time.Time
+	sum   [16]byte // store.Fingerprint of the record
 }
 
 type keyRef struct {
@@ -113,7 +114,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	for i, rec := range recs {
 		if rec.IdempotencyKey != "" {
 			if k, ok := s.keys[rec.IdempotencyKey]; ok && !expired(k.at, now, s.window) {
-				out[i] = store.Appended{Event: s.remembered(k), Duplicate: true}
+				out[i] = store.Appended{Event: s.remembered(k), Duplicate: true, Conflict: k.sum != store.Fingerprint(rec)}
 				continue
 			}
 		}
@@ -132,7 +133,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 			}
 		}
 		if rec.IdempotencyKey != "" {
-			s.keys[rec.IdempotencyKey] = keyEntry{seq: s.seq, topic: rec.Topic, at: now}
+			s.keys[rec.IdempotencyKey] = keyEntry{seq: s.seq, topic: rec.Topic, at: now, sum: store.Fingerprint(rec)}
 			s.order = append(s.order, keyRef{key: rec.IdempotencyKey, seq: s.seq})
 		}
 		out[i] = store.Appended{Event: ev}

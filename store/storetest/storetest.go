@@ -393,30 +393,37 @@ func testIdempotencyDuplicate(t *testing.T, open opener) {
 		// firsts[i][j] is the flat index of the record whose event record
 		// j of batch i must return.
 		firsts [][]int
+		// conflicts[i][j] says whether record j of batch i reused its key
+		// for a different record (Appended.Conflict).
+		conflicts [][]bool
 	}{
 		{
-			name:    "same batch",
-			batches: [][]store.Record{{keyed("a", "x", "k"), keyed("a", "y", "k")}},
-			dups:    [][]bool{{false, true}},
-			firsts:  [][]int{{0, 0}},
+			name:      "same batch",
+			batches:   [][]store.Record{{keyed("a", "x", "k"), keyed("a", "y", "k")}},
+			dups:      [][]bool{{false, true}},
+			firsts:    [][]int{{0, 0}},
+			conflicts: [][]bool{{false, true}},
 		},
 		{
-			name:    "across batches",
-			batches: [][]store.Record{{keyed("a", "x", "k")}, {rec("a", "plain"), keyed("a", "y", "k")}},
-			dups:    [][]bool{{false}, {false, true}},
-			firsts:  [][]int{{0}, {1, 0}},
+			name:      "across batches",
+			batches:   [][]store.Record{{keyed("a", "x", "k")}, {rec("a", "plain"), keyed("a", "y", "k")}},
+			dups:      [][]bool{{false}, {false, true}},
+			firsts:    [][]int{{0}, {1, 0}},
+			conflicts: [][]bool{{false}, {false, true}},
 		},
 		{
-			name:    "other topic returns the first event",
-			batches: [][]store.Record{{keyed("a", "x", "k")}, {keyed("b", "y", "k")}},
-			dups:    [][]bool{{false}, {true}},
-			firsts:  [][]int{{0}, {0}},
+			name:      "other topic returns the first event",
+			batches:   [][]store.Record{{keyed("a", "x", "k")}, {keyed("b", "y", "k")}},
+			dups:      [][]bool{{false}, {true}},
+			firsts:    [][]int{{0}, {0}},
+			conflicts: [][]bool{{false}, {true}},
 		},
 		{
-			name:    "three times",
-			batches: [][]store.Record{{keyed("a", "x", "k"), keyed("a", "x", "k")}, {keyed("a", "x", "k")}},
-			dups:    [][]bool{{false, true}, {true}},
-			firsts:  [][]int{{0, 0}, {0}},
+			name:      "three times",
+			batches:   [][]store.Record{{keyed("a", "x", "k"), keyed("a", "x", "k")}, {keyed("a", "x", "k")}},
+			dups:      [][]bool{{false, true}, {true}},
+			firsts:    [][]int{{0, 0}, {0}},
+			conflicts: [][]bool{{false, false}, {false}},
 		},
 	}
 	for _, tt := range tests {
@@ -429,6 +436,9 @@ func testIdempotencyDuplicate(t *testing.T, open opener) {
 				for j, g := range got {
 					if g.Duplicate != tt.dups[i][j] {
 						t.Errorf("batch %d record %d: Duplicate = %v, want %v", i, j, g.Duplicate, tt.dups[i][j])
+					}
+					if g.Conflict != tt.conflicts[i][j] {
+						t.Errorf("batch %d record %d: Conflict = %v, want %v", i, j, g.Conflict, tt.conflicts[i][j])
 					}
 					if !g.Duplicate {
 						stored = append(stored, g.Event)
@@ -506,8 +516,13 @@ func testIdempotencyAfterRetention(t *testing.T, open opener) {
 	newer := mustAppend(t, s, rec("a", "y"))[0].Event
 	mustTrim(t, s, time.Now())
 	again := mustAppend(t, s, store.Record{Topic: "a", Type: "t", Data: "x", IdempotencyKey: "k"})[0]
-	if !again.Duplicate || again.Event.ID != first.ID || again.Event.Topic != first.Topic || !again.Event.Time.Equal(first.Time) {
+	if !again.Duplicate || again.Conflict || again.Event.ID != first.ID || again.Event.Topic != first.Topic || !again.Event.Time.Equal(first.Time) {
 		t.Errorf("key of a trimmed event: %+v, want a duplicate of %s", again, brief(first))
+	}
+	// The event is gone, but the key still knows what it was stored for.
+	other := mustAppend(t, s, store.Record{Topic: "a", Type: "t", Data: "changed", IdempotencyKey: "k"})[0]
+	if !other.Duplicate || !other.Conflict {
+		t.Errorf("key of a trimmed event reused for other data: %+v, want a conflict", other)
 	}
 	if head := mustHead(t, s); head != newer.ID {
 		t.Errorf("Head = %q, want %q: the duplicate was stored", head, newer.ID)
