@@ -482,7 +482,7 @@ func TestStreamEndsAtTokenExpiry(t *testing.T) {
 
 	r := rawGet(t, tp.addr, "/events", "Accept: text/event-stream", "Authorization: Bearer "+tok)
 	checkStreamHead(t, r, policy.Strict)
-	body := r.readAll(exp.Add(leeway + 5*time.Second).Sub(time.Now()))
+	body := r.readAll(time.Until(exp.Add(leeway + 5*time.Second)))
 	ended := time.Now()
 	if body != "data: one\n\nretry: 0\n\n" || !r.clean {
 		t.Fatalf("body %q (clean %v), want the event, then retry: 0 and a clean end", body, r.clean)
