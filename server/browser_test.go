@@ -81,9 +81,9 @@ func TestDemoPageInBrowser(t *testing.T) {
 		}
 	})
 
-	// Messages arrive as events after the actions that caused them: give
-	// the last ones a moment, then stop collecting.
-	time.Sleep(200 * time.Millisecond)
+	// Messages arrive as events after the actions that caused them: wait
+	// until everything logged so far is in, then stop collecting.
+	browser.Settle(t, ctx, messages)
 	stopConsole()
 	for _, m := range messages() {
 		t.Logf("console: %s", m)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/policy"
 )
 
@@ -72,23 +73,15 @@ func TestStreamSlotFreedWhenClientLeaves(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/events?topic=demo", nil)
 		req.Header.Set("Accept", "text/event-stream")
-		var res *http.Response
-		var err error
-		for try := 0; try < 200; try++ { // the server notices a close asynchronously
-			res, err = http.DefaultClient.Do(req)
+		// The server notices a close asynchronously.
+		eventually.True(t, 0, func() bool {
+			res, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.StatusCode == 200 {
-				break
-			}
 			res.Body.Close()
-			time.Sleep(10 * time.Millisecond)
-		}
-		if res.StatusCode != 200 {
-			t.Fatalf("round %d: the slot was never freed (%d)", i, res.StatusCode)
-		}
-		res.Body.Close()
+			return res.StatusCode == 200
+		}, "round %d: the slot of the stream before was freed", i)
 		cancel()
 	}
 }

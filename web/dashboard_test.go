@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/sseguard/sseguard/internal/browser"
+	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
 	"github.com/sseguard/sseguard/web"
@@ -296,9 +297,9 @@ func TestDashboardWithFakeStream(t *testing.T) {
 		}
 	})
 
-	// Messages arrive as events after what caused them: give the last ones
-	// a moment.
-	time.Sleep(200 * time.Millisecond)
+	// Messages arrive as events after what caused them: wait until
+	// everything logged so far is in.
+	browser.Settle(t, ctx, messages)
 	for _, m := range messages() {
 		t.Logf("console: %s", m)
 		if m.IsException() || m.Type == chromedp.ConsoleError || strings.Contains(m.Text, "Content Security Policy") {
@@ -310,17 +311,18 @@ func TestDashboardWithFakeStream(t *testing.T) {
 	// CSP refuses an inline style.
 	t.Run("a violation would be seen", func(t *testing.T) {
 		eval[bool](t, ctx, "document.getElementById('log').setAttribute('style', 'color: red'), true")
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
+		seen := eventually.Wait(0, func() bool {
 			for _, m := range messages() {
 				if strings.Contains(m.Text, "Content Security Policy") {
 					t.Logf("canary: %s", m)
-					return
+					return true
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
+			return false
+		})
+		if !seen {
+			t.Error("an inline style attribute raised no CSP message in the console: the check above proves nothing")
 		}
-		t.Error("an inline style attribute raised no CSP message in the console: the check above proves nothing")
 	})
 	stopConsole()
 }

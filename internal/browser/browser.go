@@ -10,6 +10,7 @@ package browser
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sseguard/sseguard/internal/eventually"
 )
 
 // candidates are the names Debian and other distributions install Chromium
@@ -143,4 +146,34 @@ func Screenshot(t testing.TB, ctx context.Context) []byte {
 	}
 	t.Logf("screenshot: %s", path)
 	return png
+}
+
+// Settle waits until every console message the page logged before now has
+// reached messages (from Console): it logs a unique marker from the page
+// and waits for it to arrive. The renderer reports console calls,
+// exceptions and its log entries (CSP reports among them) over one
+// DevTools session, in the order they happened, so once the marker is in,
+// nothing logged before it is still on the way. Use it before asserting
+// that no error was logged, instead of waiting a fixed time, which lets a
+// late error pass unseen on a slow machine.
+func Settle(t testing.TB, ctx context.Context, messages func() []chromedp.ConsoleMessage) {
+	t.Helper()
+	marker := fmt.Sprintf("sseguard-test-settle-%d", time.Now().UnixNano())
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("console.debug(%q), true", marker))); err != nil {
+		t.Fatalf("logging the settle marker: %v", err)
+	}
+	eventually.True(t, 0, func() bool {
+		for _, m := range messages() {
+			if m.Text == marker {
+				return true
+			}
+		}
+		return false
+	}, "the page's console marker %s arrived", marker)
+}
+
+// IsSettleMarker reports whether m is a marker Settle logged, for tests
+// that list every message.
+func IsSettleMarker(m chromedp.ConsoleMessage) bool {
+	return strings.HasPrefix(m.Text, "sseguard-test-settle-")
 }
