@@ -1,0 +1,132 @@
+//go:build linux
+
+package park
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// benchSource is a Source that hands out what the benchmark pushed.
+type benchSource struct {
+	mu     sync.Mutex
+	queue  [][]byte
+	notify func()
+}
+
+func (s *benchSource) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	return dst, false
+}
+
+func (s *benchSource) SetNotify(fn func()) {
+	s.mu.Lock()
+	s.notify = fn
+	s.mu.Unlock()
+}
+
+func (s *benchSource) Close() {}
+
+func (s *benchSource) push(b []byte) {
+	s.mu.Lock()
+	s.queue = append(s.queue, b)
+	fn := s.notify
+	s.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+// BenchmarkWriter writes one event to each of 100 parked HTTP/1.1 streams
+// on loopback TCP and waits until every client has read it: the writers'
+// framing, their system calls and the kernel's loopback path.
+func BenchmarkWriter(b *testing.B) {
+	const streams = 100
+	p, err := New(Options{Heartbeat: time.Hour})
+	if err != nil {
+		b.Skipf("parking unavailable: %v", err)
+	}
+	defer p.Close(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+
+	var got, want atomic.Int64
+	arrived := make(chan struct{}, 1)
+	var readers sync.WaitGroup
+	srcs := make([]*benchSource, streams)
+	for i := range srcs {
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer client.Close()
+		srv, err := ln.Accept()
+		if err != nil {
+			b.Fatal(err)
+		}
+		srcs[i] = &benchSource{}
+		if err := p.Park(srv, srcs[i], true, time.Time{}); err != nil {
+			b.Fatal(err)
+		}
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := client.Read(buf)
+				if n > 0 && got.Add(int64(n)) == want.Load() {
+					arrived <- struct{}{}
+				}
+				if err != nil {
+					if err != io.EOF && !strings.Contains(err.Error(), "closed") {
+						b.Error(err)
+					}
+					return
+				}
+			}
+		}()
+	}
+	defer readers.Wait()
+	defer p.Close(nil) // ends the readers before they are waited for
+
+	wire := []byte("id: 1\nevent: price\ndata: " + strings.Repeat("x", 200) + "\n\n")
+	// On the wire, each event is one chunk: size line, event, CRLF.
+	perStream := int64(len(strconv.FormatInt(int64(len(wire)), 16)) + 2 + len(wire) + 2)
+	b.SetBytes(perStream * streams)
+	stall := time.NewTimer(time.Hour)
+	defer stall.Stop()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		want.Add(perStream * streams)
+		// The source frames the event once for every stream, as the hub's
+		// Frame.Chunk did.
+		chunk := strconv.AppendInt(make([]byte, 0, len(wire)+12), int64(len(wire)), 16)
+		chunk = append(chunk, '\r', '\n')
+		chunk = append(chunk, wire...)
+		chunk = append(chunk, '\r', '\n')
+		for _, s := range srcs {
+			s.push(chunk)
+		}
+		stall.Reset(20 * time.Second)
+		select {
+		case <-arrived:
+		case <-stall.C:
+			b.Fatalf("read %d bytes of %d", got.Load(), want.Load())
+		}
+	}
+	b.StopTimer()
+}
