@@ -68,7 +68,8 @@ func TestFullYAMLHasEveryKey(t *testing.T) {
 }
 
 // TestGolden renders each testdata/*.yaml as sseguard sees it: the
-// effective configuration, or the errors an operator is shown. Run with
+// effective configuration, or the errors "sseguard config check" shows,
+// with their lines. Run with
 // -update after a deliberate change to defaults or messages.
 func TestGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.yaml")
@@ -78,13 +79,17 @@ func TestGolden(t *testing.T) {
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
 		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var got string
-			c, err := Load(file)
+			c, err := Parse(data)
 			switch {
 			case err != nil:
 				got = "parse errors:\n" + err.Error() + "\n"
 			case c.Validate() != nil:
-				got = "validation errors:\n" + c.Validate().Error() + "\n"
+				got = "validation errors:\n" + Locate(data, c.Validate()).Error() + "\n"
 			default:
 				got = render(t, c)
 			}
@@ -257,15 +262,20 @@ func TestParseRefuses(t *testing.T) {
 	tests := []struct {
 		name, yaml, want string
 	}{
-		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "config: want one YAML document, found more after ---"},
-		{"syntax", "stream:\n  heartbeat: 5s\n retry: 1s\n", "config: yaml: line "},
-		{"tab indent", "stream:\n\theartbeat: 5s\n", "config: yaml: line 2:"},
+		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "line 2: a second YAML document after ---; want one"},
+		{"syntax", "stream:\n  heartbeat: 5s\n retry: 1s\n", "line 2: not YAML: "},
+		{"tab indent", "stream:\n\theartbeat: 5s\n", "line 2: not YAML: found character that cannot start any token"},
+		{"second document broken", "listen: 127.0.0.1:1\n---\n[\n", "line 3: not YAML: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml))
 			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
 				t.Errorf("got %v, want prefix %q", err, tt.want)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Line == 0 {
+				t.Errorf("got %#v, want a *FieldError with a line", err)
 			}
 		})
 	}
@@ -585,21 +595,10 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// fieldErrorsOf returns the *FieldError values joined in err, in order.
+// fieldErrorsOf returns the *FieldError values in err, in order.
 func fieldErrorsOf(err error) []*FieldError {
-	var errs []error
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		errs = j.Unwrap()
-	} else if err != nil {
-		errs = []error{err}
-	}
 	var fes []*FieldError
-	for _, e := range errs {
-		var fe *FieldError
-		if errors.As(e, &fe) {
-			fes = append(fes, fe)
-		}
-	}
+	eachFieldError(err, func(fe *FieldError) { fes = append(fes, fe) })
 	return fes
 }
 
@@ -627,12 +626,16 @@ func keys(t testing.TB) []key {
 	walk = func(v reflect.Value, prefix string) {
 		for i := range v.NumField() {
 			f := v.Type().Field(i)
-			tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			fv := reflect.Indirect(v.Field(i))
+			if opts == "inline" {
+				walk(fv, prefix)
+				continue
+			}
 			if tag == "" || tag == "-" {
 				t.Fatalf("%s has no yaml tag", f.Name)
 			}
 			path := prefix + tag
-			fv := reflect.Indirect(v.Field(i))
 			if fv.Kind() == reflect.Struct {
 				walk(fv, path+".")
 				continue
