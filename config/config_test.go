@@ -217,6 +217,9 @@ func TestParseErrors(t *testing.T) {
 		{"list as scalar", "auth:\n  anonymous_subscribe: demo\n", []string{
 			`line 2: auth.anonymous_subscribe: want a list of strings, got "demo"`,
 		}},
+		{"long value cut short by the decoder", "auth:\n  anonymous_subscribe: https://app.example/a/long/path\n", []string{
+			`line 2: auth.anonymous_subscribe: want a list of strings, got "https://app.example/a/long/path"`,
+		}},
 		{"list item as mapping", "auth:\n  anonymous_subscribe:\n    - news\n    - {topic: x}\n", []string{
 			"line 4: auth.anonymous_subscribe[1]: want a string, got a mapping",
 		}},

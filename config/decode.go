@@ -122,6 +122,8 @@ func fieldErrors(data []byte, te *yaml.TypeError, t reflect.Type) error {
 	_ = yaml.Unmarshal(data, &root) // it parsed once already
 	paths := map[int]string{}
 	keyPaths(&root, "", paths)
+	values := map[int]string{} // the first scalar value on each line
+	walkValues(&root, values)
 	keys := map[string][]string{}
 	if t != nil {
 		knownKeys(t, keys)
@@ -141,6 +143,9 @@ func fieldErrors(data []byte, te *yaml.TypeError, t reflect.Type) error {
 			}
 		} else if m := wrongTypeRE.FindStringSubmatch(fe.Problem); m != nil {
 			got := map[string]string{"seq": "a list", "map": "a mapping"}[m[1]]
+			if v, cut := values[fe.Line], strings.TrimSuffix(m[2], "..."); got == "" && cut != m[2] && strings.HasPrefix(v, cut) {
+				m[2] = v // the decoder cuts long values short
+			}
 			if got == "" {
 				got = strconv.Quote(m[2])
 			}
@@ -188,6 +193,22 @@ func walkPaths(n *yaml.Node, path string, at func(line int, path string)) {
 		}
 	default:
 		at(n.Line, path)
+	}
+}
+
+// walkValues records the first scalar value on each line under n.
+func walkValues(n *yaml.Node, m map[int]string) {
+	if n.Kind == yaml.ScalarNode {
+		if _, ok := m[n.Line]; !ok {
+			m[n.Line] = n.Value
+		}
+		return
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 0 {
+			continue // a key
+		}
+		walkValues(c, m)
 	}
 }
 

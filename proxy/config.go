@@ -1,19 +1,15 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
@@ -85,10 +81,9 @@ type Config struct {
 	// Upstream is the backend of every route that names none: an absolute
 	// http or https URL, whose path (if any) prefixes every request path.
 	Upstream string `yaml:"upstream"`
-	// Profile is the header policy: strict (default) or baseline.
-	Profile string `yaml:"profile"`
-	// Accept overrides the profile's Accept mode: strict or lenient.
-	Accept string `yaml:"accept"`
+	// Policy holds profile (strict, the default, or baseline) and accept
+	// (strict or lenient; default the profile's), as in serve's file.
+	config.Policy `yaml:",inline"`
 	// Fallback is the URL of the upstream's JSON polling fallback, put in
 	// the fallback member of refusals. Default none.
 	Fallback string `yaml:"fallback"`
@@ -124,15 +119,12 @@ type Config struct {
 	// MaxBodyBytes bounds a request body sent upstream (413 beyond).
 	// Default 1048576.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// MaxHeaderBytes bounds a request's header. Default 16384.
-	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// ReadHeaderTimeout bounds reading a request's header. Default 10s.
-	ReadHeaderTimeout config.Duration `yaml:"read_header_timeout"`
-	// ReadBodyTimeout bounds reading a request's body, from the end of the
-	// edge checks to its last byte, so that a client trickling a body
-	// cannot hold the proxy and the upstream; beyond it the client gets a
-	// 408 problem. Default 10s.
-	ReadBodyTimeout config.Duration `yaml:"read_body_timeout"`
+	// RequestLimits holds max_header_bytes (default 16384),
+	// read_header_timeout (default 10s) and read_body_timeout (default
+	// 10s), as in serve's limits section. The body's time counts from the
+	// end of the edge checks to its last byte, so that a client trickling
+	// a body cannot hold the proxy and the upstream.
+	config.RequestLimits `yaml:",inline"`
 	// DriftLogInterval is the least time between two drift log lines for
 	// one route and header; the lines in between are counted. Default 1m.
 	DriftLogInterval config.Duration `yaml:"drift_log_interval"`
@@ -140,10 +132,17 @@ type Config struct {
 	// this separate address. Default empty: off.
 	MetricsListen string `yaml:"metrics_listen"`
 
-	Auth Auth       `yaml:"auth"`
-	CORS CORS       `yaml:"cors"`
-	TLS  config.TLS `yaml:"tls"`
-	Log  config.Log `yaml:"log"`
+	// Auth configures token verification for routes with auth jwt.
+	Auth Auth `yaml:"auth"`
+	// CORS is decided at the edge as the hub decides it: AllowedOrigins
+	// is the global allowlist, and a cross-origin request is allowed only
+	// when its Origin is there and in the token's origins, or in
+	// AnonymousOrigins for routes without auth.
+	CORS config.CORS `yaml:"cors"`
+	// TLS serves HTTPS and HTTP/2; client certificates (client_ca_file,
+	// client_auth) are refused for now.
+	TLS config.TLS `yaml:"tls"`
+	Log config.Log `yaml:"log"`
 }
 
 // Route is one path prefix and where it goes.
@@ -172,39 +171,14 @@ type Route struct {
 // Auth configures token verification at the edge, for routes with auth
 // jwt. Tokens are verified by package auth.
 type Auth struct {
-	// Keys are the verification keys, each with its pinned algorithm.
-	Keys []config.Key `yaml:"keys"`
-	// JWKSURL is a JWKS to verify tokens with: an https URL, an http URL
-	// on loopback, or a file path.
-	JWKSURL string `yaml:"jwks_url"`
-	// JWKSRefresh is how often the JWKS is fetched again. Default 15m.
-	JWKSRefresh config.Duration `yaml:"jwks_refresh"`
-	// Audience, when set, lists the aud values accepted (any one).
-	Audience []string `yaml:"audience"`
-	// Issuer, when set, is the only iss accepted.
-	Issuer string `yaml:"issuer"`
-	// Leeway tolerates clock skew on exp, nbf and iat. Default 30s.
-	Leeway config.Duration `yaml:"leeway"`
-	// Cookie is the cookie that may carry the token. Default sseguard_token.
-	Cookie string `yaml:"cookie"`
-	// QueryParam lets the token come from this query parameter; it is
-	// removed before the request goes upstream. Default empty: off.
-	QueryParam string `yaml:"query_param"`
+	// Tokens holds the keys shared with serve's auth section: keys,
+	// jwks_url, jwks_refresh, audience, issuer, leeway, cookie and
+	// query_param. The query parameter is removed before the request goes
+	// upstream.
+	config.Tokens `yaml:",inline"`
 	// SubjectHeader carries the verified subject upstream; a client's own
 	// value is always removed. Default X-Sseguard-Subject.
 	SubjectHeader string `yaml:"subject_header"`
-}
-
-// CORS configures cross-origin access, decided at the edge as the hub does.
-type CORS struct {
-	// AllowedOrigins is the global allowlist. A cross-origin request is
-	// allowed only when its Origin is here and in the token's origins (or
-	// AnonymousOrigins for routes without auth). Default empty.
-	AllowedOrigins []string `yaml:"allowed_origins"`
-	// AnonymousOrigins may read routes without auth cross-origin.
-	AnonymousOrigins []string `yaml:"anonymous_origins"`
-	// MaxAge is how long browsers may cache a preflight answer. Default 10m.
-	MaxAge config.Duration `yaml:"max_age"`
 }
 
 // LoadConfig reads a configuration file; see ParseConfig.
@@ -222,19 +196,11 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig reads a configuration file's contents, refusing unknown
 // keys. It neither fills defaults nor validates: call Fill and Validate.
+// Its errors are config.Decode's: each a *config.FieldError with its line.
 func ParseConfig(data []byte) (*Config, error) {
 	c := &Config{}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(c)
-	if errors.Is(err, io.EOF) {
-		return c, nil
-	}
-	if err != nil {
+	if err := config.Decode(data, c); err != nil {
 		return nil, err
-	}
-	if !errors.Is(dec.Decode(new(yaml.Node)), io.EOF) {
-		return nil, errors.New("want one YAML document, found more after ---")
 	}
 	return c, nil
 }
@@ -242,7 +208,7 @@ func ParseConfig(data []byte) (*Config, error) {
 // Fill sets every field left at its zero value to its default.
 func (c *Config) Fill() {
 	setStr(&c.Listen, DefaultListen)
-	setStr(&c.Profile, "strict")
+	c.Policy.Fill()
 	if len(c.Routes) == 0 {
 		c.Routes = []Route{{Prefix: "/"}}
 	}
@@ -268,16 +234,13 @@ func (c *Config) Fill() {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = 16 << 10
-	}
-	setDur(&c.ReadHeaderTimeout, 10*time.Second)
-	setDur(&c.ReadBodyTimeout, DefaultReadBodyTimeout)
+	c.RequestLimits.Fill()
 	setDur(&c.DriftLogInterval, DefaultDriftLogInterval)
-	setDur(&c.Auth.JWKSRefresh, 15*time.Minute)
+	c.Auth.Tokens.Fill()
 	setStr(&c.Auth.SubjectHeader, DefaultSubjectHeader)
-	setDur(&c.CORS.MaxAge, 10*time.Minute)
-	setStr(&c.Log.Level, "info")
+	c.CORS.Fill()
+	c.TLS.Fill()
+	c.Log.Fill()
 }
 
 func setStr(p *string, v string) {
@@ -302,22 +265,15 @@ var notForwarded = []string{
 	"Accept-Encoding", "Content-Encoding", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
 }
 
-// Validate reports every configuration error, each naming its field. Call
-// it after Fill.
+// Validate reports every configuration error, each a *config.FieldError
+// naming its field. Call it after Fill. The sections shared with serve's
+// file are checked by package config, so that they mean the same in both.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	if _, err := policy.Lookup(c.Profile); err != nil {
-		bad("profile", "want strict or baseline, got %q", c.Profile)
-	}
-	if c.Accept != "" && c.Accept != "strict" && c.Accept != "lenient" {
-		bad("accept", "want strict or lenient, got %q", c.Accept)
-	}
+	errs := []error{c.Policy.Validate("")}
+	pr := &problems{}
 	if c.Upstream != "" {
 		if err := checkUpstream(c.Upstream); err != nil {
-			bad("upstream", "%v", err)
+			pr.add("upstream", "%v", err)
 		}
 	}
 	seen := map[string]int{}
@@ -325,86 +281,89 @@ func (c *Config) Validate() error {
 		f := fmt.Sprintf("routes[%d]", i)
 		switch {
 		case !strings.HasPrefix(r.Prefix, "/"):
-			bad(f+".prefix", "want a path starting with /, got %q", r.Prefix)
+			pr.add(f+".prefix", "want a path starting with /, got %q", r.Prefix)
 		case seen[r.Prefix] > 0:
-			bad(f+".prefix", "%q is also routes[%d].prefix", r.Prefix, seen[r.Prefix]-1)
+			pr.add(f+".prefix", "%q is also routes[%d].prefix", r.Prefix, seen[r.Prefix]-1)
 		}
 		seen[r.Prefix] = i + 1
 		if r.Upstream == "" {
-			bad(f+".upstream", "no upstream: set --upstream, upstream, or this route's upstream")
+			pr.add(f+".upstream", "no upstream: set --upstream, upstream, or this route's upstream")
 		} else if err := checkUpstream(r.Upstream); err != nil && r.Upstream != c.Upstream {
-			bad(f+".upstream", "%v", err)
+			pr.add(f+".upstream", "%v", err)
 		}
 		if !slices.Contains([]string{KindAuto, KindStream, KindJSON}, r.Kind) {
-			bad(f+".kind", "want auto, stream or json, got %q", r.Kind)
+			pr.add(f+".kind", "want auto, stream or json, got %q", r.Kind)
 		}
 		switch r.Auth {
 		case AuthNone:
 			if r.TopicParam != "" {
-				bad(f+".topic_param", "needs auth: jwt")
+				pr.add(f+".topic_param", "needs auth: jwt")
 			}
 		case AuthJWT:
 			if len(c.Auth.Keys) == 0 && c.Auth.JWKSURL == "" {
-				bad(f+".auth", "jwt needs auth.keys or auth.jwks_url")
+				pr.add(f+".auth", "jwt needs auth.keys or auth.jwks_url")
 			}
 		default:
-			bad(f+".auth", "want none or jwt, got %q", r.Auth)
+			pr.add(f+".auth", "want none or jwt, got %q", r.Auth)
 		}
-		checkHeaderList(bad, f+".response_headers", r.ResponseHeaders, c.Auth.SubjectHeader)
+		checkHeaderList(pr, f+".response_headers", r.ResponseHeaders, c.Auth.SubjectHeader)
 	}
-	checkHeaderList(bad, "response_headers", c.ResponseHeaders, "")
-	checkHeaderList(bad, "request_headers", c.RequestHeaders, c.Auth.SubjectHeader)
+	checkHeaderList(pr, "response_headers", c.ResponseHeaders, "")
+	checkHeaderList(pr, "request_headers", c.RequestHeaders, c.Auth.SubjectHeader)
 	for _, d := range []struct {
 		name string
 		v    config.Duration
 	}{
 		{"header_timeout", c.HeaderTimeout}, {"dial_timeout", c.DialTimeout}, {"write_timeout", c.WriteTimeout},
-		{"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter}, {"read_header_timeout", c.ReadHeaderTimeout}, {"read_body_timeout", c.ReadBodyTimeout},
-		{"drift_log_interval", c.DriftLogInterval},
+		{"shutdown_timeout", c.ShutdownTimeout}, {"retry_after", c.RetryAfter}, {"drift_log_interval", c.DriftLogInterval},
 	} {
 		if d.v < 0 {
-			bad(d.name, "must not be negative")
+			pr.add(d.name, "must not be negative")
 		}
 	}
 	if c.MaxBodyBytes < 0 {
-		bad("max_body_bytes", "must not be negative")
+		pr.add("max_body_bytes", "must not be negative")
 	}
-	for i, k := range c.Auth.Keys {
-		f := fmt.Sprintf("auth.keys[%d]", i)
-		switch {
-		case strings.HasPrefix(k.Algorithm, "HS") && (k.SecretFile == "" || k.PublicKeyFile != ""):
-			bad(f, "%s needs secret_file and no public_key_file", k.Algorithm)
-		case !strings.HasPrefix(k.Algorithm, "HS") && (k.PublicKeyFile == "" || k.SecretFile != ""):
-			bad(f, "%q needs public_key_file and no secret_file", k.Algorithm)
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			pr.add("metrics_listen", "want host:port, got %q", c.MetricsListen)
 		}
 	}
+	errs = append(errs, pr.err(), c.RequestLimits.Validate(""), c.Auth.Tokens.Validate("auth"))
+	pr = &problems{}
 	if !policy.IsToken(c.Auth.SubjectHeader) {
-		bad("auth.subject_header", "%q is not a header name", c.Auth.SubjectHeader)
+		pr.add("auth.subject_header", "%q is not a header name", c.Auth.SubjectHeader)
 	}
-	for _, list := range []struct {
-		name string
-		v    []string
-	}{{"cors.allowed_origins", c.CORS.AllowedOrigins}, {"cors.anonymous_origins", c.CORS.AnonymousOrigins}} {
-		for i, o := range list.v {
-			if u, err := url.Parse(o); o == "*" || o == "null" || err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
-				bad(fmt.Sprintf("%s[%d]", list.name, i), "want an origin such as https://app.example, got %q", o)
-			}
+	errs = append(errs, pr.err(), c.CORS.Validate("cors"), c.TLS.Validate("tls"))
+	pr = &problems{}
+	if c.TLS.ClientCAFile != "" || c.TLS.ClientAuth == "require" {
+		pr.add("tls.client_ca_file", "client certificates are not supported by the proxy; use tokens (auth)")
+	}
+	errs = append(errs, pr.err(), c.Log.Validate("log"))
+	return flatten(errs)
+}
+
+// problems collects the *config.FieldError values of one validation.
+type problems struct{ errs []error }
+
+func (p *problems) add(field, format string, args ...any) {
+	p.errs = append(p.errs, &config.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+func (p *problems) err() error { return errors.Join(p.errs...) }
+
+// flatten joins the errors of each section into one flat list, one
+// *config.FieldError a line.
+func flatten(errs []error) error {
+	var flat []error
+	for _, err := range errs {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else if err != nil {
+			flat = append(flat, err)
 		}
 	}
-	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		bad("tls", "cert_file and key_file go together")
-	}
-	if c.TLS.ClientCAFile != "" || c.TLS.ClientAuth != "" {
-		bad("tls.client_ca_file", "client certificates are not supported by the proxy; use tokens (auth)")
-	}
-	if f := c.Log.Format; f != "" && f != "json" && f != "text" {
-		bad("log.format", "want json or text, got %q", f)
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
-		bad("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
-	}
-	return errors.Join(errs...)
+	return errors.Join(flat...)
 }
 
 func checkUpstream(s string) error {
@@ -418,18 +377,18 @@ func checkUpstream(s string) error {
 	return nil
 }
 
-func checkHeaderList(bad func(string, string, ...any), field string, names []string, subject string) {
+func checkHeaderList(pr *problems, field string, names []string, subject string) {
 	for i, n := range names {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		switch {
 		case !policy.IsToken(n):
-			bad(f, "%q is not a header name", n)
+			pr.add(f, "%q is not a header name", n)
 		case slices.Contains(notForwarded, http.CanonicalHeaderKey(n)):
-			bad(f, "%s is never forwarded: the proxy handles it", n)
+			pr.add(f, "%s is never forwarded: the proxy handles it", n)
 		case strings.HasPrefix(http.CanonicalHeaderKey(n), "Access-Control-"):
-			bad(f, "%s is decided at the edge (cors), never by the upstream", n)
+			pr.add(f, "%s is decided at the edge (cors), never by the upstream", n)
 		case subject != "" && strings.EqualFold(n, subject):
-			bad(f, "%s is auth.subject_header: the proxy sets it from the verified token", n)
+			pr.add(f, "%s is auth.subject_header: the proxy sets it from the verified token", n)
 		}
 	}
 }

@@ -1,13 +1,147 @@
 package proxy_test
 
 import (
+	"errors"
+	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/proxy"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from testdata/*.yaml")
+
+// TestGolden renders each testdata/*.yaml as the proxy sees it: the
+// effective configuration after Fill, or the errors "sseguard config
+// check" shows, with their lines. Run with -update after a deliberate
+// change to defaults or messages, and check the diff.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 4 {
+		t.Fatalf("found %d files in testdata, want example, invalid, minimal and types", len(files))
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			c, err := proxy.ParseConfig(data)
+			if err != nil {
+				got = "parse errors:\n" + err.Error() + "\n"
+			} else {
+				c.Fill()
+				if err := c.Validate(); err != nil {
+					got = "validation errors:\n" + config.Locate(data, err).Error() + "\n"
+				} else {
+					b, err := yaml.Marshal(c)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = string(b)
+				}
+			}
+			golden := strings.TrimSuffix(file, ".yaml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./proxy -run TestGolden -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("%s is out of date (run go test ./proxy -run TestGolden -update after checking the diff)\n got:\n%s\nwant:\n%s", golden, got, want)
+			}
+		})
+	}
+}
+
+// TestConfigSharesServeRules checks that a section both files have is
+// refused the same way in both, with the same words: origins that would
+// never match, key algorithms, JWKS URLs, log settings, TLS pairs and
+// request limits.
+func TestConfigSharesServeRules(t *testing.T) {
+	tests := []struct {
+		name          string
+		serve, prox   string // the section as each file writes it
+		field, pfield string // the field each names
+	}{
+		{"upper-case origin", "cors: {allowed_origins: [https://App.Example]}", "", "cors.allowed_origins[0]", ""},
+		{"origin with a query", "cors: {allowed_origins: ['https://app.example?x=1']}", "", "cors.allowed_origins[0]", ""},
+		{"origin with a default port", "cors: {allowed_origins: ['https://app.example:443']}", "", "cors.allowed_origins[0]", ""},
+		{"null origin", "cors: {allowed_origins: ['null']}", "", "cors.allowed_origins[0]", ""},
+		{"anonymous origin not allowed", "cors: {allowed_origins: [https://a.example], anonymous_origins: [https://b.example]}", "", "cors.anonymous_origins[0]", ""},
+		{"negative preflight cache", "cors: {max_age: -1s}", "", "cors.max_age", ""},
+		{"unknown key algorithm", "auth: {keys: [{algorithm: none, secret_file: k}]}", "", "auth.keys[0].algorithm", ""},
+		{"HMAC key with a public key", "auth: {keys: [{algorithm: HS256, public_key_file: k}]}", "", "auth.keys[0]", ""},
+		{"JWKS over plain http", "auth: {jwks_url: 'http://idp.example/jwks'}", "", "auth.jwks_url", ""},
+		{"empty audience", "auth: {audience: ['']}", "", "auth.audience[0]", ""},
+		{"cookie name", "auth: {cookie: 'a b'}", "", "auth.cookie", ""},
+		{"negative leeway", "auth: {leeway: -1s}", "", "auth.leeway", ""},
+		{"profile", "profile: loose", "", "profile", ""},
+		{"accept", "accept: any", "", "accept", ""},
+		{"log level", "log: {level: loud}", "", "log.level", ""},
+		{"log format", "log: {format: xml}", "", "log.format", ""},
+		{"cert without key", "tls: {cert_file: c.pem}", "", "tls", ""},
+		{"header limit", "limits: {max_header_bytes: 100}", "max_header_bytes: 100", "limits.max_header_bytes", "max_header_bytes"},
+		{"body timeout", "limits: {read_body_timeout: -1s}", "read_body_timeout: -1s", "limits.read_body_timeout", "read_body_timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prox, pfield := tt.prox, tt.pfield
+			if prox == "" {
+				prox, pfield = tt.serve, tt.field
+			}
+			sc, err := config.Parse([]byte(tt.serve + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveErr := problemOf(t, sc.Validate(), tt.field)
+			pc, err := proxy.ParseConfig([]byte("upstream: http://127.0.0.1:3000\n" + prox + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pc.Fill()
+			if proxyErr := problemOf(t, pc.Validate(), pfield); proxyErr != serveErr {
+				t.Errorf("serve says %s: %s\nproxy says %s: %s", tt.field, serveErr, pfield, proxyErr)
+			}
+		})
+	}
+}
+
+// problemOf returns the problem err reports about field, failing the test
+// when there is none or when err holds anything but *config.FieldError.
+func problemOf(t *testing.T, err error, field string) string {
+	t.Helper()
+	var found string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *config.FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%T %v is not a *config.FieldError", e, e)
+		}
+		if fe.Field == field {
+			found = fe.Problem
+		}
+	}
+	if found == "" {
+		t.Fatalf("no error on %s in %v", field, err)
+	}
+	return found
+}
 
 func TestExampleConfig(t *testing.T) {
 	c, err := proxy.LoadConfig("testdata/example.yaml")
@@ -72,6 +206,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 			}
 			if err == nil {
 				t.Fatal("no error")
+			}
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var fe *config.FieldError
+				if !errors.As(e, &fe) {
+					t.Errorf("%T %v is not a *config.FieldError", e, e)
+				}
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
