@@ -20,9 +20,12 @@ import (
 const (
 	// DriftMissing: the upstream did not send a header the policy sets.
 	DriftMissing = "missing"
-	// DriftWrongValue: the upstream sent a policy header once, with another
-	// value (or, on a stream route, a Content-Type other than
-	// text/event-stream, which is refused with 502).
+	// DriftWrongValue: the upstream sent a policy header once, with a
+	// value that does not mean what the policy's does (policy.Satisfies,
+	// the comparison the scanner makes: Cache-Control directives in another
+	// order are no drift, a missing no-transform is), or, on a stream
+	// route, a Content-Type other than text/event-stream, which is refused
+	// with 502.
 	DriftWrongValue = "wrong_value"
 	// DriftDuplicate: the upstream sent a policy header more than once.
 	DriftDuplicate = "duplicate"
@@ -31,7 +34,8 @@ const (
 	// where it is forbidden (RFC 9113 section 8.2.2).
 	DriftForbiddenH2 = "forbidden_h2"
 	// DriftContentEncoding: the upstream compressed the response although
-	// the proxy asked for identity; the proxy decodes gzip and deflate.
+	// the proxy asked for identity; the proxy decodes gzip and deflate
+	// (zlib or raw) with policy.DecodeContent.
 	DriftContentEncoding = "content_encoding"
 	// DriftDropped: the upstream sent a header that is not on the
 	// allowlist, or one the policy removes from this kind of response

@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"compress/gzip"
-	"compress/zlib"
 	"context"
 	"errors"
 	"fmt"
@@ -191,7 +189,7 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 				drifts = append(drifts, drift{header: name, kind: DriftMissing, policy: h.Value})
 			case len(got) > 1:
 				drifts = append(drifts, drift{header: name, kind: DriftDuplicate, upstream: got, policy: h.Value})
-			case got[0] != h.Value:
+			case !policy.Satisfies(name, got, h.Value):
 				drifts = append(drifts, drift{header: name, kind: DriftWrongValue, upstream: got, policy: h.Value})
 			}
 		}
@@ -243,60 +241,39 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 }
 
 // decode undoes a Content-Encoding the upstream applied although the
-// proxy asked for identity. gzip and deflate are decoded as the body is
-// read; identity is dropped; anything else is an error.
+// proxy asked for identity, with the decoder the scanner uses: gzip, and
+// deflate as zlib or raw, decoded as the body is read; identity is
+// dropped; anything else is an error.
 func decode(res *http.Response) (bool, error) {
-	codings := res.Header.Values("Content-Encoding")
-	var list []string
-	for _, v := range codings {
-		for _, c := range strings.Split(v, ",") {
-			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
-				list = append(list, c)
-			}
-		}
-	}
+	dec, coding, err := policy.DecodeContent(res.Header.Values("Content-Encoding"), res.Body)
 	switch {
-	case len(codings) == 0:
+	case err != nil && strings.Contains(coding, ","):
+		return false, fmt.Errorf("the upstream applied several content codings (%s); the proxy asks for identity", coding)
+	case err != nil:
+		return false, fmt.Errorf("the upstream compressed the response with %q, which the proxy cannot decode; it asks for identity", coding)
+	case coding == "":
 		return false, nil
-	case len(list) == 0:
-		return false, nil
-	case len(list) > 1:
-		return false, fmt.Errorf("the upstream applied several content codings (%s); the proxy asks for identity", strings.Join(list, ", "))
 	}
-	switch list[0] {
-	case "gzip", "x-gzip":
-		res.Body = &lazyDecoder{src: res.Body, open: func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }}
-	case "deflate":
-		res.Body = &lazyDecoder{src: res.Body, open: func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }}
-	default:
-		return false, fmt.Errorf("the upstream compressed the response with %q, which the proxy cannot decode; it asks for identity", list[0])
-	}
+	res.Body = &decodedBody{dec: dec, src: res.Body}
 	return true, nil
 }
 
-// lazyDecoder opens its decompressor at the first Read, so that reading a
-// compression header never delays the response header.
-type lazyDecoder struct {
-	src  io.ReadCloser
-	open func(io.Reader) (io.Reader, error)
-	r    io.Reader
+// decodedBody reads an upstream body through its decoder and closes the
+// upstream body.
+type decodedBody struct {
+	dec io.Reader
+	src io.Closer
 }
 
-func (d *lazyDecoder) Read(p []byte) (int, error) {
-	if d.r == nil {
-		r, err := d.open(d.src)
-		if err != nil {
-			if err == io.EOF {
-				return 0, io.EOF // an empty body
-			}
-			return 0, fmt.Errorf("decoding the upstream body: %w", err)
-		}
-		d.r = r
+func (d *decodedBody) Read(p []byte) (int, error) {
+	n, err := d.dec.Read(p)
+	if policy.IsCorruptContent(err) {
+		err = fmt.Errorf("decoding the upstream body: %w", err)
 	}
-	return d.r.Read(p)
+	return n, err
 }
 
-func (d *lazyDecoder) Close() error { return d.src.Close() }
+func (d *decodedBody) Close() error { return d.src.Close() }
 
 // upstreamFailed returns the 502 problem for an upstream response the
 // policy refuses.
