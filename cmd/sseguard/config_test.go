@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,16 @@ func TestConfigCheck(t *testing.T) {
 	invalid := writeConfigFile(t, "invalid.yaml", "stream:\n  heartbeat: -1s\n  max_topics: 5000\nlog:\n  level: loud\n")
 	typo := writeConfigFile(t, "typo.yaml", "stream:\n  hearbeat: 5s\n  retry: 5\n")
 	missing := filepath.Join(t.TempDir(), "missing.yaml")
+	proxyGood, err := filepath.Abs("../../proxy/testdata/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyBad := writeConfigFile(t, "proxy.yaml", "upstream: http://127.0.0.1:3000\ncors:\n  allowed_origins: [https://App.Example]\nroutes:\n  - prefix: /events\n    kind: sse\n")
+	proxyNoUpstream := writeConfigFile(t, "proxy-routes.yaml", "routes:\n  - prefix: /events\n    kind: stream\n")
+	policyGood := writeConfigFile(t, "policy.yaml", "extends: baseline\nunset: [X-Accel-Buffering]\n")
+	policyBad := writeConfigFile(t, "policy-bad.yaml", "extends: strict\nstream:\n  - name: Cache-Control\n  - {name: X, value: y, reasn: z}\n")
+	mixed := writeConfigFile(t, "mixed.yaml", "upstream: http://127.0.0.1:3000\nstore:\n  driver: memory\n")
+	notYAML := writeConfigFile(t, "not.yaml", "listen: 127.0.0.1:1\n  data: x\n")
 
 	tests := []struct {
 		name   string
@@ -33,25 +44,47 @@ func TestConfigCheck(t *testing.T) {
 		stdout []string // substrings
 		stderr []string // substrings
 	}{
-		{"good file", []string{"config", "check", good}, 0, []string{good + ": ok\n"}, nil},
-		{"empty file", []string{"config", "check", empty}, 0, []string{empty + ": ok\n"}, nil},
-		{"invalid values", []string{"config", "check", invalid}, 1, nil, []string{
-			invalid + " is not valid:\n",
-			"\nstream.heartbeat: must not be negative\n",
-			"\nstream.max_topics: want 1 to 1024, got 5000\n",
-			"\nlog.level: want debug, info, warn or error, got \"loud\"\n",
+		{"good file", []string{"config", "check", good}, 0, []string{good + ": ok (serve configuration)\n"}, nil},
+		{"empty file", []string{"config", "check", empty}, 0, []string{empty + ": ok (serve configuration)\n"}, nil},
+		{"invalid values, with lines", []string{"config", "check", invalid}, 1, nil, []string{
+			invalid + " is not a valid serve configuration (told by its keys stream; --kind chooses another):\n",
+			"\nline 2: stream.heartbeat: must not be negative\n",
+			"\nline 3: stream.max_topics: want 1 to 1024, got 5000\n",
+			"\nline 5: log.level: want debug, info, warn or error, got \"loud\"\n",
 		}},
 		{"unknown key and wrong type", []string{"config", "check", typo}, 1, nil, []string{
-			typo + ": line 2: stream.hearbeat: unknown key",
+			typo + " is not a valid serve configuration",
+			"\nline 2: stream.hearbeat: unknown key",
 			"\nline 3: stream.retry: want a duration such as \"15s\", got \"5\"\n",
 		}},
+		{"not YAML", []string{"config", "check", notYAML}, 1, nil, []string{"\nline 2: not YAML: "}},
+		{"proxy file", []string{"config", "check", proxyGood}, 0, []string{proxyGood + ": ok (proxy configuration)\n"}, nil},
+		{"proxy file, invalid", []string{"config", "check", proxyBad}, 1, nil, []string{
+			proxyBad + " is not a valid proxy configuration (told by its keys upstream, routes; --kind chooses another):\n",
+			"\nline 3: cors.allowed_origins[0]: got \"https://App.Example\", write \"https://app.example\"",
+			"\nline 6: routes[0].kind: want auto, stream or json, got \"sse\"",
+		}},
+		{"proxy file without upstream", []string{"config", "check", proxyNoUpstream}, 0, []string{
+			proxyNoUpstream + ": ok (proxy configuration; sseguard proxy needs --upstream with it)\n"}, nil},
+		{"policy file", []string{"config", "check", policyGood}, 0, []string{policyGood + ": ok (scan policy file)\n"}, nil},
+		{"policy file, invalid", []string{"config", "check", policyBad}, 1, nil, []string{
+			policyBad + " is not a valid scan policy file",
+			"\nline 4: stream[1].reasn: unknown key",
+		}},
+		{"kind flag", []string{"config", "check", "--kind", "proxy", empty}, 0, []string{empty + ": ok (proxy configuration; sseguard proxy needs --upstream with it)\n"}, nil},
+		{"kind flag after the file", []string{"config", "check", good, "--kind=serve"}, 0, []string{good + ": ok (serve configuration)\n"}, nil},
+		{"kind flag overrides the keys", []string{"config", "check", "--kind", "serve", proxyGood}, 1, nil, []string{
+			proxyGood + " is not a valid serve configuration:\n", "line 3: upstream: unknown key"}},
+		{"mixed kinds", []string{"config", "check", mixed}, 1, nil, []string{
+			mixed + ": the file has keys of a serve configuration (store) and of a proxy configuration (upstream)"}},
+		{"unknown kind", []string{"config", "check", "--kind", "nginx", good}, 2, nil, []string{`--kind "nginx": want serve, proxy or policy`, "hint: "}},
 		{"missing file", []string{"config", "check", missing}, 1, nil, []string{"missing.yaml", "no such file"}},
-		{"no subcommand", []string{"config"}, 2, nil, []string{"want: config check FILE", "hint: "}},
-		{"no file", []string{"config", "check"}, 2, nil, []string{"want: config check FILE"}},
-		{"two files", []string{"config", "check", good, good}, 2, nil, []string{"want: config check FILE"}},
-		{"unknown subcommand", []string{"config", "lint", good}, 2, nil, []string{"want: config check FILE"}},
+		{"no subcommand", []string{"config"}, 2, nil, []string{"want: config check [--kind serve|proxy|policy] FILE", "hint: "}},
+		{"no file", []string{"config", "check"}, 2, nil, []string{"want: config check"}},
+		{"two files", []string{"config", "check", good, good}, 2, nil, []string{"want: config check"}},
+		{"unknown subcommand", []string{"config", "lint", good}, 2, nil, []string{"want: config check"}},
 		{"unknown flag", []string{"config", "--strict", "check", good}, 2, nil, []string{"hint: run 'sseguard config --help'"}},
-		{"help", []string{"config", "--help"}, 0, []string{"Usage: sseguard config check FILE"}, nil},
+		{"help", []string{"config", "--help"}, 0, []string{"Usage: sseguard config check [--kind serve|proxy|policy] FILE", "-kind"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +107,86 @@ func TestConfigCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// skipMarker, on the line before a yaml block of the docs, marks a block
+// that is not an sseguard file (a CI workflow, a fragment).
+const skipMarker = "<!-- config: skip -->"
+
+// TestDocsExamplesAreValid runs "sseguard config check" on every yaml
+// block of the README and docs/*.md, so that no page shows a file
+// sseguard would refuse. A block that is not one of sseguard's files is
+// marked with skipMarker on the line before it.
+func TestDocsExamplesAreValid(t *testing.T) {
+	pages, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages = append(pages, "../../README.md")
+	kinds := map[string]int{}
+	for _, page := range pages {
+		raw, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range yamlBlocks(string(raw)) {
+			name := fmt.Sprintf("%s:%d", filepath.Base(page), b.line)
+			if b.skip {
+				continue
+			}
+			t.Run(name, func(t *testing.T) {
+				file := writeConfigFile(t, "example.yaml", b.text)
+				code, out, errOut := runCLI(t, "config", "check", file)
+				if code != 0 {
+					t.Fatalf("%s: the yaml block at line %d is refused (mark it %s if it is not an sseguard file):\n%s", page, b.line, skipMarker, errOut)
+				}
+				for _, k := range []string{"serve configuration", "proxy configuration", "scan policy file"} {
+					if strings.Contains(out, "("+k) {
+						kinds[k]++
+					}
+				}
+			})
+		}
+	}
+	// The pages show one file of each kind at least; if a page loses its
+	// example, or its fence changes, this test would check nothing.
+	for _, k := range []string{"serve configuration", "proxy configuration", "scan policy file"} {
+		if kinds[k] == 0 {
+			t.Errorf("no yaml block of the docs was checked as a %s", k)
+		}
+	}
+}
+
+// block is one fenced yaml block of a page.
+type block struct {
+	line int // of its opening fence
+	text string
+	skip bool
+}
+
+// yamlBlocks returns the ```yaml blocks of a Markdown page, with their
+// indentation (inside a list item) removed.
+func yamlBlocks(page string) []block {
+	var blocks []block
+	var cur *block
+	var indent, prev string
+	for i, line := range strings.Split(page, "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case cur == nil && trimmed == "```yaml":
+			indent = line[:len(line)-len(strings.TrimLeft(line, " "))]
+			cur = &block{line: i + 1, skip: prev == skipMarker}
+		case cur != nil && trimmed == "```":
+			blocks = append(blocks, *cur)
+			cur = nil
+		case cur != nil:
+			cur.text += strings.TrimPrefix(line, indent) + "\n"
+		}
+		if trimmed != "" {
+			prev = trimmed
+		}
+	}
+	return blocks
 }
 
 // TestServeRefusesInvalidConfig checks that serve stops before listening,
