@@ -51,6 +51,23 @@ func DecideOrigin(r *http.Request, global, principal []string) OriginDecision {
 	return CrossOriginRefused
 }
 
+// CheckOrigin applies DecideOrigin to r and acts on it: an allowed cross
+// origin is allowed on w (AllowOrigin), and a refused one gets the 403
+// origin_forbidden problem, returned for the caller to log and write. A
+// nil result means the handler may go on. principal is what the caller's
+// credentials grant: a token's origins, or the anonymous origins for an
+// anonymous caller.
+func CheckOrigin(w http.ResponseWriter, r *http.Request, global, principal []string) *Problem {
+	switch DecideOrigin(r, global, principal) {
+	case CrossOriginAllowed:
+		AllowOrigin(w, r.Header.Get("Origin"))
+	case CrossOriginRefused:
+		return NewProblem(http.StatusForbidden, CodeOriginForbidden,
+			"this origin may not use this endpoint with these credentials")
+	}
+	return nil
+}
+
 // IsSameOrigin reports whether origin is the origin r was sent to:
 // scheme, host and port equal (the scheme from the connection, the host
 // from the Host header).

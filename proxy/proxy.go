@@ -2,16 +2,12 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,11 +16,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/internal/httpserve"
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/telemetry"
 )
 
 // Proxy is the hardening reverse proxy: an http.Handler that checks each
@@ -105,7 +101,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 		profile:     base.Clone(),
 		log:         log,
 		lim:         newLimiter(c.DriftLogInterval.D()),
-		reg:         prometheus.NewRegistry(),
+		reg:         telemetry.NewRegistry(),
 		reqAllow:    headerSet(c.RequestHeaders),
 		stopStreams: make(chan struct{}),
 	}
@@ -170,7 +166,6 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 }
 
 func (p *Proxy) registerMetrics() {
-	p.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	responses := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sseguard_proxy_responses_total",
 		Help: "Responses to clients by status and, for problems, the error code.",
@@ -204,7 +199,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.Se
 // sseguard_proxy_stream_ends_total{route,how}, and the Go and process
 // collectors.
 func (p *Proxy) Metrics() http.Handler {
-	return promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{})
+	return telemetry.Handler(p.reg)
 }
 
 // Close ends every proxied stream at its next event boundary, stops the
@@ -226,51 +221,30 @@ func (p *Proxy) Close() error {
 // end at their next event boundary (clients reconnect), other requests
 // finish, and after Config.ShutdownTimeout the remaining connections are
 // closed. ready, when not nil, is called once the listener is serving.
+// Serve closes the proxy (Close) when it starts to stop, and returns once
+// the server has stopped.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
-	hs := &http.Server{
-		Handler:           p,
+	tc, err := httpserve.LoadTLS(httpserve.TLSFiles{
+		CertFile:          p.cfg.TLS.CertFile,
+		KeyFile:           p.cfg.TLS.KeyFile,
+		ClientCAFile:      p.cfg.TLS.ClientCAFile,
+		RequireClientCert: p.cfg.TLS.ClientAuth == "require",
+	})
+	if err != nil {
+		return err
+	}
+	hs := httpserve.New(p, httpserve.Options{
 		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout.D(),
-		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    p.cfg.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
-	}
-	if p.cfg.TLS.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(p.cfg.TLS.CertFile, p.cfg.TLS.KeyFile)
-		if err != nil {
-			return fmt.Errorf("tls.cert_file, tls.key_file: %w", err)
-		}
-		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}
-	}
-	errc := make(chan error, 1)
-	go func() {
-		if hs.TLSConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- hs.Serve(ln)
-	}()
+		TLS:               tc,
+		ShutdownTimeout:   p.cfg.ShutdownTimeout.D(),
+		Logger:            p.log,
+	})
+	hs.OnShutdown(func() { _ = p.Close() })
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	select {
-	case err := <-errc:
-		p.Close()
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	p.log.Info("shutting down", "timeout", p.cfg.ShutdownTimeout.D().String())
-	p.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout.D())
-	defer cancel()
-	err := hs.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		p.log.Warn("shutdown timed out; closing remaining connections")
-		err = hs.Close()
-	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
+	return hs.Serve(ctx, ln)
 }
 
 // serve runs the edge checks, then forwards. It runs inside policy.Harden,
@@ -293,9 +267,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	switch rt.Kind {
 	case KindStream:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			prob := policy.Errorf(http.StatusMethodNotAllowed, policy.CodeMethodNotAllowed, "%s is not allowed here; use GET", r.Method)
-			prob.Header = http.Header{"Allow": {"GET, HEAD"}}
-			p.refuse(w, r, rt.Prefix, prob)
+			p.refuse(w, r, rt.Prefix, policy.MethodNotAllowed(r.Method, http.MethodGet, http.MethodHead))
 			return
 		}
 		if prob := p.profile.CheckStreamAccept(r); prob != nil {
@@ -370,9 +342,7 @@ func (p *Proxy) authenticate(r *http.Request, rt *route) (*auth.Principal, *poli
 		return nil, prob
 	}
 	if pr.Anonymous {
-		prob := policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenMissing, "this endpoint needs a token")
-		prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
-		return nil, prob
+		return nil, policy.TokenMissing("this endpoint needs a token")
 	}
 	if rt.TopicParam != "" {
 		for _, t := range r.URL.Query()[rt.TopicParam] {
@@ -391,12 +361,8 @@ func (p *Proxy) checkOrigin(w http.ResponseWriter, r *http.Request, rt *route, p
 	if pr.Anonymous {
 		allowed = p.cfg.CORS.AnonymousOrigins
 	}
-	switch policy.DecideOrigin(r, p.cfg.CORS.AllowedOrigins, allowed) {
-	case policy.CrossOriginAllowed:
-		policy.AllowOrigin(w, r.Header.Get("Origin"))
-	case policy.CrossOriginRefused:
-		p.refuse(w, r, rt.Prefix, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden,
-			"this origin may not use this endpoint with these credentials"))
+	if prob := policy.CheckOrigin(w, r, p.cfg.CORS.AllowedOrigins, allowed); prob != nil {
+		p.refuse(w, r, rt.Prefix, prob)
 		return false
 	}
 	return true
@@ -515,32 +481,20 @@ func (w *clientWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // kept-alive connection.
 func (w *clientWriter) done() { _ = w.rc.SetWriteDeadline(time.Time{}) }
 
-// bodyReader bounds the time to read a request body: the connection's
-// read deadline is set once, when the edge checks are done, and cleared at
-// the body's end, so that it cannot cut a long response to the request.
+// bodyReader is a request body read under httpserve.BodyDeadline: the
+// deadline is set once, when the edge checks are done, and lifted at the
+// body's end, so that it cannot cut a long response to the request.
 type bodyReader struct {
 	io.ReadCloser
-	rc       *http.ResponseController
 	timedOut atomic.Bool // a read failed at the deadline: the client is slow, not the upstream
 }
 
 func newBodyReader(w http.ResponseWriter, body io.ReadCloser, timeout time.Duration) *bodyReader {
-	b := &bodyReader{ReadCloser: body, rc: http.NewResponseController(w)}
-	// ErrNotSupported (a writer that is not a connection's) leaves the
-	// body unbounded in time, as before.
-	_ = b.rc.SetReadDeadline(time.Now().Add(timeout))
+	b := &bodyReader{}
+	// A writer that is not a connection's leaves the body unbounded in
+	// time, as before.
+	b.ReadCloser, _ = httpserve.BodyDeadline(w, body, timeout, func() { b.timedOut.Store(true) })
 	return b
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		_ = b.rc.SetReadDeadline(time.Time{})
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		b.timedOut.Store(true)
-	}
-	return n, err
 }
 
 // headerSet returns the canonical names of names as a set.
@@ -558,32 +512,17 @@ func newVerifier(ctx context.Context, a *Auth, log *slog.Logger) (*auth.Verifier
 	if len(a.Keys) == 0 && a.JWKSURL == "" {
 		return nil, func() {}, nil
 	}
-	v := &auth.Verifier{
-		Audience:   a.Audience,
-		Issuer:     a.Issuer,
-		Leeway:     a.Leeway.D(),
-		Cookie:     a.Cookie,
-		QueryParam: a.QueryParam,
+	c := auth.Config{
+		JWKSURL:     a.JWKSURL,
+		JWKSRefresh: a.JWKSRefresh.D(),
+		Audience:    a.Audience,
+		Issuer:      a.Issuer,
+		Leeway:      a.Leeway.D(),
+		Cookie:      a.Cookie,
+		QueryParam:  a.QueryParam,
 	}
-	for i, k := range a.Keys {
-		key, err := auth.LoadKey(k.ID, k.Algorithm, k.SecretFile, k.PublicKeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("auth.keys[%d].%w", i, err)
-		}
-		v.Keys = append(v.Keys, key)
+	for _, k := range a.Keys {
+		c.KeyFiles = append(c.KeyFiles, auth.KeyFile{ID: k.ID, Algorithm: k.Algorithm, SecretFile: k.SecretFile, PublicKeyFile: k.PublicKeyFile})
 	}
-	stop := func() {}
-	if a.JWKSURL != "" {
-		j := &auth.JWKS{URL: a.JWKSURL, Refresh: a.JWKSRefresh.D(), Logger: log}
-		if err := j.Start(ctx); err != nil {
-			return nil, nil, fmt.Errorf("auth.jwks_url: %w", err)
-		}
-		v.JWKS = j
-		stop = j.Stop
-	}
-	if err := v.Validate(); err != nil {
-		stop()
-		return nil, nil, err
-	}
-	return v, stop, nil
+	return auth.NewVerifier(ctx, c, log)
 }

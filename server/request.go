@@ -82,11 +82,7 @@ func (s *Server) subscriber(r *http.Request, topics []string) (*auth.Principal, 
 
 // tokenMissing is the 401 for a request that sent no credentials where
 // some are needed.
-func tokenMissing(detail string) *policy.Problem {
-	prob := policy.NewProblem(http.StatusUnauthorized, policy.CodeTokenMissing, detail)
-	prob.Header = http.Header{"Www-Authenticate": {`Bearer realm="sseguard"`}}
-	return prob
-}
+var tokenMissing = policy.TokenMissing
 
 // checkOrigin applies the CORS decision for principal to r, and writes the
 // 403 origin_forbidden problem when the origin is refused. It reports
@@ -96,21 +92,18 @@ func (s *Server) checkOrigin(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if p.Anonymous {
 		allowed = s.cfg.CORS.AnonymousOrigins
 	}
-	switch policy.DecideOrigin(r, s.cfg.CORS.AllowedOrigins, allowed) {
-	case policy.CrossOriginAllowed:
-		policy.AllowOrigin(w, r.Header.Get("Origin"))
-	case policy.CrossOriginRefused:
-		// The origin and path are the client's: clipped, and one line a
-		// minute per path stands for every refusal in between.
-		if n, ok := s.logs.Allow("origin refused "+lograte.Clip(r.URL.Path, 0), time.Now()); ok {
-			s.log.Info("origin refused", "origin", lograte.Clip(r.Header.Get("Origin"), 0),
-				"path", lograte.Clip(r.URL.Path, 0), "source", p.Source, "suppressed", n)
-		}
-		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden,
-			"this origin may not use this endpoint with these credentials"))
-		return false
+	prob := policy.CheckOrigin(w, r, s.cfg.CORS.AllowedOrigins, allowed)
+	if prob == nil {
+		return true
 	}
-	return true
+	// The origin and path are the client's: clipped, and one line a
+	// minute per path stands for every refusal in between.
+	if n, ok := s.logs.Allow("origin refused "+lograte.Clip(r.URL.Path, 0), time.Now()); ok {
+		s.log.Info("origin refused", "origin", lograte.Clip(r.Header.Get("Origin"), 0),
+			"path", lograte.Clip(r.URL.Path, 0), "source", p.Source, "suppressed", n)
+	}
+	policy.WriteProblem(w, r, prob)
+	return false
 }
 
 // handlePreflight answers CORS preflights for a route that takes method;

@@ -6,22 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"strings"
+	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/httpserve"
 	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
@@ -30,8 +29,8 @@ import (
 	"github.com/sseguard/sseguard/web"
 )
 
-// Server is the HTTP API of the hub. Create it with New; it serves until
-// the context given to Serve ends.
+// Server is the HTTP API of the hub. Create it with New, which only
+// allocates; Run serves it, and starts and stops everything it owns.
 type Server struct {
 	cfg     *config.Config
 	profile *policy.Profile
@@ -40,40 +39,43 @@ type Server struct {
 	log     *slog.Logger
 	handler http.Handler
 	reg     *prometheus.Registry
-	// poller parks idle HTTP/1.x streams; nil where parking is unsupported.
-	poller  *park.Poller
-	metrics *telemetry.Metrics
-	guard   *guard
-	history *historyBudget // bounds the history pages held in memory (replay.go)
+	// poller parks idle HTTP/1.x streams while Run runs; nil before, and
+	// where parking is unsupported. pollerMu guards it for the metrics
+	// gauge: handlers only run once Run has set it.
+	poller   *park.Poller
+	pollerMu sync.Mutex
+	started  atomic.Bool // Run or Serve was called
+	metrics  *telemetry.Metrics
+	guard    *guard
+	history  *historyBudget // bounds the history pages held in memory (replay.go)
 	// logs keeps per-request warnings (refused origins, failed store
 	// reads) to one line a minute per kind, with a count.
 	logs lograte.Limiter
 	// replayPaged, when set (by tests), is called between two pages of a
 	// replay with the last ID written.
 	replayPaged func(last string)
-	// TLS, when set, makes Serve speak HTTPS (and HTTP/2) with it.
+	// TLS, when set, makes Run speak HTTPS (and HTTP/2) with it.
 	TLS *tls.Config
 }
 
-// New returns a server for the hub h, authenticating with v. cfg must be
-// validated; log may be nil for slog.Default().
+// New returns a server for the hub h, authenticating with v. It starts no
+// goroutine and opens nothing: Run does. Fields of cfg left at their zero
+// value (nil pointers included) mean their defaults, as in a file that
+// omits them, so a zero config.Config is a working one; cfg should be
+// validated, and New keeps a copy of it. v nil means a verifier that
+// accepts no credentials; log nil means slog.Default().
 func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	if v == nil {
+		v = &auth.Verifier{}
+	}
+	cfg = withDefaults(cfg)
 	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
 	s.profile.Fallback = "/api/poll"
 	s.guard = newGuard(cfg)
 	s.history = newHistoryBudget(cfg.Stream.ReplayBytes, cfg.Stream.QueueBytes, cfg.Publish.MaxDataBytes, cfg.Stream.WriteTimeout.D())
-	if p, err := park.New(park.Options{
-		Heartbeat:    cfg.Stream.Heartbeat.D(),
-		CutRetry:     func() []byte { return sse.AppendRetry(nil, cutRetry()) },
-		WriteTimeout: cfg.Stream.WriteTimeout.D(),
-	}); err == nil {
-		s.poller = p
-	} else {
-		log.Info("streams will not be parked", "err", err)
-	}
 	s.metrics = telemetry.New(telemetry.SpikeOptions{
 		Factor:   cfg.Telemetry.SpikeFactor,
 		Floor:    cfg.Telemetry.SpikeFloor,
@@ -88,10 +90,13 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_parked_streams",
 		Help: "Streams parked on the epoll set (no goroutine of their own)."},
 		func() float64 {
-			if s.poller == nil {
+			s.pollerMu.Lock()
+			p := s.poller
+			s.pollerMu.Unlock()
+			if p == nil {
 				return 0
 			}
-			return float64(s.poller.Len())
+			return float64(p.Len())
 		}))
 	s.profile.Observe = s.metrics.ObserveResponse
 	h.SetObserver(s.metrics)
@@ -182,37 +187,15 @@ func (s *Server) bodyDeadline(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rc := http.NewResponseController(w)
-		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
+		tw := &bodyTimeoutWriter{ResponseWriter: w}
+		body, ok := httpserve.BodyDeadline(w, r.Body, d, func() { tw.timedOut(r) })
+		if !ok {
 			next.ServeHTTP(w, r) // a writer without deadlines, such as a test recorder
 			return
 		}
-		tw := &bodyTimeoutWriter{ResponseWriter: w}
-		r.Body = &deadlineBody{ReadCloser: r.Body, w: tw, r: r, rc: rc}
+		r.Body = body
 		next.ServeHTTP(tw, r)
 	})
-}
-
-// deadlineBody is a request body read under bodyDeadline.
-type deadlineBody struct {
-	io.ReadCloser
-	w  *bodyTimeoutWriter
-	r  *http.Request
-	rc *http.ResponseController
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	switch {
-	case err == io.EOF:
-		// Read in time. Lift the deadline: once the body is read net/http
-		// watches the connection for the client leaving, and a deadline
-		// firing there would cancel the request's context.
-		_ = b.rc.SetReadDeadline(time.Time{})
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		b.w.timedOut(b.r)
-	}
-	return n, err
 }
 
 // bodyTimeoutWriter writes the 408 when the body read times out, and from
@@ -294,18 +277,7 @@ var errBodyTimeout = errors.New("server: the request body timed out; a 408 was s
 
 // only refuses other methods with a 405 problem listing the allowed ones.
 func only(next http.Handler, methods ...string) http.Handler {
-	allow := strings.Join(methods, ", ")
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range methods {
-			if r.Method == m {
-				next.ServeHTTP(w, r)
-				return
-			}
-		}
-		prob := policy.Errorf(http.StatusMethodNotAllowed, policy.CodeMethodNotAllowed, "%s is not allowed here; use %s", r.Method, allow)
-		prob.Header = http.Header{"Allow": {allow}}
-		policy.WriteProblem(w, r, prob)
-	})
+	return policy.AllowMethods(methods...)(next)
 }
 
 // ServeHTTP implements http.Handler.
@@ -359,61 +331,115 @@ func (s *Server) Gatherer() prometheus.Gatherer { return s.reg }
 // MetricsHandler serves the Prometheus exposition of the server's
 // registry, for the main listener or a separate one (telemetry.metrics_listen).
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{})
+	return telemetry.Handler(s.reg)
 }
 
-// Serve serves on ln until ctx ends, then shuts down: it stops accepting,
-// calls stopHub so that open streams get a retry hint and end, and waits up
-// to the configured shutdown timeout for handlers to finish. ready, when
-// not nil, is called once the listener is serving.
+// Run serves on ln until ctx ends, and runs what the server owns for as
+// long: the hub (h.Run), the poller that parks idle streams, and the
+// metrics' per-second loop. When ctx ends it shuts down: it stops
+// accepting, stops the hub so that open streams get a retry hint and end,
+// waits up to the configured shutdown timeout for handlers to finish and
+// then closes the connections left. It returns once all of that has
+// stopped: nil after a stop by ctx. Run may be called once; it does not
+// close the hub's store.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	return s.run(ctx, ln, nil, nil)
+}
+
+// Serve is Run for a caller that runs the hub itself: stopHub is called
+// when the shutdown starts, in place of stopping a hub that Run started.
+// ready, when not nil, is called once the listener is serving. Prefer Run.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.D(),
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
-		TLSConfig:         s.TLS,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	if stopHub == nil {
+		stopHub = func() {}
+	}
+	return s.run(ctx, ln, stopHub, ready)
+}
+
+// run is Run, or Serve when stopHub is not nil.
+func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
+	if !s.started.CompareAndSwap(false, true) {
+		ln.Close()
+		return errors.New("server: Run or Serve called twice")
+	}
+	if p, err := park.New(park.Options{
+		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
+		CutRetry:     func() []byte { return sse.AppendRetry(nil, cutRetry()) },
+		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
+	}); err == nil {
+		s.pollerMu.Lock()
+		s.poller = p
+		s.pollerMu.Unlock()
+	} else {
+		s.log.Info("streams will not be parked", "err", err)
 	}
 	metricsCtx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := make(chan struct{})
 	go func() { defer close(metricsDone); s.metrics.Run(metricsCtx) }()
 	defer func() { stopMetrics(); <-metricsDone }()
-	errc := make(chan error, 1)
-	go func() {
-		if s.TLS != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-			return
+	var hubDone chan error
+	if stopHub == nil {
+		hubCtx, cancel := context.WithCancel(context.Background())
+		hubDone = make(chan error, 1)
+		go func() { hubDone <- s.hub.Run(hubCtx) }()
+		stopHub = cancel
+	}
+
+	hs := httpserve.New(s, httpserve.Options{
+		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.D(),
+		MaxHeaderBytes:    s.cfg.Limits.MaxHeaderBytes,
+		TLS:               s.TLS,
+		ShutdownTimeout:   s.cfg.ShutdownTimeout.D(),
+		Logger:            s.log,
+	})
+	hs.OnShutdown(func() {
+		stopHub()
+		if s.poller != nil {
+			s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
 		}
-		errc <- hs.Serve(ln)
-	}()
+	})
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	select {
-	case err := <-errc:
-		stopHub()
-		if s.poller != nil {
-			s.poller.Close(nil)
+	err := hs.Serve(ctx, ln)
+	if hubDone != nil {
+		t := time.NewTimer(s.cfg.ShutdownTimeout.D())
+		defer t.Stop()
+		select {
+		case herr := <-hubDone:
+			err = errors.Join(err, herr)
+		case <-t.C:
+			err = errors.Join(err, errors.New("server: the hub did not stop in time"))
 		}
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	timeout := s.cfg.ShutdownTimeout.D()
-	s.log.Info("shutting down", "timeout", timeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	stopHub()
-	if s.poller != nil {
-		s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
-	}
-	err := hs.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timed out; closing remaining connections")
-		err = hs.Close()
-	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
 	}
 	return err
+}
+
+// withDefaults returns a copy of cfg in which every field left at its zero
+// value, a nil pointer included, holds its default (config.Default's), as
+// a file that omits the key would: the handlers then read every setting
+// without a nil check. A validated configuration is already filled, and
+// comes back equal.
+func withDefaults(cfg *config.Config) *config.Config {
+	def := config.Default()
+	if cfg == nil {
+		return def
+	}
+	c := *cfg
+	fillZero(reflect.ValueOf(&c).Elem(), reflect.ValueOf(def).Elem())
+	return &c
+}
+
+// fillZero sets each zero field of the struct dst to def's, section by
+// section.
+func fillZero(dst, def reflect.Value) {
+	for i := range dst.NumField() {
+		switch f := dst.Field(i); {
+		case !f.CanSet():
+		case f.Kind() == reflect.Struct:
+			fillZero(f, def.Field(i))
+		case f.IsZero():
+			f.Set(def.Field(i))
+		}
+	}
 }

@@ -81,12 +81,9 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { _ = h.Run(hubCtx); close(hubDone) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
+	go func() { errc <- srv.Run(ctx, ln) }()
 	var once sync.Once
 	var stopErr error
 	stop := func() error {
@@ -97,7 +94,6 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 			case <-time.After(30 * time.Second):
 				stopErr = errors.New("server did not stop within 30 s")
 			}
-			<-hubDone
 		})
 		return stopErr
 	}

@@ -122,12 +122,14 @@ func TestMTLSPrincipals(t *testing.T) {
 	srv.TLS = tc
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = h.Run(hubCtx) }()
-	go func() { defer wg.Done(); _ = srv.Serve(ctx, ln, stopHub, nil) }()
-	defer func() { cancel(); wg.Wait() }()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}()
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.pem)
@@ -191,11 +193,8 @@ func TestQueryTokenNeverLogged(t *testing.T) {
 	srv := New(cfg, h, v, log)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	ctx, cancel := context.WithCancel(context.Background())
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = h.Run(hubCtx) }()
-	go func() { defer wg.Done(); _ = srv.Serve(ctx, ln, stopHub, nil) }()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Run(ctx, ln) }()
 
 	tok := token(t, allPerms, time.Hour)
 	base := "http://" + ln.Addr().String()
@@ -213,7 +212,9 @@ func TestQueryTokenNeverLogged(t *testing.T) {
 		}
 	}
 	cancel()
-	wg.Wait()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if logs.Len() == 0 {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -87,7 +86,7 @@ const (
 // the process and Go collectors. counters reads the hub's own counters.
 func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metrics {
 	m := &Metrics{
-		Registry: prometheus.NewRegistry(),
+		Registry: NewRegistry(),
 		counters: counters,
 		notify:   make(chan struct{}),
 		openStreams: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sseguard_open_streams",
@@ -125,7 +124,6 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 			func() float64 { return float64(f(m.counters())) })
 	}
 	m.Registry.MustRegister(
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector(),
 		m.openStreams, m.connects, m.disconnects, m.replayed, m.resets, m.responses,
 		m.storeLatency, m.delivery, m.spikeGauge,
 		counter("sseguard_events_published_total", "Events committed to the store.", func(c Counters) uint64 { return c.Published }),
