@@ -4,8 +4,9 @@
 // One goroutine, the committer, owns publishing: it takes every pending
 // publish, appends them to the store in one transaction (group commit: one
 // fsync for the batch), then hands the committed events, in ID order, to the
-// subscribers of their topics. Each event is encoded once; every subscriber
-// shares its bytes.
+// subscribers of their topics. Each event is encoded once (Frame.Wire);
+// every subscriber shares those bytes, and whoever writes them to a socket
+// frames them for its protocol there: the hub speaks no HTTP.
 //
 // A subscriber starts buffered: it is registered before its handler reads
 // history from the store, so an event committed while history is read is
@@ -16,10 +17,26 @@
 // A subscriber whose pending bytes exceed its bound is cut off rather than
 // skipped: its queue is dropped and its handler ends the stream with a retry
 // hint, so the client reconnects with Last-Event-ID and catches up from the
-// store.
+// store. The cut-offs of one commit are logged as one line, after the hub's
+// lock is released: a network blip that cuts off thousands of streams at
+// once must not hold up subscribes, closes and the next commit while a
+// logger writes thousands of lines.
 //
-// Lock order: Hub.mu before Subscriber.mu. The committer holds Hub.mu for
-// reading while it pushes to subscribers.
+// # Lock order
+//
+// A goroutine that holds one of these locks takes only locks further down
+// the list:
+//
+//  1. Hub.mu (read by the committer for a fan-out; written by Subscribe
+//     and Close, and at shutdown).
+//  2. Subscriber.mu, one subscriber's queue.
+//  3. Whatever the notify function of SetNotify takes: it runs with
+//     Subscriber.mu held, so it must be a leaf (package park's writer
+//     run-queue lock is) and must never call back into the hub.
+//
+// Subscriber.Close takes Hub.mu and releases it before it takes
+// Subscriber.mu. Nothing logs, and nothing waits for a client, with
+// Hub.mu held.
 //
 // A failed commit fails the publishes of its batch and nothing else: a
 // store that returns an error or panics (a damaged file) answers those
@@ -28,8 +45,9 @@
 // failures are logged at most once a minute, each line with the count it
 // stands for.
 //
-// Package hub does not speak HTTP (package server does) or store events
-// (package store does).
+// Package hub does not speak HTTP (package server does, and package park
+// frames the wire bytes as HTTP/1.1 chunks) or store events (package store
+// does).
 package hub
 
 import (
@@ -38,7 +56,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,11 +95,9 @@ type Options struct {
 // every subscriber.
 type Frame struct {
 	Event store.Event
-	// Wire is the encoded event, ending with its blank line.
+	// Wire is the encoded event, ending with its blank line: the event
+	// stream's bytes, not framed for any transport.
 	Wire []byte
-	// Chunk is Wire in one HTTP/1.1 chunk (size line, Wire, CRLF), for
-	// streams written straight to the socket.
-	Chunk []byte
 }
 
 // newFrame encodes e once for every subscriber, or returns nil when e
@@ -92,11 +107,7 @@ func newFrame(e store.Event) *Frame {
 	if wire == nil {
 		return nil
 	}
-	chunk := strconv.AppendInt(make([]byte, 0, len(wire)+12), int64(len(wire)), 16)
-	chunk = append(chunk, '\r', '\n')
-	chunk = append(chunk, wire...)
-	chunk = append(chunk, '\r', '\n')
-	return &Frame{Event: e, Wire: wire, Chunk: chunk}
+	return &Frame{Event: e, Wire: wire}
 }
 
 // Hub is the fan-out core. Create it with New and start it with Run.
@@ -451,9 +462,14 @@ func Encode(e store.Event) []byte {
 	return b
 }
 
+// fanOut hands the new events to their topics' subscribers, and logs the
+// ones it cut off once Hub.mu is released.
 func (h *Hub) fanOut(appended []store.Appended) {
+	var (
+		cuts cutOffs
+		bad  []store.Event // cannot be encoded: a store bug
+	)
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for _, a := range appended {
 		if a.Duplicate {
 			h.duplicates.Add(1)
@@ -466,7 +482,7 @@ func (h *Hub) fanOut(appended []store.Appended) {
 		}
 		f := newFrame(a.Event)
 		if f == nil {
-			h.log.Error("stored event cannot be encoded", "id", a.Event.ID, "topic", a.Event.Topic)
+			bad = append(bad, a.Event)
 			continue
 		}
 		for s := range subs {
@@ -476,8 +492,46 @@ func (h *Hub) fanOut(appended []store.Appended) {
 				h.deliveredBytes.Add(uint64(len(f.Wire)))
 			case pushCut:
 				h.cutOff.Add(1)
-				h.log.Warn("slow consumer cut off", "request_id", s.getLabel(), "topics", s.topics, "limit_bytes", s.limit)
+				cuts.add(s, a.Event.Topic)
 			}
 		}
 	}
+	h.mu.RUnlock()
+	for _, e := range bad {
+		h.log.Error("stored event cannot be encoded", "id", e.ID, "topic", e.Topic)
+	}
+	cuts.log(h.log, h.opts.QueueBytes)
+}
+
+// cutSamples is how many request IDs and topics a cut-off line names.
+const cutSamples = 5
+
+// cutOffs gathers the subscribers one fan-out cut off, for one log line.
+type cutOffs struct {
+	n      int
+	sample [cutSamples]*Subscriber
+	topics []string // distinct, at most cutSamples
+}
+
+func (c *cutOffs) add(s *Subscriber, topic string) {
+	if c.n < cutSamples {
+		c.sample[c.n] = s
+	}
+	c.n++
+	if len(c.topics) < cutSamples && (len(c.topics) == 0 || c.topics[len(c.topics)-1] != topic) {
+		c.topics = append(c.topics, topic)
+	}
+}
+
+// log writes one line for every cut-off of a fan-out, naming a few of the
+// streams by their request IDs. Call it without Hub.mu held.
+func (c *cutOffs) log(log *slog.Logger, limit int) {
+	if c.n == 0 {
+		return
+	}
+	ids := make([]string, 0, min(c.n, cutSamples))
+	for _, s := range c.sample[:min(c.n, cutSamples)] {
+		ids = append(ids, s.getLabel())
+	}
+	log.Warn("slow consumers cut off", "count", c.n, "request_ids", ids, "topics", c.topics, "limit_bytes", limit)
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,5 +220,75 @@ func TestEventLargerThanQueueIsNotACut(t *testing.T) {
 	got := waitFrames(t, s, 1)
 	if got[0].Event.ID != e.ID {
 		t.Fatalf("got %s", got[0].Event.ID)
+	}
+}
+
+// lockProbe is a slog.Handler that records each line and whether the
+// hub's lock was free when it was written.
+type lockProbe struct {
+	recorder
+	h      *Hub
+	locked []bool
+}
+
+func (p *lockProbe) Handle(ctx context.Context, rec slog.Record) error {
+	free := p.h.mu.TryLock()
+	if free {
+		p.h.mu.Unlock()
+	}
+	p.mu.Lock()
+	p.locked = append(p.locked, !free)
+	p.mu.Unlock()
+	return p.recorder.Handle(ctx, rec)
+}
+
+// TestCutOffsLoggedOnceAfterLock: a commit that cuts off many slow
+// consumers at once logs one line with the count and a few request IDs,
+// and logs it after releasing the hub's lock, so that subscribes, closes
+// and the next commit do not wait for the logger.
+func TestCutOffsLoggedOnceAfterLock(t *testing.T) {
+	probe := &lockProbe{}
+	h := New(Options{Store: memory.New(store.Retention{}), QueueBytes: 1, Logger: slog.New(probe)})
+	probe.h = h // not running: the test plays the committer
+	const n = 50
+	for i := range n {
+		s, err := h.Subscribe([]string{"t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		s.SetLabel(fmt.Sprintf("req-%d", i))
+		s.GoLive("")
+	}
+	first, _ := h.Store().Append(context.Background(), []store.Record{{Topic: "t", Data: "fills every queue"}})
+	h.fanOut(first)
+	if lines := probe.lines(); len(lines) != 0 {
+		t.Fatalf("logged %d lines before anyone fell behind", len(lines))
+	}
+	next, _ := h.Store().Append(context.Background(), []store.Record{{Topic: "t", Data: "overflows them"}})
+	h.fanOut(next)
+
+	lines := probe.lines()
+	if len(lines) != 1 {
+		t.Fatalf("logged %d lines for %d cut-offs in one commit, want one summary", len(lines), n)
+	}
+	l := lines[0]
+	if l.level != slog.LevelWarn || l.msg != "slow consumers cut off" || fmt.Sprint(l.attrs["count"]) != strconv.Itoa(n) {
+		t.Fatalf("line %v %q %v, want a warning counting %d", l.level, l.msg, l.attrs, n)
+	}
+	ids, _ := l.attrs["request_ids"].([]string)
+	if len(ids) != cutSamples {
+		t.Fatalf("request_ids %v, want %d samples", l.attrs["request_ids"], cutSamples)
+	}
+	for _, id := range ids {
+		if !strings.HasPrefix(id, "req-") {
+			t.Errorf("request ID %q is not a subscriber's label", id)
+		}
+	}
+	if probe.locked[0] {
+		t.Error("the cut-off line was logged with the hub's lock held")
+	}
+	if got := h.Stats().CutOff; got != n {
+		t.Errorf("CutOff = %d, want %d", got, n)
 	}
 }

@@ -135,7 +135,7 @@ func (s *Subscriber) GoLive(lastID string) {
 	}
 }
 
-// Ready fires when Take has frames or a cut to report.
+// Ready fires when Take (or Pull) has frames or a cut to report.
 func (s *Subscriber) Ready() <-chan struct{} { return s.notify }
 
 // Take moves the queued frames into dst and returns it, and reports whether
@@ -174,27 +174,24 @@ func (s *Subscriber) Close() {
 }
 
 // SetNotify makes s call fn, instead of firing Ready, whenever Take or Pull
-// has something new. fn is called with s's lock held: it must not block or
-// call back into s. It is how a parked stream (package park) is woken.
+// has something new. fn is called with s's lock held (see the lock order
+// in the package doc): it must not block, and must not call back into s or
+// the hub. It is how a parked stream (package park) is woken.
 func (s *Subscriber) SetNotify(fn func()) {
 	s.mu.Lock()
 	s.onPush = fn
 	s.mu.Unlock()
 }
 
-// Pull appends the queued frames to dst, each as its Chunk when chunked
-// and its Wire otherwise, and reports whether s was cut off. It implements
-// park.Source.
-func (s *Subscriber) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
+// Pull appends the queued frames' wire bytes to dst (shared: the caller
+// must not modify them) and reports whether s was cut off. It implements
+// park.Source and, with Ready, sse.Feed.
+func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
 	for _, f := range s.queue {
-		if chunked {
-			dst = append(dst, f.Chunk)
-		} else {
-			dst = append(dst, f.Wire)
-		}
+		dst = append(dst, f.Wire)
 	}
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0

@@ -3,7 +3,6 @@ package server
 import (
 	"io/fs"
 	"net/http"
-	"time"
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/policy"
@@ -152,49 +151,53 @@ func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
-	release, prob := s.guard.openStream(principalKey(p), s.guard.clientIP(r))
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
+	release := s.holdConn(w, r, p)
+	if release == nil {
 		return
 	}
 	defer release()
-	var expiry <-chan time.Time
-	if !p.Expires.IsZero() {
-		t := time.NewTimer(time.Until(p.Expires))
-		defer t.Stop()
-		expiry = t.C
-	}
-	st, err := sse.NewStream(w, r, &sse.StreamOptions{Profile: s.profile, Heartbeat: -1})
+	st, err := sse.NewStream(w, r, &sse.StreamOptions{
+		Profile:   s.profile,
+		Heartbeat: s.cfg.Stream.Heartbeat.D(),
+		Shutdown:  s.hub.Closing(),
+		Expires:   p.Expires,
+	})
 	if err != nil {
 		return
 	}
-	latest, next := s.metrics.Latest()
-	beat := time.NewTicker(s.cfg.Stream.Heartbeat.D())
-	defer beat.Stop()
-	for {
-		if latest != nil {
-			if st.Send(sse.Event{Type: "stats", Data: string(latest)}) != nil {
-				return
-			}
-		}
-		select {
-		case <-next:
-			latest, next = s.metrics.Latest()
-		case <-beat.C:
-			if st.Heartbeat() != nil {
-				return
-			}
-			latest = nil
-		case <-s.hub.Closing():
-			_ = st.Retry(shutdownRetry())
-			return
-		case <-expiry:
-			_ = st.Retry(0)
-			return
-		case <-r.Context().Done():
-			return
-		}
+	_ = st.Serve(r.Context(), newStatsFeed(s.metrics.Latest))
+}
+
+// statsFeed is the dashboard stream's sse.Feed: the latest stats as one
+// "stats" event, at once and then whenever newer ones are ready.
+type statsFeed struct {
+	latest func() ([]byte, <-chan struct{}) // telemetry.Metrics.Latest
+	next   <-chan struct{}                  // closed when newer stats are ready
+	event  []byte
+}
+
+func newStatsFeed(latest func() ([]byte, <-chan struct{})) *statsFeed {
+	now := make(chan struct{})
+	close(now) // the current stats go out at once
+	return &statsFeed{latest: latest, next: now}
+}
+
+// Ready fires when newer stats are ready.
+func (f *statsFeed) Ready() <-chan struct{} { return f.next }
+
+// Pull appends the latest stats, if there are any yet, as one event.
+func (f *statsFeed) Pull(dst [][]byte) ([][]byte, bool) {
+	stats, next := f.latest()
+	f.next = next
+	if stats == nil {
+		return dst, false
 	}
+	b, err := sse.Event{Type: "stats", Data: string(stats)}.AppendTo(f.event[:0])
+	if err != nil { // not for a fixed type and any data
+		return dst, false
+	}
+	f.event = b
+	return append(dst, b), false
 }
 
 // sameOriginPost reports whether a form POST comes from this origin. With

@@ -39,22 +39,8 @@ type pollAnswer struct {
 // handlePoll serves GET /api/poll?topic=T&after=ID&wait=S: the JSON
 // fallback for clients that cannot hold a stream.
 func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
-	if !policy.AcceptsJSON(r.Header.Values("Accept")) {
-		policy.WriteProblem(w, r, policy.NewProblem(http.StatusNotAcceptable, policy.CodeAcceptNotAcceptable,
-			"this endpoint answers application/json only"))
-		return
-	}
-	topics, prob := s.topicsOf(r)
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	principal, prob := s.subscriber(r, topics)
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	if !s.checkOrigin(w, r, principal) {
+	topics, principal, ok := s.authorizeRead(w, r, readPoll)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -89,15 +75,13 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		// A long poll holds a connection like a stream: it counts against
 		// the same limits.
-		release, prob := s.guard.openStream(principalKey(principal), s.guard.clientIP(r))
-		if prob != nil {
-			policy.WriteProblem(w, r, prob)
+		release := s.holdConn(w, r, principal)
+		if release == nil {
 			return
 		}
 		defer release()
-		sub, err := s.hub.Subscribe(topics)
-		if err != nil {
-			policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
+		sub := s.subscribe(w, r, topics)
+		if sub == nil {
 			return
 		}
 		defer sub.Close()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -17,10 +16,12 @@ import (
 	"github.com/sseguard/sseguard/telemetry"
 )
 
-// Retry hints sent when the server ends a stream itself. They are short, so
-// the client is back quickly, and jittered so a restart is not a stampede.
-func cutRetry() time.Duration      { return 500*time.Millisecond + rand.N(time.Second) }
-func shutdownRetry() time.Duration { return time.Second + rand.N(2*time.Second) }
+// Retry hints sent when the server ends a stream itself: package sse's,
+// which the stream loop and the parked writers send too.
+var (
+	cutRetry      = sse.CutRetry
+	shutdownRetry = sse.ShutdownRetry
+)
 
 // resetEvent tells the client that history it asked for is not available.
 func resetEvent(reason, detail, after string) []byte {
@@ -30,23 +31,11 @@ func resetEvent(reason, detail, after string) []byte {
 }
 
 // handleEvents serves GET /events: replay after Last-Event-ID, then live.
+// Once the replay is written the stream is parked (see park) or, where it
+// cannot be, served by sse.Stream.Serve from here.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if prob := bodyOnStream(r); prob != nil {
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	topics, prob := s.topicsOf(r)
-	if prob != nil {
-		prob.Fallback = s.profile.Fallback
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	principal, prob := s.subscriber(r, topics)
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
-		return
-	}
-	if !s.checkOrigin(w, r, principal) {
+	topics, principal, ok := s.authorizeRead(w, r, readStream)
+	if !ok {
 		return
 	}
 	cursor := r.Header.Get("Last-Event-ID")
@@ -58,15 +47,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	release, prob := s.guard.openStream(principalKey(principal), s.guard.clientIP(r))
-	if prob != nil {
-		policy.WriteProblem(w, r, prob)
+	release := s.holdConn(w, r, principal)
+	if release == nil {
 		return
 	}
-	sub, err := s.hub.Subscribe(topics)
-	if err != nil {
+	sub := s.subscribe(w, r, topics)
+	if sub == nil {
 		release()
-		policy.WriteProblem(w, r, policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the server is shutting down"))
 		return
 	}
 	rid := requestID(r)
@@ -84,8 +71,10 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{
 		Profile:      s.profile,
 		Retry:        s.cfg.Stream.Retry.D(),
-		Heartbeat:    -1, // this loop sends its own
+		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
 		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
+		Shutdown:     s.hub.Closing(),
+		Expires:      principal.Expires,
 	})
 	if err != nil {
 		log.Warn("stream not started", "err", err)
@@ -101,49 +90,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		parked = true
 		return
 	}
-
-	var expiry <-chan time.Time
-	if !principal.Expires.IsZero() {
-		t := time.NewTimer(time.Until(principal.Expires))
-		defer t.Stop()
-		expiry = t.C
-	}
-	beat := time.NewTimer(s.cfg.Stream.Heartbeat.D())
-	defer beat.Stop()
-	var frames []*hub.Frame
-	var parts [][]byte
-	for {
-		select {
-		case <-sub.Ready():
-			var cut bool
-			frames, cut = sub.Take(frames[:0])
-			parts = parts[:0]
-			for _, f := range frames {
-				parts = append(parts, f.Wire)
-			}
-			clear(frames)
-			if err := st.WriteEncoded(parts...); err != nil {
-				return
-			}
-			if cut {
-				_ = st.Retry(cutRetry())
-				return
-			}
-		case <-beat.C:
-			if err := st.Heartbeat(); err != nil {
-				return
-			}
-		case <-s.hub.Closing():
-			_ = st.Retry(shutdownRetry())
-			return
-		case <-expiry:
-			_ = st.Retry(0)
-			return
-		case <-r.Context().Done():
-			return
-		}
-		beat.Reset(s.cfg.Stream.Heartbeat.D())
-	}
+	_ = st.Serve(r.Context(), sub) // its end is counted by src.Close
 }
 
 // replay writes the stored events after cursor and returns the ID of the

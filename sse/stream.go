@@ -35,9 +35,21 @@ type StreamOptions struct {
 	// means DefaultRetry; negative sends none.
 	Retry time.Duration
 
-	// Heartbeat is how long Run lets the stream sit idle before it sends a
-	// comment. Zero means DefaultHeartbeat; negative disables heartbeats.
+	// Heartbeat is how long Run and Serve let the stream sit idle (nothing
+	// written) before they send a comment. Zero means DefaultHeartbeat;
+	// negative disables heartbeats.
 	Heartbeat time.Duration
+
+	// Shutdown, once closed, makes Run and Serve end the stream with a
+	// ShutdownRetry hint and return ErrShutdown, so that the clients of a
+	// server going away reconnect spread out. Nil means never.
+	Shutdown <-chan struct{}
+
+	// Expires, when not zero, makes Run and Serve end the stream at that
+	// time with "retry: 0" and return ErrExpired: the credentials the
+	// stream was opened with are no longer valid, and the client should
+	// reconnect at once with fresh ones (or be refused).
+	Expires time.Time
 
 	// WriteTimeout bounds each write and flush, so that a client that stops
 	// reading cannot hold the handler forever. Zero means
@@ -46,15 +58,17 @@ type StreamOptions struct {
 }
 
 // Stream writes events to one HTTP response. Its methods must not be called
-// concurrently; Run owns the stream while it runs.
+// concurrently; Run and Serve own the stream while they run.
 type Stream struct {
 	w            http.ResponseWriter
 	rc           *http.ResponseController
 	ctx          context.Context
 	heartbeat    time.Duration
 	writeTimeout time.Duration
+	shutdown     <-chan struct{}
+	expires      time.Time
 	buf          []byte
-	onWrite      func() // restarts Run's heartbeat timer
+	onWrite      func() // restarts the loop's heartbeat timer
 }
 
 // NewStream starts an event stream on w in answer to r. It sets the
@@ -77,6 +91,8 @@ func NewStream(w http.ResponseWriter, r *http.Request, opts *StreamOptions) (*St
 		ctx:          r.Context(),
 		heartbeat:    durationOr(o.Heartbeat, DefaultHeartbeat),
 		writeTimeout: durationOr(o.WriteTimeout, DefaultWriteTimeout),
+		shutdown:     o.Shutdown,
+		expires:      o.Expires,
 	}
 	p.ApplyTo(w, r, policy.KindStream)
 	w.WriteHeader(http.StatusOK)
@@ -129,40 +145,6 @@ func (s *Stream) Heartbeat() error { return s.write(heartbeat) }
 func (s *Stream) Retry(d time.Duration) error {
 	s.buf = AppendRetry(s.buf[:0], d)
 	return s.write(s.buf)
-}
-
-// Run sends every event received from events, and a heartbeat whenever the
-// stream has been idle for the heartbeat interval, until events is closed
-// (it returns nil), ctx ends or the client goes away (it returns the
-// context's error), or a write fails (it returns that error).
-func (s *Stream) Run(ctx context.Context, events <-chan Event) error {
-	var beat <-chan time.Time
-	if s.heartbeat > 0 {
-		t := time.NewTimer(s.heartbeat)
-		defer t.Stop()
-		beat = t.C
-		s.onWrite = func() { t.Reset(s.heartbeat) }
-		defer func() { s.onWrite = nil }()
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-s.ctx.Done():
-			return s.ctx.Err()
-		case e, ok := <-events:
-			if !ok {
-				return nil
-			}
-			if err := s.Send(e); err != nil {
-				return err
-			}
-		case <-beat:
-			if err := s.Heartbeat(); err != nil {
-				return err
-			}
-		}
-	}
 }
 
 // write writes parts and flushes under the write deadline.

@@ -20,7 +20,7 @@ type benchSource struct {
 	notify func()
 }
 
-func (s *benchSource) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
+func (s *benchSource) Pull(dst [][]byte) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dst = append(dst, s.queue...)
@@ -112,14 +112,10 @@ func BenchmarkWriter(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		want.Add(perStream * streams)
-		// The source frames the event once for every stream, as the hub's
-		// Frame.Chunk did.
-		chunk := strconv.AppendInt(make([]byte, 0, len(wire)+12), int64(len(wire)), 16)
-		chunk = append(chunk, '\r', '\n')
-		chunk = append(chunk, wire...)
-		chunk = append(chunk, '\r', '\n')
+		// The source hands out the event's wire bytes, shared by every
+		// stream, as a hub subscriber does; the writers frame them.
 		for _, s := range srcs {
-			s.push(chunk)
+			s.push(wire)
 		}
 		stall.Reset(20 * time.Second)
 		select {

@@ -10,10 +10,33 @@
 // socket with non-blocking sendmsg calls, as many streams per call of the
 // writer as are ready. A parked stream costs a small struct.
 //
+// A Source hands out each event's wire bytes, shared with every other
+// stream of the event; under HTTP/1.1 the writer frames what one Pull
+// returned as one chunk, its size line and closing CRLF in buffers of
+// their own, and gives all of it to one sendmsg (writev) call: an event's
+// bytes are never copied on their way to the socket. A stream behaves as
+// package sse's Stream.Serve does, with its defaults: a heartbeat after
+// the heartbeat interval without a write, "retry: 0" at expiry, a
+// jittered retry hint when the source is cut off or the Poller closes.
+//
 // Ownership: the Poller owns its goroutines (the epoll loop and the writers)
 // and every parked descriptor; Close stops them and closes every stream.
-// Lock order: Poller.mu, then writer.mu or Conn.mu; a writer never holds
-// its run-queue lock while it writes.
+//
+// # Lock order
+//
+// A goroutine that holds one of these locks takes only locks further down
+// the list:
+//
+//  1. Poller.mu, the table of parked streams (Park, the epoll loop, close).
+//  2. Conn.mu, one stream's pending bytes; held across its writes and
+//     across Source.Pull, so it comes before the source's own lock.
+//  3. The source's locks (a hub subscriber's), which call the notify
+//     function, Conn.schedule, with them held.
+//  4. writer.mu, a writer's run queue and stream list: a leaf. A writer
+//     never holds it while it writes.
+//
+// Conn.close releases Conn.mu before it takes Poller.mu and writer.mu, and
+// calls Source.Close with no lock held.
 //
 // Parking works on Linux for plain TCP connections; New returns
 // ErrUnsupported elsewhere, and callers keep serving the stream from its
@@ -37,11 +60,12 @@ var ErrClosed = errors.New("park: closed")
 
 // Source supplies a parked stream's events.
 type Source interface {
-	// Pull appends the encoded events waiting for the stream to dst, each
-	// already framed as an HTTP/1.1 chunk when chunked is true, and reports
+	// Pull appends the encoded events waiting for the stream to dst, as
+	// wire bytes that the Poller frames and does not modify, and reports
 	// whether the source was cut off (it then supplies nothing more, and
-	// the stream ends with the Poller's cut retry).
-	Pull(dst [][]byte, chunked bool) ([][]byte, bool)
+	// the stream ends with the Poller's cut retry). The Poller calls it
+	// with the stream's lock held (see the lock order).
+	Pull(dst [][]byte) ([][]byte, bool)
 	// SetNotify registers fn, called without blocking, from any goroutine,
 	// whenever Pull has something new. Pull may be called at any time.
 	SetNotify(fn func())
@@ -52,14 +76,15 @@ type Source interface {
 // Options configure a Poller. Zero values mean the documented defaults.
 type Options struct {
 	// Heartbeat is the idle time after which a stream gets Comment. Zero
-	// means 15 s.
+	// means sse.DefaultHeartbeat (15 s).
 	Heartbeat time.Duration
-	// Comment is the heartbeat block. Empty means ": keep-alive\n\n".
+	// Comment is the heartbeat block. Empty means sse.AppendHeartbeat's
+	// ": keep-alive\n\n".
 	Comment []byte
 	// CutRetry returns what is written before a stream whose source was
 	// cut off ends; it is called once per stream, so each can get its own
-	// jittered hint and the reconnects spread out. Nil means
-	// "retry: 1000\n\n".
+	// jittered hint and the reconnects spread out. Nil means a retry field
+	// of sse.CutRetry (0.5 to 1.5 s).
 	CutRetry func() []byte
 	// ExpiredRetry is written before a stream ends at its expiry time.
 	// Empty means "retry: 0\n\n".

@@ -11,8 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sseguard/sseguard/sse"
 )
 
 // maxIov bounds the buffers of one sendmsg call (the kernel's IOV_MAX).
@@ -24,10 +27,12 @@ const wakeID int32 = -1
 var (
 	crlf       = []byte("\r\n")
 	lastChunk  = []byte("0\r\n\r\n")
-	defComment = []byte(": keep-alive\n\n")
-	defCut     = []byte("retry: 1000\n\n")
-	defExpired = []byte("retry: 0\n\n")
+	defComment = sse.AppendHeartbeat(nil)
+	defExpired = sse.AppendRetry(nil, 0)
 )
+
+// defCut is the default Options.CutRetry.
+func defCut() []byte { return sse.AppendRetry(nil, sse.CutRetry()) }
 
 // Poller holds parked streams. Create it with New; Close stops it.
 type Poller struct {
@@ -64,14 +69,18 @@ type Conn struct {
 	blocked   bool // the socket buffer is full; wait for EPOLLOUT
 	input     int  // bytes the client sent since it was parked
 	finishing bool // the last bytes are pending; close once written
+	// size holds the first pending chunk's size line; see sizeLine.
+	size [sizeLineMax]byte
 }
 
 type writer struct {
-	p     *Poller
-	now   atomic.Int64 // unix nanoseconds, refreshed once per batch
-	wake  chan struct{}
-	stop  chan struct{}
-	mu    sync.Mutex
+	p    *Poller
+	now  atomic.Int64 // unix nanoseconds, refreshed once per batch
+	wake chan struct{}
+	stop chan struct{}
+	iov  []unix.Iovec // the writer goroutine's sendmsg scratch
+	mu   sync.Mutex
+	// ready and conns are guarded by mu.
 	ready []*Conn
 	conns []*Conn
 }
@@ -79,13 +88,13 @@ type writer struct {
 // New starts a Poller: one epoll loop and opts.Writers writer goroutines.
 func New(opts Options) (*Poller, error) {
 	if opts.Heartbeat <= 0 {
-		opts.Heartbeat = 15 * time.Second
+		opts.Heartbeat = sse.DefaultHeartbeat
 	}
 	if len(opts.Comment) == 0 {
 		opts.Comment = defComment
 	}
 	if opts.CutRetry == nil {
-		opts.CutRetry = func() []byte { return defCut }
+		opts.CutRetry = defCut
 	}
 	if len(opts.ExpiredRetry) == 0 {
 		opts.ExpiredRetry = defExpired
@@ -112,7 +121,7 @@ func New(opts Options) (*Poller, error) {
 	}
 	p := &Poller{opts: opts, epfd: epfd, evfd: evfd, conns: make(map[int32]*Conn)}
 	for range opts.Writers {
-		w := &writer{p: p, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+		w := &writer{p: p, wake: make(chan struct{}, 1), stop: make(chan struct{}), iov: make([]unix.Iovec, 0, maxIov)}
 		p.writers = append(p.writers, w)
 		p.wg.Add(1)
 		go w.run()
@@ -443,8 +452,7 @@ func (c *Conn) frame(dst, parts [][]byte, final bool) [][]byte {
 		total += len(b)
 	}
 	if total > 0 {
-		hdr := strconv.AppendInt(make([]byte, 0, 10), int64(total), 16)
-		dst = append(dst, append(hdr, '\r', '\n'))
+		dst = append(dst, c.sizeLine(total, len(dst) == 0))
 		dst = append(dst, parts...)
 		dst = append(dst, crlf)
 	}
@@ -452,6 +460,49 @@ func (c *Conn) frame(dst, parts [][]byte, final bool) [][]byte {
 		dst = append(dst, lastChunk)
 	}
 	return dst
+}
+
+// sizeLineMax is the longest chunk size line: 16 hex digits and CRLF.
+const sizeLineMax = 18
+
+// sizeLine returns the chunk size line for n bytes. first says that
+// nothing else is pending: the line can then live in c.size, which no
+// pending buffer points into once everything before it was written.
+func (c *Conn) sizeLine(n int, first bool) []byte {
+	var b []byte
+	if first {
+		b = c.size[:0]
+	} else {
+		b = make([]byte, 0, sizeLineMax)
+	}
+	b = strconv.AppendInt(b, int64(n), 16)
+	return append(b, '\r', '\n')
+}
+
+// pull takes what the source has into pending, which is empty. Under
+// chunked encoding it all becomes one chunk: the size line, the events'
+// own bytes and CRLF, each a buffer of its own, so that no event is
+// copied. It reports whether the source was cut off.
+func (c *Conn) pull() bool {
+	if !c.chunked {
+		var cut bool
+		c.pending, cut = c.src.Pull(c.pending)
+		return cut
+	}
+	c.pending = append(c.pending, nil) // the size line, once the size is known
+	pulled, cut := c.src.Pull(c.pending)
+	c.pending = pulled
+	if len(pulled) == 1 {
+		c.pending = pulled[:0]
+		return cut
+	}
+	total := 0
+	for _, b := range pulled[1:] {
+		total += len(b)
+	}
+	c.pending[0] = c.sizeLine(total, true)
+	c.pending = append(c.pending, crlf)
+	return cut
 }
 
 // flush writes what is pending and pulls more from the source, until the
@@ -475,9 +526,7 @@ func (c *Conn) flush() {
 				c.close()
 				return
 			}
-			var cut bool
-			c.pending, cut = c.src.Pull(c.pending, c.chunked) // framed by the source
-			if cut {
+			if cut := c.pull(); cut {
 				c.finishing = true
 				c.pending = c.frame(c.pending, [][]byte{c.p.opts.CutRetry()}, true)
 			}
@@ -486,7 +535,7 @@ func (c *Conn) flush() {
 				return
 			}
 		}
-		n, err := send(c.fd, c.pending)
+		n, err := send(c.fd, c.pending, c.w.iov)
 		if n > 0 {
 			c.advance(n)
 			c.lastWrite.Store(c.w.now.Load())
@@ -504,14 +553,35 @@ func (c *Conn) flush() {
 	}
 }
 
-// send writes bufs without blocking and without SIGPIPE, in one system
-// call, and returns how many bytes the socket took.
-func send(fd int, bufs [][]byte) (int, error) {
-	const flags = unix.MSG_NOSIGNAL | unix.MSG_DONTWAIT
-	if len(bufs) == 1 { // the common case: one event, one buffer
-		return unix.SendmsgN(fd, bufs[0], nil, nil, flags)
+// send writes bufs without blocking and without SIGPIPE, gathered by one
+// sendmsg call (at most maxIov of them), and returns how many bytes the
+// socket took. iov is scratch for the call's vector: the writer's own, so
+// that the hot path allocates nothing.
+func send(fd int, bufs [][]byte, iov []unix.Iovec) (int, error) {
+	iov = iov[:0]
+	for _, b := range bufs {
+		if len(iov) == cap(iov) {
+			break
+		}
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
 	}
-	return unix.SendmsgBuffers(fd, bufs[:min(len(bufs), maxIov)], nil, nil, flags)
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	var msg unix.Msghdr
+	msg.Iov = &iov[0]
+	msg.SetIovlen(len(iov))
+	n, _, errno := unix.Syscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)),
+		unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // advance drops n written bytes from the front of pending.
@@ -543,7 +613,9 @@ func (c *Conn) finish(final []byte) {
 		c.pending = append(c.pending, lastChunk)
 	}
 	if c.fd >= 0 && len(c.pending) > 0 {
-		_, _ = send(c.fd, c.pending)
+		// Only Close calls finish, once the writers have stopped: their
+		// scratch is free.
+		_, _ = send(c.fd, c.pending, c.w.iov)
 	}
 	c.mu.Unlock()
 	c.close()

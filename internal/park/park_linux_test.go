@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type fakeSource struct {
@@ -25,15 +27,10 @@ type fakeSource struct {
 
 func newSource() *fakeSource { return &fakeSource{closed: make(chan struct{})} }
 
-func (f *fakeSource) Pull(dst [][]byte, chunked bool) ([][]byte, bool) {
+func (f *fakeSource) Pull(dst [][]byte) ([][]byte, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, b := range f.queue {
-		if chunked {
-			b = append(append(append(strconv.AppendInt(nil, int64(len(b)), 16), "\r\n"...), b...), "\r\n"...)
-		}
-		dst = append(dst, b)
-	}
+	dst = append(dst, f.queue...)
 	f.queue = nil
 	return dst, f.cut
 }
@@ -159,8 +156,11 @@ func TestCutStreamEndsWithRetry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("body did not end cleanly: %v", err)
 	}
-	if string(rest) != "data: a\n\nretry: 1000\n\n" {
-		t.Fatalf("body %q", rest)
+	// The default hint is sse.CutRetry's: jittered, 0.5 to 1.5 s.
+	hint, ok := strings.CutPrefix(string(rest), "data: a\n\nretry: ")
+	ms, err := strconv.Atoi(strings.TrimSuffix(hint, "\n\n"))
+	if !ok || !strings.HasSuffix(hint, "\n\n") || err != nil || ms < 500 || ms >= 1500 {
+		t.Fatalf("body %q, want the event and a retry of 500-1499 ms", rest)
 	}
 	select {
 	case <-src.closed:
@@ -319,4 +319,91 @@ func anyBlocked(p *Poller) bool {
 		}
 	}
 	return false
+}
+
+// TestPullFramesWithoutCopying: under HTTP/1.1 what one Pull returns goes
+// out as one chunk whose size line and CRLF are buffers of their own, and
+// whose events are the source's own slices, not copies.
+func TestPullFramesWithoutCopying(t *testing.T) {
+	src := newSource()
+	events := []string{"data: one\n\n", "id: 2\ndata: two\n\n"}
+	for _, e := range events {
+		src.push(e)
+	}
+	shared := append([][]byte(nil), src.queue...)
+	c := &Conn{src: src, chunked: true}
+	c.mu.Lock()
+	cut := c.pull()
+	pending := c.pending
+	c.mu.Unlock()
+	if cut {
+		t.Fatal("pull reported a cut")
+	}
+	total := len(events[0]) + len(events[1])
+	want := []string{strconv.FormatInt(int64(total), 16) + "\r\n", events[0], events[1], "\r\n"}
+	if len(pending) != len(want) {
+		t.Fatalf("pending has %d buffers %q, want %q", len(pending), pending, want)
+	}
+	for i, w := range want {
+		if string(pending[i]) != w {
+			t.Fatalf("buffer %d = %q, want %q", i, pending[i], w)
+		}
+	}
+	for i, b := range shared {
+		if &pending[1+i][0] != &b[0] {
+			t.Errorf("event %d was copied: the writer must send the source's bytes", i)
+		}
+	}
+
+	// Nothing waiting: nothing pending, not an empty chunk (which would
+	// end the body).
+	c.pending = c.pending[:0]
+	c.mu.Lock()
+	c.pull()
+	c.mu.Unlock()
+	if len(c.pending) != 0 {
+		t.Fatalf("an empty pull left %q pending", c.pending)
+	}
+}
+
+// TestSendAllocatesNothing: the writer gathers a stream's buffers with its
+// own iovec scratch, so a fan-out to 10k streams does not allocate 10k
+// vectors.
+func TestSendAllocatesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	srv, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := dupFD(srv)
+	srv.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	bufs := [][]byte{[]byte("b\r\n"), []byte("data: x\n\n"), crlf}
+	iov := make([]unix.Iovec, 0, maxIov)
+	const runs = 100 // 1.4 KB in all: the socket buffer takes it unread
+	allocs := testing.AllocsPerRun(runs, func() {
+		if n, err := send(fd, bufs, iov); n != 14 || err != nil {
+			t.Fatalf("send = %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("send allocates %.1f times per call", allocs)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(io.LimitReader(client, 14*(runs+1)))
+	if err != nil || string(got[:14]) != "b\r\ndata: x\n\n\r\n" {
+		t.Fatalf("the client read %q, %v", got, err)
+	}
 }

@@ -20,4 +20,4 @@ func (*Poller) Park(net.Conn, Source, bool, time.Time) error { return ErrUnsuppo
 func (*Poller) Len() int { return 0 }
 
 // Close does nothing.
-func (*Poller) Close([]byte) {}
+func (*Poller) Close(func() []byte) {}
