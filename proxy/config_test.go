@@ -221,3 +221,27 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseConfig checks that no input makes ParseConfig, Fill or
+// Validate panic, and that every decoding failure names a line.
+func FuzzParseConfig(f *testing.F) {
+	for _, file := range []string{"testdata/example.yaml", "testdata/types.yaml", "testdata/invalid.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := proxy.ParseConfig(data)
+		if err != nil {
+			var fe *config.FieldError
+			if errors.As(err, &fe) && fe.Line == 0 {
+				t.Errorf("%v: no line", fe)
+			}
+			return
+		}
+		c.Fill()
+		_ = config.Locate(data, c.Validate())
+	})
+}
