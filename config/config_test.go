@@ -220,6 +220,9 @@ func TestParseErrors(t *testing.T) {
 		{"long value cut short by the decoder", "auth:\n  anonymous_subscribe: https://app.example/a/long/path\n", []string{
 			`line 2: auth.anonymous_subscribe: want a list of strings, got "https://app.example/a/long/path"`,
 		}},
+		{"unknown key in a flow mapping", "stream: {heartbeat: 5s, retyr: 1s}\n", []string{
+			"line 1: stream.retyr: unknown key; want one of heartbeat, retry, write_timeout, queue_bytes, max_topics, replay_bytes",
+		}},
 		{"list item as mapping", "auth:\n  anonymous_subscribe:\n    - news\n    - {topic: x}\n", []string{
 			"line 4: auth.anonymous_subscribe[1]: want a string, got a mapping",
 		}},

@@ -122,6 +122,8 @@ func fieldErrors(data []byte, te *yaml.TypeError, t reflect.Type) error {
 	_ = yaml.Unmarshal(data, &root) // it parsed once already
 	paths := map[int]string{}
 	keyPaths(&root, "", paths)
+	onLine := map[int][]string{} // every key path on each line
+	walkPaths(&root, "", func(line int, p string) { onLine[line] = append(onLine[line], p) })
 	values := map[int]string{} // the first scalar value on each line
 	walkValues(&root, values)
 	keys := map[string][]string{}
@@ -137,6 +139,14 @@ func fieldErrors(data []byte, te *yaml.TypeError, t reflect.Type) error {
 			fe.Field, fe.Problem = paths[fe.Line], m[2]
 		}
 		if m := unknownKeyRE.FindStringSubmatch(fe.Problem); m != nil {
+			// On a line such as "- {name: a, valeu: b}", name the key
+			// itself rather than the first one.
+			for _, p := range onLine[fe.Line] {
+				if p == m[1] || strings.HasSuffix(p, "."+m[1]) {
+					fe.Field = p
+					break
+				}
+			}
 			fe.Problem = "unknown key"
 			if known := keys[m[2]]; len(known) > 0 {
 				fe.Problem += "; want one of " + strings.Join(known, ", ")
