@@ -139,8 +139,10 @@ type Config struct {
 	// when its Origin is there and in the token's origins, or in
 	// AnonymousOrigins for routes without auth.
 	CORS config.CORS `yaml:"cors"`
-	// TLS serves HTTPS and HTTP/2; client certificates (client_ca_file,
-	// client_auth) are refused for now.
+	// TLS serves HTTPS and HTTP/2. With client_ca_file, client_auth must
+	// be require: only clients with a certificate from those CAs connect.
+	// A certificate grants no principal; routes with auth jwt still want
+	// a token.
 	TLS config.TLS `yaml:"tls"`
 	Log config.Log `yaml:"log"`
 }
@@ -336,8 +338,10 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, pr.err(), c.CORS.Validate("cors"), c.TLS.Validate("tls"))
 	pr = &problems{}
-	if c.TLS.ClientCAFile != "" || c.TLS.ClientAuth == "require" {
-		pr.add("tls.client_ca_file", "client certificates are not supported by the proxy; use tokens (auth)")
+	// The proxy maps no certificate to a principal: a certificate only
+	// admits a connection, which "optional" would never refuse.
+	if c.TLS.ClientCAFile != "" && c.TLS.ClientAuth != "require" {
+		pr.add("tls.client_auth", "the proxy uses client certificates only to admit connections: set require (%q would verify a certificate and grant nothing for it)", c.TLS.ClientAuth)
 	}
 	errs = append(errs, pr.err(), c.Log.Validate("log"))
 	return flatten(errs)

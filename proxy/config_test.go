@@ -167,6 +167,20 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
+// TestConfigClientCertificates checks that a client CA is accepted with
+// client_auth require, the one mode in which the proxy's certificates do
+// something.
+func TestConfigClientCertificates(t *testing.T) {
+	c, err := proxy.ParseConfig([]byte("upstream: http://127.0.0.1:3000\ntls: {cert_file: c.pem, key_file: k.pem, client_ca_file: ca.pem, client_auth: require}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Fill()
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate: %v", err)
+	}
+}
+
 func TestConfigDefaults(t *testing.T) {
 	c := &proxy.Config{Upstream: "http://127.0.0.1:3000"}
 	c.Fill()
@@ -196,7 +210,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"origins", "upstream: http://a\ncors: {allowed_origins: ['*', 'https://ok.example', 'null']}\n", []string{"cors.allowed_origins[0]", "cors.allowed_origins[2]"}},
 		{"durations", "upstream: http://a\nheader_timeout: -1s\nprofile: loose\n", []string{"header_timeout", "profile"}},
 		{"tls and log", "upstream: http://a\ntls: {cert_file: c.pem, client_ca_file: ca.pem}\nlog: {format: xml, level: loud}\n",
-			[]string{"tls: cert_file and key_file", "tls.client_ca_file", "log.format", "log.level"}},
+			[]string{"tls: cert_file and key_file", "tls.client_auth: the proxy uses client certificates only to admit connections", "log.format", "log.level"}},
+		{"client CA without a certificate", "upstream: http://a\ntls: {client_ca_file: ca.pem, client_auth: require}\n", []string{"tls.client_ca_file: needs tls.cert_file and tls.key_file"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := proxy.ParseConfig([]byte(tc.yaml))
