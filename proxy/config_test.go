@@ -1,8 +1,19 @@
 package proxy_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -259,4 +270,76 @@ func FuzzParseConfig(f *testing.F) {
 		c.Fill()
 		_ = config.Locate(data, c.Validate())
 	})
+}
+
+// TestClientCertificatesAdmit checks that a proxy file's client CA with
+// client_auth require is obeyed, not accepted and ignored: a client
+// without a certificate from the CA is refused at the handshake, one with
+// it is served.
+func TestClientCertificatesAdmit(t *testing.T) {
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, usage x509.ExtKeyUsage) tls.Certificate {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+			ExtKeyUsage: []x509.ExtKeyUsage{usage}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	}
+	writePEM := func(name, typ string, der []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	server := issue(2, x509.ExtKeyUsageServerAuth)
+	serverKey, _ := x509.MarshalPKCS8PrivateKey(server.PrivateKey)
+	certFile := writePEM("cert.pem", "CERTIFICATE", server.Certificate[0])
+	keyFile := writePEM("key.pem", "PRIVATE KEY", serverKey)
+	caFile := writePEM("ca.pem", "CERTIFICATE", caDER)
+
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	})
+	cfg, err := proxy.ParseConfig([]byte("upstream: " + up.URL + "\ntls:\n  cert_file: " + certFile + "\n  key_file: " + keyFile +
+		"\n  client_ca_file: " + caFile + "\n  client_auth: require\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := startProxy(t, cfg)
+
+	roots := x509.NewCertPool()
+	roots.AddCert(ca)
+	get := func(certs []tls.Certificate) error {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: certs}}}
+		defer client.CloseIdleConnections()
+		res, err := client.Get("https://" + tp.addr + "/x")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", res.StatusCode)
+		}
+		return nil
+	}
+	if err := get(nil); err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	if err := get([]tls.Certificate{issue(3, x509.ExtKeyUsageClientAuth)}); err != nil {
+		t.Errorf("a client with a certificate from the CA: %v", err)
+	}
 }
