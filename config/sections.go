@@ -164,6 +164,26 @@ func (t *Tokens) Validate(prefix string) error {
 	return pr.err()
 }
 
+// AuthConfig returns the section as auth.NewVerifier reads it: the key
+// files, the JWKS, the claims checks and the token sources. The caller
+// adds what its own file has besides (serve: its secret, anonymous topics
+// and client certificates).
+func (t *Tokens) AuthConfig() auth.Config {
+	c := auth.Config{
+		JWKSURL:     t.JWKSURL,
+		JWKSRefresh: t.JWKSRefresh.D(),
+		Audience:    t.Audience,
+		Issuer:      t.Issuer,
+		Leeway:      t.Leeway.D(),
+		Cookie:      t.Cookie,
+		QueryParam:  t.QueryParam,
+	}
+	for _, k := range t.Keys {
+		c.KeyFiles = append(c.KeyFiles, auth.KeyFile{ID: k.ID, Algorithm: k.Algorithm, SecretFile: k.SecretFile, PublicKeyFile: k.PublicKeyFile})
+	}
+	return c
+}
+
 // CORS configures cross-origin access.
 type CORS struct {
 	// AllowedOrigins is the global allowlist of browser origins

@@ -5,7 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/policy"
 )
 
@@ -208,5 +210,26 @@ func TestLocate(t *testing.T) {
 	}
 	if Locate(data, nil) != nil {
 		t.Error("Locate(nil) is not nil")
+	}
+}
+
+func TestTokensAuthConfig(t *testing.T) {
+	c, err := Parse([]byte("auth:\n  keys: [{id: a, algorithm: ES256, public_key_file: k.pem}]\n  jwks_url: https://idp.example/jwks\n  audience: [feed]\n  issuer: https://idp.example\n  query_param: access_token\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Auth.Tokens.AuthConfig()
+	want := auth.Config{
+		KeyFiles:    []auth.KeyFile{{ID: "a", Algorithm: "ES256", PublicKeyFile: "k.pem"}},
+		JWKSURL:     "https://idp.example/jwks",
+		JWKSRefresh: 15 * time.Minute,
+		Audience:    []string{"feed"},
+		Issuer:      "https://idp.example",
+		Leeway:      auth.DefaultLeeway,
+		Cookie:      auth.DefaultCookie,
+		QueryParam:  "access_token",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("AuthConfig() = %+v\nwant %+v", got, want)
 	}
 }
