@@ -30,20 +30,9 @@ import (
 
 var (
 	binOnce sync.Once
-	binDir  string
 	binPath string
 	binErr  error
 )
-
-// TestMain only removes the binary that sseguardBinary builds, which all
-// tests of the package share.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
 
 // sseguardBinary builds the sseguard command once per test binary and returns
 // its path. It skips in -short mode: building and running processes is slow.

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/sseguard/sseguard/bench/naive"
+	"github.com/sseguard/sseguard/internal/httpserve"
 )
 
 // refhubCommand serves the naive reference hub, the measuring stick that
@@ -41,31 +41,12 @@ func (c *refhubCommand) run(ctx context.Context, env *environ, args []string) er
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           naive.New(),
-		ReadHeaderTimeout: 10 * time.Second,
-		// Streams end with ctx, so that shutting down does not wait for them.
-		BaseContext: func(net.Listener) context.Context { return ctx },
-	}
+	srv := httpserve.New(naive.New(), httpserve.Options{
+		ShutdownTimeout: 5 * time.Second,
+		Logger:          slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	// Streams end with ctx, so that shutting down does not wait for them.
+	srv.HTTP.BaseContext = func(net.Listener) context.Context { return ctx }
 	fmt.Fprintf(env.stdout, "listening on http://%s\n", ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(shutCtx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		err = srv.Close()
-	}
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", serr)
-	}
-	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return nil
+	return srv.Serve(ctx, ln)
 }

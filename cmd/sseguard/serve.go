@@ -21,6 +21,7 @@ import (
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/httpserve"
 	"github.com/sseguard/sseguard/server"
 	"github.com/sseguard/sseguard/store"
 	"github.com/sseguard/sseguard/store/bolt"
@@ -101,7 +102,7 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	return bolt.Open(filepath.Join(cfg.Data, "events.db"), ret, &bolt.Options{SkipCheck: cfg.Store.SkipCheck})
 }
 
-func (c *serveCommand) run(ctx context.Context, env *environ, args []string) error {
+func (c *serveCommand) run(ctx context.Context, env *environ, args []string) (err error) {
 	fs := newFlagSet(env, c, "[flags]")
 	listen := fs.String("listen", "", "address to listen on (env SSEGUARD_LISTEN; default 127.0.0.1:8080)")
 	data := fs.String("data", "", "data folder for the store and the signing secret (env SSEGUARD_DATA; default ./sseguard-data)")
@@ -148,16 +149,25 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	if err != nil {
 		return err
 	}
+	// The store is closed here and only here, once the server (and with it
+	// the hub) has stopped or never started.
+	served := false
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
+		}
+		if served {
+			log.Info("stopped")
+		}
+	}()
 	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
 	verifier, stopJWKS, err := server.NewVerifier(ctx, cfg, secret, log)
 	if err != nil {
-		st.Close()
 		return err
 	}
 	defer stopJWKS()
 	tlsConfig, err := server.TLSConfig(cfg)
 	if err != nil {
-		st.Close()
 		return err
 	}
 	srv := server.New(cfg, h, verifier, log)
@@ -165,17 +175,15 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		st.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close() // Run closes it too; this is for the returns before Run
 	if *pprofAddr != "" {
 		if pprofExposed {
 			log.Warn("pprof is served on an address that is not loopback (--pprof-unsafe): whoever reaches it can read the process's memory, tokens included", "addr", *pprofAddr)
 		}
 		stopPprof, err := servePprof(*pprofAddr, log)
 		if err != nil {
-			ln.Close()
-			st.Close()
 			return err
 		}
 		defer stopPprof()
@@ -183,34 +191,16 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) err
 	if cfg.Telemetry.MetricsListen != "" {
 		stopMetrics, err := serveMetrics(cfg.Telemetry.MetricsListen, srv.MetricsHandler(), log)
 		if err != nil {
-			ln.Close()
-			st.Close()
 			return err
 		}
 		defer stopMetrics()
 	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan error, 1)
-	go func() { hubDone <- h.Run(hubCtx) }()
-
-	err = srv.Serve(ctx, ln, stopHub, func(a net.Addr) {
-		log.Info("listening", "addr", a.String(), "store", cfg.Store.Driver, "data", cfg.Data, "profile", cfg.Profile)
-		if banner {
-			printGettingStarted(env.stdout, a, secret, tlsConfig != nil)
-		}
-	})
-	stopHub()
-	select {
-	case herr := <-hubDone:
-		err = errors.Join(err, herr)
-	case <-time.After(cfg.ShutdownTimeout.D()):
-		err = errors.Join(err, errors.New("hub did not stop in time"))
+	log.Info("listening", "addr", ln.Addr().String(), "store", cfg.Store.Driver, "data", cfg.Data, "profile", cfg.Profile)
+	if banner {
+		printGettingStarted(env.stdout, ln.Addr(), secret, tlsConfig != nil)
 	}
-	if cerr := st.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("close store: %w", cerr))
-	}
-	log.Info("stopped")
-	return err
+	served = true
+	return srv.Run(ctx, ln)
 }
 
 // printGettingStarted prints commands that work as printed: a subscribe and
@@ -296,14 +286,17 @@ func serveMetrics(addr string, h http.Handler, log *slog.Logger) (func(), error)
 	return serveSide("metrics", addr, mux, log)
 }
 
-// serveSide serves an operator-only handler on a listener of its own.
+// serveSide serves an operator-only handler on a listener of its own, and
+// returns a function that stops it (at once: a profile or a scrape can be
+// asked again) and waits until it has.
 func serveSide(name, addr string, h http.Handler, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listen: %w", name, err)
 	}
-	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
+	hs := httpserve.New(h, httpserve.Options{Logger: log}).HTTP
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
 	log.Info(name+" listening", "addr", ln.Addr().String())
-	return func() { hs.Close() }, nil
+	return func() { hs.Close(); <-done }, nil
 }

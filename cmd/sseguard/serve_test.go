@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	stdlog "log"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // syncBuffer is an output the test reads while the command writes it; it
@@ -209,4 +212,61 @@ func TestServeRefusesDamagedStore(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "events.db") || strings.Contains(out, "goroutine ") || strings.Contains(out, `"listening"`) {
 		t.Fatalf("serve on a damaged store: exit %d\n%s", code, out)
 	}
+}
+
+// TestServeStartFailuresReleaseEverything makes serve fail at each step
+// after the store is open, and checks that each failure names its cause,
+// leaves no goroutine or descriptor behind (the server allocates only in
+// New, and the store is closed on every path), and that the store is free:
+// a serve on the same data folder then starts.
+func TestServeStartFailuresReleaseEverything(t *testing.T) {
+	t.Setenv("SSEGUARD_CONFIG", "")
+	t.Setenv("SSEGUARD_LISTEN", "")
+	t.Setenv("SSEGUARD_DATA", "")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	busy := taken.Addr().String()
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	tests := []struct {
+		name   string
+		config string // the file's content
+		args   []string
+		want   string // in stderr
+	}{
+		{"listen", "", []string{"--listen", busy}, "listen: "},
+		{"pprof", "", []string{"--listen", "127.0.0.1:0", "--pprof", busy}, "pprof listen: "},
+		{"metrics", "telemetry:\n  metrics_listen: " + busy + "\n", []string{"--listen", "127.0.0.1:0"}, "metrics listen: "},
+		{"tls", "tls:\n  cert_file: " + missing + "\n  key_file: " + missing + "\n", []string{"--listen", "127.0.0.1:0"}, "tls.cert_file"},
+		{"key", "auth:\n  keys:\n    - id: k\n      algorithm: HS256\n      secret_file: " + missing + "\n", []string{"--listen", "127.0.0.1:0"}, "auth.keys[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := t.TempDir()
+			file := writeConfigFile(t, "sseguard.yaml", "log:\n  format: json\n"+tt.config)
+			ignore := goleak.IgnoreCurrent()
+			fds := countFDs(t)
+			code, _, errOut := runCLI(t, append([]string{"serve", "--config", file, "--data", data}, tt.args...)...)
+			if code != 1 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 1 and %q", code, errOut, tt.want)
+			}
+			goleak.VerifyNone(t, ignore)
+			if n := countFDs(t); n != fds {
+				t.Fatalf("open descriptors went from %d to %d", fds, n)
+			}
+			runServe(t, nil, "--config", writeConfigFile(t, "ok.yaml", "log:\n  format: json\n"), "--data", data, "--listen", "127.0.0.1:0")
+		})
+	}
+}
+
+// countFDs counts the process's open file descriptors.
+func countFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd to count descriptors: %v", err)
+	}
+	return len(ents)
 }
