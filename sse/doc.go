@@ -12,8 +12,13 @@
 //     buffer and the reconnection time.
 //   - [Stream], a writer for an http.ResponseWriter that completes the
 //     hardened headers of package policy before the first byte, writes
-//     retry at start, flushes every event, sends heartbeats and sets a
-//     deadline on every write so that a stuck client cannot hold a goroutine.
+//     retry at start, flushes every event and sets a deadline on every
+//     write so that a stuck client cannot hold a goroutine; and its one
+//     loop ([Stream.Run] from a channel, [Stream.Serve] from a [Feed] of
+//     events encoded once for many streams), which sends a heartbeat after
+//     the heartbeat interval without a write and ends the stream with the
+//     right retry hint when the feed is cut off ([CutRetry]), the server
+//     shuts down ([ShutdownRetry]) or the credentials expire (retry: 0).
 //   - [Client], an EventSource for Go: it reconnects with the server's retry
 //     and backoff, sends Last-Event-ID, and gives up where browsers do (a 204,
 //     a status other than 200, or a wrong content type).
