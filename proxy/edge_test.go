@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/internal/httpserve/certtest"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/proxy"
 )
@@ -481,4 +484,62 @@ func TestAutoRouteResponses(t *testing.T) {
 	}
 	tp.logs.mustFind(t, "upstream failed", map[string]any{"reason": "redirect", "upstream_status": 302})
 	tp.logs.mustFind(t, "upstream failed", map[string]any{"reason": "encoding", "upstream_status": 200})
+}
+
+// TestClientCertificatesRequired serves the proxy over HTTPS with a client
+// CA and client_auth require: a client with a certificate of that CA gets
+// through (over HTTP/2), one without or with another CA's certificate
+// fails the handshake, before any upstream request.
+func TestClientCertificatesRequired(t *testing.T) {
+	var upstreamHits atomic.Int32
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		upstreamHits.Add(1)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: x\n\n")
+	})
+	ca, rogue := certtest.NewCA(t), certtest.NewCA(t)
+	srvCert, srvKey := ca.Issue(t, certtest.Leaf{CN: "proxy", IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	cfg := baseConfig(up.URL)
+	cfg.TLS = config.TLS{
+		CertFile:     certtest.WriteFile(t, "proxy.pem", srvCert),
+		KeyFile:      certtest.WriteFile(t, "proxy-key.pem", srvKey),
+		ClientCAFile: certtest.WriteFile(t, "ca.pem", ca.PEM),
+		ClientAuth:   "require",
+	}
+	tp := startProxy(t, cfg)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	get := func(c *certtest.CA) (*http.Response, error) {
+		tc := &tls.Config{RootCAs: roots}
+		if c != nil {
+			cp, kp := c.Issue(t, certtest.Leaf{CN: "client", Client: true})
+			pair, err := tls.X509KeyPair(cp, kp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.Certificates = []tls.Certificate{pair}
+		}
+		tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest("GET", "https://"+tp.addr+"/events", nil)
+		req.Header.Set("Accept", "text/event-stream")
+		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		return res, err
+	}
+	res, err := get(ca)
+	if err != nil || res.StatusCode != 200 || res.ProtoMajor != 2 {
+		t.Fatalf("a certificate of the client CA: %v, %v", res, err)
+	}
+	for name, c := range map[string]*certtest.CA{"no certificate": nil, "another CA": rogue} {
+		if res, err := get(c); err == nil {
+			t.Errorf("%s: got through with %d", name, res.StatusCode)
+		}
+	}
+	if n := upstreamHits.Load(); n != 1 {
+		t.Fatalf("the upstream saw %d requests, want 1", n)
+	}
 }

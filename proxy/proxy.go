@@ -512,17 +512,5 @@ func newVerifier(ctx context.Context, a *Auth, log *slog.Logger) (*auth.Verifier
 	if len(a.Keys) == 0 && a.JWKSURL == "" {
 		return nil, func() {}, nil
 	}
-	c := auth.Config{
-		JWKSURL:     a.JWKSURL,
-		JWKSRefresh: a.JWKSRefresh.D(),
-		Audience:    a.Audience,
-		Issuer:      a.Issuer,
-		Leeway:      a.Leeway.D(),
-		Cookie:      a.Cookie,
-		QueryParam:  a.QueryParam,
-	}
-	for _, k := range a.Keys {
-		c.KeyFiles = append(c.KeyFiles, auth.KeyFile{ID: k.ID, Algorithm: k.Algorithm, SecretFile: k.SecretFile, PublicKeyFile: k.PublicKeyFile})
-	}
-	return auth.NewVerifier(ctx, c, log)
+	return auth.NewVerifier(ctx, a.AuthConfig(), log)
 }

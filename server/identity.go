@@ -18,33 +18,14 @@ import (
 // in New.
 func NewVerifier(ctx context.Context, cfg *config.Config, secret []byte, log *slog.Logger) (v *auth.Verifier, stop func(), err error) {
 	cfg = withDefaults(cfg)
-	c := auth.Config{
-		Keys:        []auth.Key{{ID: "", Algorithm: "HS256", Secret: secret}},
-		KeyFiles:    keyFiles(cfg.Auth.Keys),
-		JWKSURL:     cfg.Auth.JWKSURL,
-		JWKSRefresh: cfg.Auth.JWKSRefresh.D(),
-		Audience:    cfg.Auth.Audience,
-		Issuer:      cfg.Auth.Issuer,
-		Leeway:      cfg.Auth.Leeway.D(),
-		Cookie:      cfg.Auth.Cookie,
-		QueryParam:  cfg.Auth.QueryParam,
-		Anonymous:   *cfg.Auth.AnonymousSubscribe,
-	}
+	c := cfg.Auth.AuthConfig()
+	c.Keys = []auth.Key{{ID: "", Algorithm: "HS256", Secret: secret}}
+	c.Anonymous = *cfg.Auth.AnonymousSubscribe
 	for _, r := range cfg.Auth.ClientCerts {
 		c.ClientCerts = append(c.ClientCerts, auth.CertRule{Principal: r.Principal,
 			Permissions: auth.Permissions{Subscribe: r.Subscribe, Publish: r.Publish, Origins: r.Origins}})
 	}
 	return auth.NewVerifier(ctx, c, log)
-}
-
-// keyFiles returns the keys of a configuration file's auth.keys as
-// auth.NewVerifier reads them.
-func keyFiles(keys []config.Key) []auth.KeyFile {
-	var out []auth.KeyFile
-	for _, k := range keys {
-		out = append(out, auth.KeyFile{ID: k.ID, Algorithm: k.Algorithm, SecretFile: k.SecretFile, PublicKeyFile: k.PublicKeyFile})
-	}
-	return out
 }
 
 // TLSConfig returns the HTTPS configuration of cfg's tls section, or nil

@@ -2,98 +2,25 @@ package httpserve
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sseguard/sseguard/internal/httpserve/certtest"
 )
 
-// testCA issues certificates for loopback tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate and key (PEM) for a server on 127.0.0.1, or
-// for a client.
-func (ca *testCA) issue(t *testing.T, client bool) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "leaf"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-}
-
-func writeFile(t *testing.T, name string, data []byte) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+var loopback = []net.IP{net.ParseIP("127.0.0.1")}
 
 func TestLoadTLSErrorsNameTheKey(t *testing.T) {
-	ca := newCA(t)
-	cert, key := ca.issue(t, false)
-	certFile, keyFile := writeFile(t, "c.pem", cert), writeFile(t, "k.pem", key)
+	ca := certtest.NewCA(t)
+	cert, key := ca.Issue(t, certtest.Leaf{CN: "hub", IPs: loopback})
+	certFile, keyFile := certtest.WriteFile(t, "c.pem", cert), certtest.WriteFile(t, "k.pem", key)
 	tests := []struct {
 		name string
 		f    TLSFiles
@@ -102,7 +29,7 @@ func TestLoadTLSErrorsNameTheKey(t *testing.T) {
 		{"plain HTTP", TLSFiles{}, ""},
 		{"missing key", TLSFiles{CertFile: certFile, KeyFile: filepath.Join(t.TempDir(), "none")}, "tls.cert_file, tls.key_file: "},
 		{"missing CA", TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: filepath.Join(t.TempDir(), "none")}, "tls.client_ca_file: "},
-		{"CA not PEM", TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: writeFile(t, "ca.pem", []byte("not pem"))}, "tls.client_ca_file: no PEM certificate"},
+		{"CA not PEM", TLSFiles{CertFile: certFile, KeyFile: keyFile, ClientCAFile: certtest.WriteFile(t, "ca.pem", []byte("not pem"))}, "tls.client_ca_file: no PEM certificate"},
 		{"server only", TLSFiles{CertFile: certFile, KeyFile: keyFile}, ""},
 	}
 	for _, tt := range tests {
@@ -126,19 +53,19 @@ func TestLoadTLSErrorsNameTheKey(t *testing.T) {
 // required, and dials with a certificate of that CA, one of another CA,
 // and none.
 func TestClientCertificates(t *testing.T) {
-	ca, rogue := newCA(t), newCA(t)
-	srvCert, srvKey := ca.issue(t, false)
+	ca, rogue := certtest.NewCA(t), certtest.NewCA(t)
+	srvCert, srvKey := ca.Issue(t, certtest.Leaf{CN: "hub", IPs: loopback})
 	files := TLSFiles{
-		CertFile:     writeFile(t, "srv.pem", srvCert),
-		KeyFile:      writeFile(t, "srv-key.pem", srvKey),
-		ClientCAFile: writeFile(t, "ca.pem", ca.pem),
+		CertFile:     certtest.WriteFile(t, "srv.pem", srvCert),
+		KeyFile:      certtest.WriteFile(t, "srv-key.pem", srvKey),
+		ClientCAFile: certtest.WriteFile(t, "ca.pem", ca.PEM),
 	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
-	client := func(c *testCA) *http.Client {
+	roots.AppendCertsFromPEM(ca.PEM)
+	client := func(c *certtest.CA) *http.Client {
 		tc := &tls.Config{RootCAs: roots}
 		if c != nil {
-			cp, kp := c.issue(t, true)
+			cp, kp := c.Issue(t, certtest.Leaf{CN: "client", Client: true})
 			pair, err := tls.X509KeyPair(cp, kp)
 			if err != nil {
 				t.Fatal(err)
@@ -168,7 +95,7 @@ func TestClientCertificates(t *testing.T) {
 		url := "https://" + ln.Addr().String() + "/"
 		for _, tt := range []struct {
 			name string
-			ca   *testCA
+			ca   *certtest.CA
 			want int // 0: the handshake fails
 		}{
 			{"own CA", ca, http.StatusAccepted},
