@@ -3,8 +3,6 @@ package proxy_test
 import (
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"log/slog"
 	"net"
@@ -507,23 +505,10 @@ func TestClientCertificatesRequired(t *testing.T) {
 		ClientAuth:   "require",
 	}
 	tp := startProxy(t, cfg)
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.PEM)
-	get := func(c *certtest.CA) (*http.Response, error) {
-		tc := &tls.Config{RootCAs: roots}
-		if c != nil {
-			cp, kp := c.Issue(t, certtest.Leaf{CN: "client", Client: true})
-			pair, err := tls.X509KeyPair(cp, kp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.Certificates = []tls.Certificate{pair}
-		}
-		tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}
-		defer tr.CloseIdleConnections()
+	get := func(from *certtest.CA) (*http.Response, error) {
 		req, _ := http.NewRequest("GET", "https://"+tp.addr+"/events", nil)
 		req.Header.Set("Accept", "text/event-stream")
-		res, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Do(req)
+		res, err := ca.Client(t, from).Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()

@@ -61,26 +61,11 @@ func TestNewStartsNothing(t *testing.T) {
 func TestRunStopsWhatItStarted(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	fds := openFDs(t)
-	cfg := config.Default()
-	cfg.Auth.AnonymousSubscribe = &[]string{"demo"}
-	h := hub.New(hub.Options{Store: memory.New(store.Retention{}), Logger: slog.New(slog.DiscardHandler)})
-	v, stop, err := NewVerifier(context.Background(), cfg, testKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	srv := New(cfg, h, v, slog.New(slog.DiscardHandler))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx, ln) }()
+	ts := start(t, nil, nil)
 
 	// A stream, read until its first event: the hub runs (it committed
 	// the publish) and the stream is live.
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +75,12 @@ func TestRunStopsWhatItStarted(t *testing.T) {
 	}
 	rd := newLineReader(c)
 	rd.until(t, func(l string) bool { return strings.HasPrefix(l, "retry:") })
-	if _, err := h.Publish(context.Background(), store.Record{Topic: "demo", Data: "x"}); err != nil {
+	if _, err := ts.hub.Publish(context.Background(), store.Record{Topic: "demo", Data: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	rd.until(t, func(l string) bool { return l == "data: x" })
 
-	cancel()
-	if err := <-errc; err != nil {
+	if err := ts.stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	// The stream ended with a retry hint, the connection closed.
@@ -107,11 +91,11 @@ func TestRunStopsWhatItStarted(t *testing.T) {
 	if n := openFDs(t); n != fds {
 		t.Fatalf("open descriptors went from %d to %d", fds, n)
 	}
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Run(context.Background(), ln2); err == nil {
+	if err := ts.srv.Run(context.Background(), ln); err == nil {
 		t.Fatal("a second Run was accepted")
 	}
 }
@@ -120,21 +104,8 @@ func TestRunStopsWhatItStarted(t *testing.T) {
 // is a working configuration, as a file that sets nothing is.
 func TestZeroConfig(t *testing.T) {
 	h := hub.New(hub.Options{Store: memory.New(store.Retention{}), Logger: slog.New(slog.DiscardHandler)})
-	srv := New(&config.Config{}, h, nil, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}()
-	base := "http://" + ln.Addr().String()
+	addr, _ := runLoopback(t, New(&config.Config{}, h, nil, nil))
+	base := "http://" + addr
 	for _, tt := range []struct {
 		path, accept string
 		status       int

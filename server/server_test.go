@@ -77,6 +77,20 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 	for _, f := range setup {
 		f(srv)
 	}
+	addr, stop := runLoopback(t, srv)
+	logText := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
+	return &testServer{base: "http://" + addr, srv: srv, logs: logText, hub: h, store: st, stop: stop}
+}
+
+// runLoopback runs srv on a loopback port until stop is called or the test
+// ends, and returns the address. stop returns Run's error, and may be
+// called more than once.
+func runLoopback(t *testing.T, srv *Server) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +100,7 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 	go func() { errc <- srv.Run(ctx, ln) }()
 	var once sync.Once
 	var stopErr error
-	stop := func() error {
+	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -97,13 +111,12 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 		})
 		return stopErr
 	}
-	t.Cleanup(func() { _ = stop() })
-	logText := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.String()
-	}
-	return &testServer{base: "http://" + ln.Addr().String(), srv: srv, logs: logText, hub: h, store: st, stop: stop}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return ln.Addr().String(), stop
 }
 
 func token(t *testing.T, perms auth.Permissions, ttl time.Duration) string {

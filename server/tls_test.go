@@ -83,16 +83,7 @@ func TestMTLSPrincipals(t *testing.T) {
 	h := hub.New(hub.Options{Store: memory.New(store.Retention{})})
 	srv := New(cfg, h, v, slog.New(slog.DiscardHandler))
 	srv.TLS = tc
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Error(err)
-		}
-	}()
+	addr, _ := runLoopback(t, srv)
 
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(ca.pem)
@@ -107,7 +98,7 @@ func TestMTLSPrincipals(t *testing.T) {
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: tcfg, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
 	}
-	base := "https://" + ln.Addr().String()
+	base := "https://" + addr
 	publish := func(c *http.Client) (*http.Response, error) {
 		req, _ := http.NewRequest("POST", base+"/api/publish", strings.NewReader(`{"topic":"prices","data":"42"}`))
 		req.Header.Set("Content-Type", "application/json")
@@ -154,13 +145,10 @@ func TestQueryTokenNeverLogged(t *testing.T) {
 	defer stop()
 	h := hub.New(hub.Options{Store: memory.New(store.Retention{}), Logger: log})
 	srv := New(cfg, h, v, log)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Run(ctx, ln) }()
+	addr, stopServer := runLoopback(t, srv)
 
 	tok := token(t, allPerms, time.Hour)
-	base := "http://" + ln.Addr().String()
+	base := "http://" + addr
 	for _, q := range []string{
 		"/api/poll?topic=t&after=&access_token=" + tok,
 		"/api/poll?topic=t&after=bogus&access_token=" + tok,
@@ -174,8 +162,7 @@ func TestQueryTokenNeverLogged(t *testing.T) {
 			res.Body.Close()
 		}
 	}
-	cancel()
-	if err := <-errc; err != nil {
+	if err := stopServer(); err != nil { // the log is complete
 		t.Fatal(err)
 	}
 	mu.Lock()

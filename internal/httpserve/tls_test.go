@@ -3,14 +3,12 @@ package httpserve
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sseguard/sseguard/internal/httpserve/certtest"
 )
@@ -60,20 +58,6 @@ func TestClientCertificates(t *testing.T) {
 		KeyFile:      certtest.WriteFile(t, "srv-key.pem", srvKey),
 		ClientCAFile: certtest.WriteFile(t, "ca.pem", ca.PEM),
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.PEM)
-	client := func(c *certtest.CA) *http.Client {
-		tc := &tls.Config{RootCAs: roots}
-		if c != nil {
-			cp, kp := c.Issue(t, certtest.Leaf{CN: "client", Client: true})
-			pair, err := tls.X509KeyPair(cp, kp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.Certificates = []tls.Certificate{pair}
-		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true}, Timeout: 10 * time.Second}
-	}
 	for _, require := range []bool{false, true} {
 		files.RequireClientCert = require
 		tc, err := LoadTLS(files)
@@ -102,7 +86,7 @@ func TestClientCertificates(t *testing.T) {
 			{"other CA", rogue, 0},
 			{"none", nil, map[bool]int{false: http.StatusOK, true: 0}[require]},
 		} {
-			c := client(tt.ca)
+			c := ca.Client(t, tt.ca)
 			res, err := c.Get(url)
 			got := 0
 			if err == nil {
