@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/scan/rawhttp"
 )
 
@@ -206,7 +207,7 @@ func checkDrift(p *pass) {
 		pinned := rawhttp.Values(b.Headers, name)
 		got := rawhttp.Values(now, name)
 		switch {
-		case slices.Equal(pinned, got):
+		case sameLines(name, pinned, got):
 		case len(pinned) == 0:
 			p.report(ProbeStream, fmt.Sprintf("%s appeared: %s", name, quoteValues(got)))
 		case len(got) == 0:
@@ -215,6 +216,20 @@ func checkDrift(p *pass) {
 			p.report(ProbeStream, fmt.Sprintf("%s changed: pinned %s, now %s", name, quoteValues(pinned), quoteValues(got)))
 		}
 	}
+}
+
+// sameLines reports whether two lists of a header's lines mean the same
+// (policy.Equivalent): as many lines, each with the same meaning.
+func sameLines(name string, a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] && !policy.Equivalent(name, a[i], b[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 func appendName(names []string, n string) []string {

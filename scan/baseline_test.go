@@ -72,6 +72,23 @@ func TestBaseline(t *testing.T) {
 			}
 		}
 	})
+	t.Run("same meaning: no drift", func(t *testing.T) {
+		reordered := modified(func(h http.Header) {
+			h.Set("Server", "demo/1.2")
+			h.Set("Cache-Control", "no-store, No-Cache,no-transform")
+			h.Set("Content-Type", "text/event-stream;charset=UTF-8")
+		})
+		rep := runScan(t, scan.Config{URL: serveT(t, reordered) + "/events?topic=t", HeartbeatMax: 600 * time.Millisecond, Baseline: b})
+		assertQuiet(t, rep, scan.RuleDrift)
+	})
+	t.Run("no-transform lost: drift", func(t *testing.T) {
+		lost := modified(func(h http.Header) {
+			h.Set("Server", "demo/1.2")
+			h.Set("Cache-Control", "no-store, no-cache")
+		})
+		rep := runScan(t, scan.Config{URL: serveT(t, lost) + "/events?topic=t", HeartbeatMax: 600 * time.Millisecond, Baseline: b})
+		assertFires(t, rep, scan.RuleDrift)
+	})
 	t.Run("fixed server: stale entries noted", func(t *testing.T) {
 		rep := runScan(t, scan.Config{URL: serveT(t, healthy()) + "/events?topic=t", HeartbeatMax: 600 * time.Millisecond, Baseline: b})
 		if !strings.Contains(strings.Join(rep.Notes, "\n"), "baseline entry HDR-LEAK") {

@@ -149,8 +149,8 @@ func judgeXCTO(p *pass, r *response) {
 }
 
 // judgeCSP checks Content-Security-Policy on streams and the page against
-// the profile's expectation for the kind, and lints every policy present
-// (HDR-CSP).
+// the profile's value for the kind (at least as strict, by
+// policy.Satisfies), and lints every policy present (HDR-CSP).
 func judgeCSP(p *pass, r *response) {
 	kind := policy.KindStream
 	switch {
@@ -160,7 +160,9 @@ func judgeCSP(p *pass, r *response) {
 		return
 	}
 	vs := r.res.Values("Content-Security-Policy")
-	if _, wanted := p.obs.cfg.Profile.Header(kind, "Content-Security-Policy"); !wanted && len(vs) == 0 {
+	prof := p.obs.cfg.Profile
+	want, wanted := prof.Header(kind, "Content-Security-Policy")
+	if !wanted && len(vs) == 0 {
 		p.skip("the profile sets no CSP on " + kind.String() + " responses")
 		return
 	}
@@ -168,6 +170,14 @@ func judgeCSP(p *pass, r *response) {
 	if len(vs) == 0 {
 		p.report(r.probe, "no Content-Security-Policy")
 		return
+	}
+	if short := policy.Shortfalls(want.Name, vs, want.Value); wanted && len(short) > 0 {
+		texts := make([]string, len(short))
+		for i, s := range short {
+			texts[i] = s.String()
+		}
+		p.report(r.probe, fmt.Sprintf("Content-Security-Policy %s is less strict than profile %s's %q: it %s",
+			quoteValues(vs), prof.Name, want.Value, strings.Join(texts, "; ")))
 	}
 	for _, csp := range policy.ParseCSPList(vs) {
 		for _, issue := range csp.Lint() {
@@ -185,8 +195,9 @@ var ownRule = map[string]bool{
 	"Connection":              true,
 }
 
-// judgePolicy reports the profile's headers that are missing or differ on
-// streams, refusals and the page, where no more specific rule covers them
+// judgePolicy reports the profile's headers that are missing or do not
+// mean what the profile's value does (policy.Satisfies) on streams,
+// refusals and the page, where no more specific rule covers them
 // (HDR-POLICY).
 func judgePolicy(p *pass, r *response) {
 	major, minor := p.obs.cfg.Proto.Version()
@@ -209,19 +220,19 @@ func judgePolicy(p *pass, r *response) {
 		if ownRule[name] || coveredElsewhere(name, h, got, r.res) {
 			continue
 		}
-		if name == "Cache-Control" {
-			if missing := missingDirectives(h.Value, got, kind); len(missing) > 0 {
-				p.report(r.probe, fmt.Sprintf("%s Cache-Control %s lacks %s (profile %s: %q)", kind, quoteOrNone(got), strings.Join(missing, ", "), prof.Name, h.Value))
+		var short []string
+		for _, s := range policy.Shortfalls(name, got, h.Value) {
+			if !reportedElsewhere(name, kind, s) {
+				short = append(short, s.String())
 			}
-			continue
 		}
-		if valueMatches(name, h.Value, got) {
-			continue
-		}
-		if len(got) == 0 {
+		switch {
+		case len(short) == 0:
+		case len(got) == 0:
 			p.report(r.probe, fmt.Sprintf("%s response lacks %s: %s (profile %s: %s)", kind, name, h.Value, prof.Name, h.Reason))
-		} else {
-			p.report(r.probe, fmt.Sprintf("%s response has %s: %s; profile %s wants %q", kind, name, strings.Join(got, ", "), prof.Name, h.Value))
+		default:
+			p.report(r.probe, fmt.Sprintf("%s response has %s: %s; profile %s wants %q: it %s",
+				kind, name, strings.Join(got, ", "), prof.Name, h.Value, strings.Join(short, "; ")))
 		}
 	}
 }
@@ -241,19 +252,24 @@ func coveredElsewhere(name string, h policy.Header, got []string, res *rawhttp.R
 	return false
 }
 
-// missingDirectives returns the directives of the profile's Cache-Control
-// that got lacks, leaving out what SSE-CACHE (a missing no-cache on a
-// stream) and SSE-NO-COMPRESS (a missing no-transform) report.
-func missingDirectives(want string, got []string, kind policy.Kind) []string {
-	have := cacheDirectives(got)
-	var missing []string
-	for d := range cacheDirectives([]string{want}) {
-		if _, ok := have[d]; !ok && d != "no-transform" && !(d == "no-cache" && kind == policy.KindStream) {
-			missing = append(missing, d)
-		}
+// reportedElsewhere reports whether another rule reports this shortfall of
+// a stream's Cache-Control: SSE-NO-COMPRESS a missing no-transform,
+// SSE-CACHE a missing no-cache and public or max-age.
+func reportedElsewhere(name string, kind policy.Kind, s policy.Shortfall) bool {
+	if name != "Cache-Control" {
+		return false
 	}
-	slices.Sort(missing)
-	return missing
+	if s.Want == "no-transform" {
+		return true
+	}
+	if kind != policy.KindStream {
+		return false
+	}
+	if s.Got == "" && s.Want == "no-cache" {
+		return true
+	}
+	directive, _, _ := strings.Cut(s.Got, "=")
+	return s.Want == "" && (directive == "public" || directive == "max-age" || directive == "s-maxage")
 }
 
 func essenceOf(v string) string {
@@ -278,7 +294,7 @@ func judgeErrorShape(p *pass, r *response) {
 		p.report(probe, fmt.Sprintf("%s has X-Content-Type-Options %s, not nosniff once", status, quoteOrNone(xs)))
 	}
 	cc := res.Values("Cache-Control")
-	if _, ok := cacheDirectives(cc)["no-store"]; !ok {
+	if !hasDirective(cc, "no-store") {
 		p.report(probe, fmt.Sprintf("%s has Cache-Control %s without no-store", status, quoteOrNone(cc)))
 	}
 	if ref.Get("Retry-After") != "" && len(res.Values("Retry-After")) == 0 {

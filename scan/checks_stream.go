@@ -143,11 +143,11 @@ func judgeNoCompress(p *pass, r *response) {
 	if !has {
 		return
 	}
-	if _, need := cacheDirectives([]string{want.Value})["no-transform"]; !need {
+	if !hasDirective([]string{want.Value}, "no-transform") {
 		return
 	}
 	cc := r.res.Values("Cache-Control")
-	if _, got := cacheDirectives(cc)["no-transform"]; !got {
+	if !hasDirective(cc, "no-transform") {
 		p.report(r.probe, fmt.Sprintf("Cache-Control %s lacks no-transform: intermediaries may compress the stream", quoteOrNone(cc)))
 	}
 }
@@ -161,18 +161,15 @@ func judgeCache(p *pass, r *response) {
 	p.evaluated()
 	res := r.res
 	cc := res.Values("Cache-Control")
-	dirs := cacheDirectives(cc)
-	_, noCache := dirs["no-cache"]
-	_, noStore := dirs["no-store"]
-	if !noCache && !noStore {
+	if !hasDirective(cc, "no-cache") && !hasDirective(cc, "no-store") {
 		p.report(r.probe, fmt.Sprintf("Cache-Control %s has neither no-cache nor no-store", quoteOrNone(cc)))
 	}
-	if _, pub := dirs["public"]; pub {
+	if hasDirective(cc, "public") {
 		p.report(r.probe, fmt.Sprintf("Cache-Control %s says public", quoteValues(cc)))
 	}
-	for _, d := range []string{"max-age", "s-maxage"} {
-		if v, has := dirs[d]; has && v != "0" {
-			p.report(r.probe, fmt.Sprintf("Cache-Control %s allows caching (%s=%s)", quoteValues(cc), d, v))
+	for _, name := range []string{"max-age", "s-maxage"} {
+		if d, has := policy.LookupCacheDirective(cc, name); has && d.Value != "0" {
+			p.report(r.probe, fmt.Sprintf("Cache-Control %s allows caching (%s=%s)", quoteValues(cc), name, d.Value))
 		}
 	}
 	if age := res.Values("Age"); len(age) > 0 {

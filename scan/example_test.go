@@ -1,11 +1,8 @@
 package scan_test
 
 import (
-	"bytes"
-	"compress/zlib"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,22 +39,4 @@ func ExampleRun() {
 		_ = rep.WriteText(os.Stdout, scan.TextOptions{FailOn: scan.Medium})
 	}
 	// Output: findings at or above medium: 0
-}
-
-// Read a body whose Content-Encoding is deflate, sent as zlib (RFC 9110)
-// or as the raw deflate some servers send: the decoder reads both.
-func ExampleDecodeContent() {
-	var compressed bytes.Buffer
-	zw := zlib.NewWriter(&compressed)
-	_, _ = zw.Write([]byte("data: hello\n\n"))
-	_ = zw.Close()
-
-	body, coding, err := scan.DecodeContent([]string{"deflate"}, &compressed)
-	if err != nil {
-		fmt.Println("cannot decode:", err)
-		return
-	}
-	text, _ := io.ReadAll(body)
-	fmt.Printf("%s: %q\n", coding, text)
-	// Output: deflate: "data: hello\n\n"
 }

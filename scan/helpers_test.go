@@ -88,7 +88,7 @@ func startHub(t testing.TB, heartbeat time.Duration) *testHub {
 type fault struct {
 	profile       *policy.Profile
 	mod           func(h http.Header) // changes the stream headers after the profile's
-	heartbeat     time.Duration       // 0: none
+	heartbeat     time.Duration       // a comment after this much quiet; 0: none
 	eventEvery    time.Duration       // 0: no events
 	tsLag         time.Duration       // events carry "ts" this far in the past
 	flushEvery    time.Duration       // >0: flush only this often (buffering)
@@ -187,17 +187,17 @@ func (f *fault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(out, "id: %s\ndata: again\n\n", leid)
 		flush()
 	}
-	tick := func(d time.Duration) <-chan time.Time {
-		if d <= 0 {
-			return nil
-		}
-		return time.NewTicker(d).C
-	}
-	hb, ev, fl := tick(f.heartbeat), tick(f.eventEvery), tick(f.flushEvery)
-	var end <-chan time.Time
-	if f.closeAfter > 0 {
-		end = time.After(f.closeAfter)
-	}
+	ev, stopEv := every(f.eventEvery)
+	defer stopEv()
+	fl, stopFl := every(f.flushEvery)
+	defer stopFl()
+	// The heartbeat waits for a quiet spell, as sseguard's and most hubs'
+	// do: a fixed ticker that falls behind on a busy machine sends two
+	// heartbeats back to back, which SSE-FLUSH rightly reads as buffering.
+	hb, idle, stopHB := quietFor(f.heartbeat)
+	defer stopHB()
+	end, _, stopEnd := quietFor(f.closeAfter)
+	defer stopEnd()
 	for {
 		select {
 		case <-r.Context().Done():
@@ -214,10 +214,31 @@ func (f *fault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			flush()
 			continue
 		}
+		idle()
 		if f.flushEvery == 0 {
 			flush()
 		}
 	}
+}
+
+// every returns a ticker's channel, nil when d is not positive, and a
+// function that stops it.
+func every(d time.Duration) (<-chan time.Time, func()) {
+	if d <= 0 {
+		return nil, func() {}
+	}
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+// quietFor returns a timer's channel that fires after d, nil when d is
+// not positive, a function that starts d again and one that stops it.
+func quietFor(d time.Duration) (<-chan time.Time, func(), func()) {
+	if d <= 0 {
+		return nil, func() {}, func() {}
+	}
+	t := time.NewTimer(d)
+	return t.C, func() { t.Reset(d) }, func() { t.Stop() }
 }
 
 // fakeHub is a minimal publish/subscribe server with knobs for the

@@ -56,8 +56,12 @@ type loadAgg struct {
 	dropWhy     map[string]int
 	headerTimes []time.Duration
 	latencies   []time.Duration
-	silent      int // streams with a silence over HeartbeatMax
+	tsTimes     []span   // events with a "ts": from it to their arrival
+	silences    [][]span // each stream's long silences, judged at the end
+	seenSilent  int      // streams silent over HeartbeatMax, the scanner's stalls included
+	silent      int      // streams silent over HeartbeatMax for the server
 	worstSilent time.Duration
+	stalls      stalls // the scanner's own stalls during the run
 	open        int
 	events      atomic.Int64 // live, for the progress line
 }
@@ -132,16 +136,16 @@ func (a *loadAgg) opened(st *loadStream, res *rawhttp.Response, first bool) {
 	a.headerTimes = append(a.headerTimes, res.Timing.Headers.Sub(res.Timing.Sent))
 }
 
-// ended counts how a stream ended: its latencies, its longest silence,
-// and a drop when it ended before the window did.
-func (a *loadAgg) ended(st *loadStream, w *watch, lats []time.Duration, heartbeatMax time.Duration) {
+// ended counts how a stream ended: the arrival of its events with a "ts",
+// its long silences (judged by judgeSilences once the run's stalls are
+// known), and a drop when it ended before the window did.
+func (a *loadAgg) ended(st *loadStream, w *watch, tsTimes []span) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.open--
-	a.latencies = append(a.latencies, lats...)
-	if sil := w.longestSilence(); sil > heartbeatMax {
-		a.silent++
-		a.worstSilent = max(a.worstSilent, sil)
+	a.tsTimes = append(a.tsTimes, tsTimes...)
+	if sil := w.silences(); len(sil) > 0 {
+		a.silences = append(a.silences, sil)
 	}
 	if w.end == endWindow {
 		return
@@ -174,12 +178,14 @@ func (s *scanner) runLoad(ctx context.Context) error {
 	lctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	agg := newLoadAgg(s.cfg)
+	probe := startStallProbe()
 	side := s.startSide(ctx) // the side probes run once
 	pub, pubDone := s.startPublisher(lctx, s.cfg.Ramp+100*time.Millisecond,
 		deadline.Add(-min(s.cfg.MaxLatency, (s.cfg.Duration-s.cfg.Ramp)/2)))
 	agg.published = pub != nil
 	stopProgress := s.progress(agg, start)
 	streams := s.runStreams(lctx, agg, start, pub)
+	agg.stalls = probe.stop()
 	<-pubDone
 	stopProgress()
 	s.addSide(side())
@@ -224,8 +230,8 @@ func (s *scanner) loadOne(ctx context.Context, lite *observations, agg *loadAgg,
 		}
 		agg.opened(st, res, first)
 		first = false
-		w, lats := s.watchLoadStream(ctx, agg, st, res, pub)
-		agg.ended(st, w, lats, s.cfg.HeartbeatMax)
+		w, tsTimes := s.watchLoadStream(ctx, agg, st, res, pub)
+		agg.ended(st, w, tsTimes)
 		if w.end == endWindow || !sleepCtx(ctx, reconnectDelay) {
 			return
 		}
@@ -258,9 +264,9 @@ func (s *scanner) openLoadStream(ctx context.Context, lite *observations, agg *l
 
 // watchLoadStream reads one stream of the run until it ends, keeping its
 // last ID and when each published event arrived; without --publish it
-// returns the latencies of events that carry a "ts".
-func (s *scanner) watchLoadStream(ctx context.Context, agg *loadAgg, st *loadStream, res *rawhttp.Response, pub *publisher) (*watch, []time.Duration) {
-	var lats []time.Duration
+// returns the "ts" and arrival of events that carry one.
+func (s *scanner) watchLoadStream(ctx context.Context, agg *loadAgg, st *loadStream, res *rawhttp.Response, pub *publisher) (*watch, []span) {
+	var tsTimes []span
 	w := watchStream(ctx, res, st.lastID, func(it item) {
 		if it.comment {
 			return
@@ -279,12 +285,13 @@ func (s *scanner) watchLoadStream(ctx context.Context, agg *loadAgg, st *loadStr
 				st.seen[p.Seq] = it.at
 			}
 		case pub == nil && p.TS != nil:
-			if lat := it.at.Sub(time.UnixMilli(*p.TS)); lat > -time.Second && lat < time.Hour {
-				lats = append(lats, max(lat, 0))
+			ts := time.UnixMilli(*p.TS)
+			if lat := it.at.Sub(ts); lat > -time.Second && lat < time.Hour {
+				tsTimes = append(tsTimes, span{ts, it.at})
 			}
 		}
-	}, true)
-	return w, lats
+	}, true, s.cfg.HeartbeatMax/4)
+	return w, tsTimes
 }
 
 func isReset(err error) bool {
@@ -315,8 +322,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// progress writes a status line every 500 ms until the returned function
-// is called.
+// progress writes a status line every 500 ms (the streams open now) until
+// the returned function is called, and then a last one (the streams that
+// opened at all).
 func (s *scanner) progress(agg *loadAgg, start time.Time) func() {
 	w := s.cfg.Progress
 	if w == nil {
@@ -324,14 +332,17 @@ func (s *scanner) progress(agg *loadAgg, start time.Time) func() {
 	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
-	line := func() {
+	line := func(last bool) {
 		agg.mu.Lock()
 		st := agg.stats
-		open := agg.open
+		open, what := agg.open, "open"
 		agg.mu.Unlock()
+		if last {
+			open, what = st.Opened, "opened"
+		}
 		st.Events = agg.events.Load()
-		fmt.Fprintf(w, "\r\x1b[Kload %s/%s · open %d/%d · failed %d · drops %d · reconnects %d · events %d",
-			time.Since(start).Round(time.Second), s.cfg.Duration, open, st.Streams, st.ConnectErrors, st.Drops, st.Reconnects, st.Events)
+		fmt.Fprintf(w, "\r\x1b[Kload %s/%s · %s %d/%d · failed %d · drops %d · reconnects %d · events %d",
+			time.Since(start).Round(time.Second), s.cfg.Duration, what, open, st.Streams, st.ConnectErrors, st.Drops, st.Reconnects, st.Events)
 	}
 	go func() {
 		defer close(finished)
@@ -340,11 +351,11 @@ func (s *scanner) progress(agg *loadAgg, start time.Time) func() {
 		for {
 			select {
 			case <-done:
-				line()
+				line(true)
 				fmt.Fprintln(w)
 				return
 			case <-t.C:
-				line()
+				line(false)
 			}
 		}
 	}()
@@ -364,6 +375,7 @@ func (s *scanner) finishLoad(agg *loadAgg, streams []*loadStream, pub *publisher
 	s.rep.Load = st
 	s.obs.load = agg
 	s.obs.nginx = s.obs.nginx || agg.nginx
+	agg.judgeSilences(s.cfg.HeartbeatMax)
 	var pubErr error
 	if pub != nil {
 		sent, _, err := pub.snapshot()
@@ -373,8 +385,11 @@ func (s *scanner) finishLoad(agg *loadAgg, streams []*loadStream, pub *publisher
 		st.Published = len(sent)
 		st.LatencySource = "publish"
 		s.countDeliveries(agg, streams, sent)
-	} else if len(agg.latencies) > 0 {
+	} else if len(agg.tsTimes) > 0 {
 		st.LatencySource = "ts"
+		for _, t := range agg.tsTimes {
+			agg.latencies = append(agg.latencies, serverLatency(t.from, t.to, agg.stalls))
+		}
 	}
 	st.Latency = distribution(agg.latencies)
 	return pubErr
@@ -389,13 +404,29 @@ func (s *scanner) countDeliveries(agg *loadAgg, streams []*loadStream, sent map[
 		}
 		for seq, t := range sent {
 			if at, ok := ls.seen[seq]; ok {
-				agg.latencies = append(agg.latencies, at.Sub(t))
+				agg.latencies = append(agg.latencies, serverLatency(t, at, agg.stalls))
 				continue
 			}
 			if t.Before(ls.opened) || t.After(time.Now().Add(-s.cfg.MaxLatency)) {
 				continue
 			}
 			agg.stats.Missing++
+		}
+	}
+}
+
+// judgeSilences counts the streams that were silent longer than max, as
+// seen and once the scanner's own stalls are taken out.
+func (a *loadAgg) judgeSilences(limit time.Duration) {
+	for _, sil := range a.silences {
+		seen := serverSilence(sil, nil, 0)
+		server := serverSilence(sil, a.stalls, 0)
+		if seen > limit {
+			a.seenSilent++
+		}
+		if server > limit {
+			a.silent++
+			a.worstSilent = max(a.worstSilent, server)
 		}
 	}
 }
@@ -475,6 +506,10 @@ func checkLoadLatency(p *pass) {
 // was silent longer than HeartbeatMax.
 func checkLoadHeartbeat(p *pass, agg *loadAgg) {
 	cfg := p.obs.cfg
+	if n := agg.seenSilent - agg.silent; n > 0 {
+		p.notef("%d streams were silent longer than %s only because the scanner itself was stalled (longest stall %s; a busy machine?): not counted against the server",
+			n, cfg.HeartbeatMax, fmtDur(agg.stalls.longest()))
+	}
 	switch {
 	case agg.silent > 0:
 		p.report(ProbeLoad, fmt.Sprintf("%d streams were silent longer than %s (worst %s)", agg.silent, cfg.HeartbeatMax, fmtDur(agg.worstSilent)))

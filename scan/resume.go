@@ -94,7 +94,7 @@ func (s *scanner) reconnect(ctx context.Context, w *watch, pub *publisher) {
 				}
 			}
 		}
-	}, false)
+	}, false, s.cfg.HeartbeatMax)
 }
 
 // checkResume: a reconnect with Last-Event-ID gets the stream again, goes

@@ -237,8 +237,8 @@ var registry = []Rule{
 	},
 	{
 		ID: RuleCSP, Severity: Medium, judge: judgeCSP,
-		Title:       "Content-Security-Policy is present and not permissive",
-		Why:         "The page that opens the stream is where CSP stops injected script and exfiltration: no unsafe-inline or unsafe-eval, and connect-src not open to any host.",
+		Title:       "Content-Security-Policy is present, as strict as the profile's, and not permissive",
+		Why:         "The page that opens the stream is where CSP stops injected script and exfiltration: no unsafe-inline or unsafe-eval, and connect-src not open to any host. On streams and the page the policy must allow nothing the profile's does not (compared by meaning, as the proxy compares it).",
 		Remediation: "Streams: default-src 'none'; frame-ancestors 'none'. Pages: script-src 'self' without unsafe-inline or unsafe-eval, connect-src naming your stream origins only (policy.PageCSP).",
 		Reference:   "W3C Content Security Policy Level 3",
 	},
@@ -276,7 +276,7 @@ var registry = []Rule{
 	{
 		ID: RulePolicy, Severity: Low, judge: judgePolicy,
 		Title:       "headers match the --policy profile",
-		Why:         "The profile (package policy: strict or baseline) lists what a hardened response carries; a header it names is missing or differs, and no more specific rule covers it.",
+		Why:         "The profile (package policy: strict or baseline) lists what a hardened response carries; a header it names is missing or does not mean what the profile's value means (policy.Satisfies: Cache-Control directives in any order, stricter ones allowed; Content-Type by media type and charset; Vary by tokens), and no more specific rule covers it.",
 		Remediation: "Send the header with the profile's value (docs/security.md lists each with its reason), or scan with the profile you mean to meet.",
 		Reference:   "sseguard SPEC, Header policy; docs/security.md",
 	},
@@ -290,7 +290,7 @@ var registry = []Rule{
 	{
 		ID: RuleDrift, Severity: Medium, check: checkDrift,
 		Title:       "pinned header values have not drifted from the baseline",
-		Why:         "A header pinned in the --baseline file changed, appeared or disappeared: configuration drifted between the baseline and now.",
+		Why:         "A header pinned in the --baseline file changed its meaning, appeared, disappeared or changed its number of lines: configuration drifted between the baseline and now. Values compare by meaning (policy.Equivalent), so reordered Cache-Control directives are no drift.",
 		Remediation: "Find the layer that changed the header; if the change was meant, write a new baseline with --write-baseline.",
 		Reference:   "docs/scan.md, Baselines",
 	},

@@ -152,6 +152,24 @@ var ruleCases = []ruleCase{
 		quiet: []string{scan.RuleNoCompress},
 	},
 	{
+		// The proxy's drift log agrees (proxy.TestDriftByMeaning).
+		name:  "Cache-Control directives reordered",
+		setup: serve(modified(func(h http.Header) { h.Set("Cache-Control", "no-store, No-Cache, no-transform") })),
+		quiet: []string{scan.RulePolicy, scan.RuleNoCompress, scan.RuleCache},
+	},
+	{
+		name:  "Cache-Control without no-transform",
+		setup: serve(modified(func(h http.Header) { h.Set("Cache-Control", "no-store, no-cache") })),
+		fires: []string{scan.RuleNoCompress},
+		quiet: []string{scan.RulePolicy, scan.RuleCache}, // reported once, by SSE-NO-COMPRESS
+	},
+	{
+		name:  "Cache-Control loosened on the stream",
+		setup: serve(modified(func(h http.Header) { h.Set("Cache-Control", "no-store, no-cache, no-transform, stale-if-error=60") })),
+		fires: []string{scan.RulePolicy},
+		quiet: []string{scan.RuleNoCompress, scan.RuleCache},
+	},
+	{
 		name:  "buffered stream",
 		setup: with(serve(&fault{heartbeat: 30 * time.Millisecond, flushEvery: 400 * time.Millisecond}), func(c *scan.Config) { c.Duration = 1200 * time.Millisecond }),
 		fires: []string{scan.RuleFlush},
@@ -162,13 +180,22 @@ var ruleCases = []ruleCase{
 		fires: []string{scan.RuleFlush},
 	},
 	{
-		name:  "no heartbeat",
-		setup: with(serve(&fault{}), func(c *scan.Config) { c.HeartbeatMax = 300 * time.Millisecond }),
+		// The silence outlasts the limit by far more than a loaded machine
+		// stalls the scanner, which the rule does not count against the
+		// server.
+		name: "no heartbeat",
+		setup: with(serve(&fault{}), func(c *scan.Config) {
+			c.HeartbeatMax, c.Duration = 300*time.Millisecond, 1500*time.Millisecond
+		}),
 		fires: []string{scan.RuleHeartbeat},
 	},
 	{
-		name:  "stream ends early",
-		setup: serve(&fault{heartbeat: 50 * time.Millisecond, closeAfter: 200 * time.Millisecond}),
+		// The stream ends long before the window does, even when the
+		// server and the scanner (one process here) are stalled.
+		name: "stream ends early",
+		setup: with(serve(&fault{heartbeat: 50 * time.Millisecond, closeAfter: 50 * time.Millisecond}), func(c *scan.Config) {
+			c.Duration = 1500 * time.Millisecond
+		}),
 		fires: []string{scan.RuleCut},
 	},
 	{
@@ -213,6 +240,20 @@ var ruleCases = []ruleCase{
 		setup: serve(modified(func(h http.Header) {
 			h.Set("Content-Security-Policy", "default-src *; script-src 'self' 'unsafe-inline'")
 		})),
+		fires: []string{scan.RuleCSP},
+	},
+	{
+		name: "CSP stricter than the profile's",
+		setup: serve(modified(func(h http.Header) {
+			h.Set("Content-Security-Policy", "frame-ancestors 'none'; default-src 'none'; base-uri 'none'")
+		})),
+		quiet: []string{scan.RuleCSP},
+	},
+	{
+		// Lint finds nothing wrong with 'self'; the strict profile wants
+		// 'none' on streams.
+		name:  "CSP less strict than the profile's",
+		setup: serve(modified(func(h http.Header) { h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'") })),
 		fires: []string{scan.RuleCSP},
 	},
 	{

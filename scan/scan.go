@@ -276,8 +276,10 @@ func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Re
 	// the window.
 	pub, pubDone := s.startPublisher(wctx, 50*time.Millisecond,
 		res.Timing.Headers.Add(s.cfg.Duration-min(s.cfg.MaxLatency, s.cfg.Duration/2)))
-	w := watchStream(wctx, res, "", nil, false)
+	probe := startStallProbe()
+	w := watchStream(wctx, res, "", nil, false, s.cfg.HeartbeatMax/4)
 	cancel()
+	w.stalls = probe.stop()
 	<-pubDone
 	return newWindow(s.cfg, w, pub, res.Timing.Connected.Sub(res.Timing.Start))
 }

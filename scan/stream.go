@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/scan/rawhttp"
 	"github.com/sseguard/sseguard/sse"
 )
@@ -53,12 +54,24 @@ type watch struct {
 	endErr   error
 
 	// light keeps no per-read or per-item records (load mode): only
-	// counts, the last read and the longest gap.
+	// counts, the last read, the longest gap and the gaps over gapOver.
 	light  bool
 	nreads int
 	lastAt time.Time
 	maxGap time.Duration
+
+	// gaps are the silences between reads longer than gapOver (at most
+	// maxGaps), kept so that the scanner's own stalls can be taken out of
+	// them once the probe has seen them all.
+	gapOver time.Duration
+	gaps    []span
+	// stalls are the scanner's own stalls while it watched (stallProbe).
+	stalls stalls
 }
+
+// maxGaps bounds the silences a watch keeps; a stream with more long
+// silences than this is silent whatever the scanner's stalls.
+const maxGaps = 256
 
 // timedReader records when each read returned bytes.
 type timedReader struct {
@@ -75,7 +88,11 @@ func (t *timedReader) Read(p []byte) (int, error) {
 		if prev.IsZero() {
 			prev = w.headers
 		}
-		w.maxGap = max(w.maxGap, now.Sub(prev))
+		gap := now.Sub(prev)
+		w.maxGap = max(w.maxGap, gap)
+		if gap > w.gapOver && len(w.gaps) < maxGaps {
+			w.gaps = append(w.gaps, span{prev, now})
+		}
 		w.lastAt = now
 		w.nreads++
 		w.bytes += int64(n)
@@ -98,14 +115,15 @@ func (w *watch) lastRead() (time.Time, int) {
 // comment as it arrives (on this goroutine).
 //
 // With light set, no record of each read and item is kept (load mode).
-func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onItem func(item), light bool) *watch {
-	w := &watch{sent: res.Timing.Sent, headers: res.Timing.Headers, light: light}
+// Silences longer than gapOver are kept either way.
+func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onItem func(item), light bool, gapOver time.Duration) *watch {
+	w := &watch{sent: res.Timing.Sent, headers: res.Timing.Headers, light: light, gapOver: gapOver}
 	defer res.Body.Close()
 	stop := context.AfterFunc(ctx, func() { res.Body.Close() })
 	defer stop()
 
 	raw := &timedReader{r: res.Body, w: w}
-	body, coding, err := DecodeContent(res.Values("Content-Encoding"), raw)
+	body, coding, err := policy.DecodeContent(res.Values("Content-Encoding"), raw)
 	w.encoding = coding
 	if err != nil {
 		// A coding the scanner cannot undo: measure arrivals only.
@@ -165,7 +183,7 @@ func (w *watch) finish(ctx context.Context, err error) {
 		w.end = endWindow
 	case err == nil || errors.Is(err, io.EOF):
 		w.end = endEOF
-	case errors.Is(err, sse.ErrEventTooLarge), isDecodeError(err):
+	case errors.Is(err, sse.ErrEventTooLarge), policy.IsCorruptContent(err):
 		w.end, w.endErr = endError, err
 	default:
 		w.end, w.endErr = endCut, err
@@ -192,13 +210,42 @@ func payloadOf(data string) (scanPayload, bool) {
 	return p, p.TS != nil || p.Nonce != ""
 }
 
-// longestSilence returns the longest time without a byte, from the head to the
-// first read, between reads, and from the last read to the end.
-func (w *watch) longestSilence() time.Duration {
-	longest := w.maxGap
+// silences returns the times without a byte longer than gapOver: from
+// the head to the first read, between reads, and from the last read to the
+// end.
+func (w *watch) silences() []span {
+	out := slices.Clip(w.gaps)
+	if !w.endAt.IsZero() {
+		if prev, _ := w.lastRead(); w.endAt.Sub(prev) > w.gapOver {
+			out = append(out, span{prev, w.endAt})
+		}
+	}
+	return out
+}
+
+// longestSilence returns the longest time without a byte, as seen, and the
+// longest once the scanner's own stalls are taken out of each silence:
+// what can be blamed on the server.
+func (w *watch) longestSilence() (seen, server time.Duration) {
+	seen = w.maxGap
 	if !w.endAt.IsZero() {
 		prev, _ := w.lastRead()
-		longest = max(longest, w.endAt.Sub(prev))
+		seen = max(seen, w.endAt.Sub(prev))
+	}
+	return seen, serverSilence(w.silences(), w.stalls, seen)
+}
+
+// serverSilence returns the longest of silences, each shortened by the
+// stall the scanner was in when it ended (the bytes that ended it may have
+// come that much earlier); without silences over the watch's gapOver, it
+// is seen.
+func serverSilence(silences []span, st stalls, seen time.Duration) time.Duration {
+	if len(silences) == 0 {
+		return seen
+	}
+	var longest time.Duration
+	for _, s := range silences {
+		longest = max(longest, s.len()-min(st.before(s.to), s.len()))
 	}
 	return longest
 }
@@ -211,7 +258,7 @@ func (w *watch) heartbeatInterval() time.Duration {
 		if !it.comment {
 			continue
 		}
-		if !prev.IsZero() && it.at.After(prev) {
+		if !prev.IsZero() && it.at.Sub(prev) >= deliveryGap { // not one delivery read twice
 			gaps = append(gaps, it.at.Sub(prev))
 		}
 		prev = it.at
@@ -228,7 +275,12 @@ func (w *watch) heartbeatInterval() time.Duration {
 // row, so two in one read waited in a buffer together. (A heartbeat and an
 // event together prove nothing: a server on a fixed ticker sends both at
 // once.) The first read is left out: servers often open with a comment.
-func (w *watch) bursts() (n int, worst string) {
+//
+// The buffer may be the scanner's own socket, when the scanner could not
+// read for a while: a read is not counted when the scanner had been
+// stalled long enough to hold its heartbeats itself (see ownDelay); own
+// counts those.
+func (w *watch) bursts() (n int, worst string, own int) {
 	type group struct{ comments, events int }
 	byRead := map[int]*group{}
 	for _, it := range w.items {
@@ -246,6 +298,7 @@ func (w *watch) bursts() (n int, worst string) {
 			g.events++
 		}
 	}
+	interval := w.heartbeatInterval()
 	reads := make([]int, 0, len(byRead))
 	for r := range byRead {
 		reads = append(reads, r)
@@ -257,6 +310,10 @@ func (w *watch) bursts() (n int, worst string) {
 		if g.comments < 2 {
 			continue
 		}
+		if w.ownDelay(r, g.comments, interval) {
+			own++
+			continue
+		}
 		n++
 		if g.comments > worstCount {
 			worstCount = g.comments
@@ -264,7 +321,38 @@ func (w *watch) bursts() (n int, worst string) {
 				w.reads[r].n, fmtDur(w.reads[r].at.Sub(w.headers)), g.comments, g.events)
 		}
 	}
-	return n, worst
+	return n, worst, own
+}
+
+// deliveryGap is the most time between reads of one delivery: a
+// delivery larger than the reader's buffer takes several reads in a row.
+const deliveryGap = 2 * time.Millisecond
+
+// ownDelay reports whether read r, which brought n heartbeats, may have
+// waited in the scanner's own socket: when the delivery it belongs to
+// began, the scanner had been stalled for at least half the time n
+// heartbeats take at the stream's usual interval, or, when the stream has
+// no usual interval yet, for at least half the silence before it. A
+// proxy's buffer makes the usual interval long (bursts come a flush
+// apart), so its bursts are never taken for the scanner's.
+func (w *watch) ownDelay(r, n int, interval time.Duration) bool {
+	if len(w.stalls) == 0 {
+		return false
+	}
+	start := r
+	for start > 0 && w.reads[start].at.Sub(w.reads[start-1].at) < deliveryGap {
+		start--
+	}
+	from := w.headers
+	if start > 0 {
+		from = w.reads[start-1].at
+	}
+	to := w.reads[start].at
+	held := time.Duration(n-1) * interval
+	if interval == 0 {
+		held = to.Sub(from)
+	}
+	return 2*w.stalls.before(to) >= held
 }
 
 func fmtDur(d time.Duration) string {

@@ -73,7 +73,7 @@ func publishedDelivery(cfg *Config, w *watch, pub *publisher) delivery {
 			}
 			continue
 		}
-		lat := at.Sub(sent[seq])
+		lat := serverLatency(sent[seq], at, w.stalls)
 		d.latencies = append(d.latencies, lat)
 		if lat > cfg.MaxLatency {
 			d.late = append(d.late, fmt.Sprintf("#%d after %s", seq, fmtDur(lat)))
@@ -90,11 +90,11 @@ func tsDelivery(cfg *Config, w *watch, pub *publisher, d *delivery) {
 		if !ok || p.TS == nil || (pub != nil && p.Nonce == pub.nonce) {
 			continue
 		}
-		lat := it.at.Sub(time.UnixMilli(*p.TS))
-		if lat < -time.Second || lat > time.Hour {
+		ts := time.UnixMilli(*p.TS)
+		if lat := it.at.Sub(ts); lat < -time.Second || lat > time.Hour {
 			continue // clocks apart, or an old event replayed
 		}
-		lat = max(lat, 0)
+		lat := serverLatency(ts, it.at, w.stalls)
 		d.latencies = append(d.latencies, lat)
 		if lat > cfg.MaxLatency {
 			d.tsLate++
@@ -109,10 +109,11 @@ func tsDelivery(cfg *Config, w *watch, pub *publisher, d *delivery) {
 // streamStats is the report's summary of the window.
 func (win *window) streamStats(cfg *Config, connect time.Duration) *StreamStats {
 	w := win.w
+	seen, _ := w.longestSilence()
 	st := &StreamStats{
 		WindowMS: ms(cfg.Duration), ConnectMS: ms(connect), HeadersMS: ms(w.headers.Sub(w.sent)),
 		Bytes: w.bytes, Reads: len(w.reads), LastEventID: w.lastID, Encoding: w.encoding, End: w.end,
-		LongestGapMS: ms(w.longestSilence()), HeartbeatMS: ms(w.heartbeatInterval()),
+		LongestGapMS: ms(seen), HeartbeatMS: ms(w.heartbeatInterval()),
 		Published: win.d.published, Delivered: win.d.delivered, LatencySource: win.d.source,
 		Latency: distribution(win.d.latencies),
 	}
@@ -134,7 +135,7 @@ func (win *window) streamStats(cfg *Config, connect time.Duration) *StreamStats 
 		}
 		prevEvent = it.at
 	}
-	st.Bursts, _ = w.bursts()
+	st.Bursts, _, _ = w.bursts()
 	if w.end != endWindow {
 		st.EndAfterMS = ms(w.endAt.Sub(w.headers))
 	}
@@ -142,6 +143,13 @@ func (win *window) streamStats(cfg *Config, connect time.Duration) *StreamStats 
 		st.EndError = w.endErr.Error()
 	}
 	return st
+}
+
+// serverLatency is the time from sent to at, less the stall the scanner
+// was in when it read the event at at (the event may have come that much
+// earlier): what can be blamed on the server. It is never negative.
+func serverLatency(sent, at time.Time, st stalls) time.Duration {
+	return max(at.Sub(sent)-st.before(at), 0)
 }
 
 // checkFlush: a response head that never came; events that arrived late,
@@ -177,8 +185,13 @@ func checkFlush(p *pass) {
 		p.report(ProbeStream, fmt.Sprintf("%d of %d events arrived more than %s after their ts (worst %s; this assumes the server's clock is close to ours)",
 			d.tsLate, len(d.latencies), cfg.MaxLatency, fmtDur(d.tsWorst)))
 	}
-	if n, worst := win.w.bursts(); n > 0 {
+	n, worst, own := win.w.bursts()
+	if n > 0 {
 		p.report(ProbeStream, fmt.Sprintf("events and heartbeats arrived buffered: %d reads each delivered what was sent at different times; %s", n, worst))
+	}
+	if own > 0 {
+		p.notef("%d reads brought several heartbeats at once after the scanner itself had been stalled (longest stall %s; a busy machine?): they were not counted as buffering",
+			own, fmtDur(win.w.stalls.longest()))
 	}
 	if len(d.latencies) == 0 && win.pub == nil {
 		p.notef("no event carried a timestamp, so latency was not measured: scan with --publish URL --token T (an sseguard hub), or send events whose data is JSON with \"ts\" in unix milliseconds")
@@ -200,7 +213,12 @@ func checkHeartbeat(p *pass) {
 	}
 	w := win.w
 	observed := w.endAt.Sub(w.headers)
-	switch silence := w.longestSilence(); {
+	seen, silence := w.longestSilence()
+	if seen > cfg.HeartbeatMax && silence <= cfg.HeartbeatMax {
+		p.notef("%s without a byte, but the scanner itself was stalled for part of it (longest stall %s; a busy machine?): not counted against the server",
+			fmtDur(seen), fmtDur(w.stalls.longest()))
+	}
+	switch {
 	case silence > cfg.HeartbeatMax:
 		p.report(ProbeStream, fmt.Sprintf("%s without a byte (limit %s)", fmtDur(silence), cfg.HeartbeatMax))
 	case observed >= cfg.HeartbeatMax:
