@@ -162,13 +162,19 @@ func TestHeadErrors(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		defer ln.Close()
+		// The server answers nothing and holds the connection until the
+		// client has given up, however long that takes.
+		release := make(chan struct{})
+		held := make(chan struct{})
 		go func() {
+			defer close(held)
 			c, err := ln.Accept()
 			if err == nil {
-				time.Sleep(2 * time.Second)
+				<-release
 				c.Close()
 			}
 		}()
+		defer func() { close(release); ln.Close(); <-held }()
 		_, err := do(t, &Client{Timeout: 200 * time.Millisecond}, "http://"+ln.Addr().String())
 		if !errors.Is(err, ErrHeadTimeout) {
 			t.Errorf("err %v, want ErrHeadTimeout", err)
@@ -209,9 +215,15 @@ func TestContextEndClosesBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.AfterFunc(100*time.Millisecond, cancel)
+	// Cancel once the body's first bytes were read, while the reader
+	// waits for more that never come.
+	first := make([]byte, 3)
+	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "abc" {
+		t.Fatalf("first bytes %q, %v", first, err)
+	}
 	done := make(chan error, 1)
 	go func() { _, err := io.ReadAll(res.Body); done <- err }()
+	cancel()
 	select {
 	case err := <-done:
 		if err == nil {
