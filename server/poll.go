@@ -43,29 +43,16 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	wait := time.Duration(0)
-	if v := q.Get("wait"); v != "" {
-		secs, err := strconv.ParseFloat(v, 64)
-		if err != nil || secs < 0 || secs != secs {
-			policy.WriteProblem(w, r, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "wait must be a number of seconds, got %q", v))
-			return
-		}
-		wait = min(time.Duration(secs*float64(time.Second)), s.cfg.Poll.MaxWait.D())
+	wait, prob := s.pollWait(r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
 	}
 	ans := pollAnswer{Events: []pollEvent{}, RetryMS: s.cfg.Poll.Retry.D().Milliseconds()}
-	st := s.hub.Store()
-	ctx := r.Context()
-	after, hasAfter := q.Get("after"), q.Has("after")
-	if !hasAfter {
-		// A first poll starts from now: it gets the cursor, not history.
-		head, err := st.Head(ctx)
-		if err != nil {
-			s.storeFailed(w, r, err)
-			return
-		}
-		ans.Next = head
-		writeJSON(w, http.StatusOK, ans)
+	q := r.URL.Query()
+	after := q.Get("after")
+	if !q.Has("after") {
+		s.answerHead(w, r, ans, nil) // a first poll starts from now: the cursor, not history
 		return
 	}
 
@@ -88,20 +75,13 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		sub.GoLive("")
 		ready = sub.Ready()
 	}
+	ctx, st := r.Context(), s.hub.Store()
 	page, release, err := s.history.read(ctx, s.hub.Closing(), st, topics, after, s.cfg.Poll.MaxEvents)
 	if err == nil {
 		defer func() { release() }()
 	}
 	if errors.Is(err, store.ErrUnknownCursor) {
-		head, herr := st.Head(ctx)
-		if herr != nil {
-			s.storeFailed(w, r, herr)
-			return
-		}
-		ans.Next = head
-		s.metrics.Reset("unknown_cursor")
-		ans.Reset = &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"}
-		writeJSON(w, http.StatusOK, ans)
+		s.answerHead(w, r, ans, &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"})
 		return
 	}
 	if err != nil {
@@ -128,6 +108,40 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.answerPage(w, ans, page, after)
+}
+
+// pollWait reads the wait parameter: how long a poll with nothing to
+// answer may wait for an event, capped at poll.max_wait.
+func (s *Server) pollWait(r *http.Request) (time.Duration, *policy.Problem) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		return 0, nil
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || secs < 0 || secs != secs {
+		return 0, policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "wait must be a number of seconds, got %q", v)
+	}
+	return min(time.Duration(secs*float64(time.Second)), s.cfg.Poll.MaxWait.D()), nil
+}
+
+// answerHead answers a poll with no events: only the cursor to go on
+// from, the store's head, and reset when history was not available.
+func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, ans pollAnswer, reset *pollReset) {
+	head, err := s.hub.Store().Head(r.Context())
+	if err != nil {
+		s.storeFailed(w, r, err)
+		return
+	}
+	if reset != nil {
+		s.metrics.Reset(reset.Reason)
+	}
+	ans.Next, ans.Reset = head, reset
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// answerPage answers a poll with a page of history after the cursor after.
+func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Page, after string) {
 	s.metrics.Replayed(len(page.Events))
 	if page.Truncated {
 		s.metrics.Reset("truncated")
