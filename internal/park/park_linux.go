@@ -492,13 +492,14 @@ func (c *Conn) pull() bool {
 	c.pending = append(c.pending, nil) // the size line, once the size is known
 	pulled, cut := c.src.Pull(c.pending)
 	c.pending = pulled
-	if len(pulled) == 1 {
-		c.pending = pulled[:0]
-		return cut
-	}
 	total := 0
 	for _, b := range pulled[1:] {
 		total += len(b)
+	}
+	if total == 0 { // nothing, which must not become "0\r\n", the body's end
+		clear(pulled)
+		c.pending = pulled[:0]
+		return cut
 	}
 	c.pending[0] = c.sizeLine(total, true)
 	c.pending = append(c.pending, crlf)
@@ -537,9 +538,9 @@ func (c *Conn) flush() {
 		}
 		n, err := send(c.fd, c.pending, c.w.iov)
 		if n > 0 {
-			c.advance(n)
 			c.lastWrite.Store(c.w.now.Load())
 		}
+		c.advance(n) // with n 0 it drops only empty buffers, which send skips
 		switch {
 		case err == nil, errors.Is(err, unix.EINTR):
 		case errors.Is(err, unix.EAGAIN):
