@@ -45,6 +45,7 @@ type Server struct {
 	poller   *park.Poller
 	pollerMu sync.Mutex
 	started  atomic.Bool // Run or Serve was called
+	running  handlerCount
 	metrics  *telemetry.Metrics
 	guard    *guard
 	history  *historyBudget // bounds the history pages held in memory (replay.go)
@@ -281,7 +282,54 @@ func only(next http.Handler, methods ...string) http.Handler {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.running.add(1)
+	defer s.running.add(-1)
+	s.handler.ServeHTTP(w, r)
+}
+
+// handlerCount counts the handlers running. http.Server.Shutdown does not
+// wait for a handler that hijacked its connection, and a stream handler
+// hijacks to park: Run waits for the count to reach zero before it closes
+// the poller, so that no stream is handed to a closed poller (which would
+// drop it without a retry hint).
+type handlerCount struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{} // closed when n reaches zero; nil when no one waits
+}
+
+func (c *handlerCount) add(d int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n += d
+	if c.n == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+// wait returns once no handler runs, or false after d.
+func (c *handlerCount) wait(d time.Duration) bool {
+	c.mu.Lock()
+	if c.n == 0 {
+		c.mu.Unlock()
+		return true
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
+	}
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
@@ -392,16 +440,19 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 		ShutdownTimeout:   s.cfg.ShutdownTimeout.D(),
 		Logger:            s.log,
 	})
-	hs.OnShutdown(func() {
-		stopHub()
-		if s.poller != nil {
-			s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
-		}
-	})
+	// Stopping the hub tells every stream to end with a retry hint.
+	hs.OnShutdown(stopHub)
 	if ready != nil {
 		ready(ln.Addr())
 	}
 	err := hs.Serve(ctx, ln)
+	// The parked streams last: only once no handler can park one more.
+	if !s.running.wait(s.cfg.ShutdownTimeout.D()) {
+		s.log.Warn("handlers still running after the shutdown; closing the parked streams")
+	}
+	if s.poller != nil {
+		s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
+	}
 	if hubDone != nil {
 		t := time.NewTimer(s.cfg.ShutdownTimeout.D())
 		defer t.Stop()
