@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -518,7 +519,7 @@ func (c *cutOffs) add(s *Subscriber, topic string) {
 		c.sample[c.n] = s
 	}
 	c.n++
-	if len(c.topics) < cutSamples && (len(c.topics) == 0 || c.topics[len(c.topics)-1] != topic) {
+	if len(c.topics) < cutSamples && !slices.Contains(c.topics, topic) {
 		c.topics = append(c.topics, topic)
 	}
 }
