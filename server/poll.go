@@ -155,6 +155,10 @@ func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Pa
 	if page.More {
 		ans.RetryMS = 0 // more is waiting: poll again at once
 	}
+	// The page holds its share of the history budget until it is written:
+	// a poller that stops reading is cut off after the write timeout, as a
+	// stream is, instead of holding it for as long as it stays connected.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.Stream.WriteTimeout.D()))
 	writeJSON(w, http.StatusOK, ans)
 }
 
