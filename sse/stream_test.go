@@ -307,15 +307,20 @@ func TestStreamWriteDeadlineFreesStuckClient(t *testing.T) {
 	readHeader(t, br)
 	_ = conn // never read again: the socket buffers fill up
 	big := strings.Repeat("x", 256<<10)
+	// The feeder stops when the test ends, whether the handler took its
+	// events or not: nothing of the test outlives it.
+	stop, fed := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(fed)
 		for i := 0; i < 400; i++ { // bounded: 100 MiB at most
 			select {
 			case events <- sse.Event{Data: big}:
-			case <-time.After(30 * time.Second):
+			case <-stop:
 				return
 			}
 		}
 	}()
+	defer func() { close(stop); <-fed }()
 	select {
 	case err := <-done:
 		if err == nil {
