@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,31 +59,63 @@ func waitFrames(t *testing.T, s *Subscriber, n int) []*Frame {
 	return got
 }
 
+// TestFanOutByTopic: each subscriber gets the events of its topics and
+// nothing else, all of them sharing one encoding of each event. Publish
+// returns after the fan-out, so what a subscriber holds then is all it
+// will get.
 func TestFanOutByTopic(t *testing.T) {
 	h := startHub(t, Options{})
 	a, _ := h.Subscribe([]string{"a"})
 	ab, _ := h.Subscribe([]string{"a", "b"})
+	b, _ := h.Subscribe([]string{"b"})
 	defer a.Close()
 	defer ab.Close()
-	a.GoLive("")
-	ab.GoLive("")
+	defer b.Close()
+	for _, s := range []*Subscriber{a, ab, b} {
+		s.GoLive("")
+	}
 	e1 := publish(t, h, "a", "one")
 	e2 := publish(t, h, "b", "two")
-	e3 := publish(t, h, "c", "three")
-	_ = e3
-	got := waitFrames(t, ab, 2)
-	if got[0].Event.ID != e1.ID || got[1].Event.ID != e2.ID {
-		t.Fatalf("a+b subscriber got %v, %v", got[0].Event, got[1].Event)
+	publish(t, h, "c", "three") // nobody's topic
+	ids := func(s *Subscriber) []string {
+		frames, cut := s.Take(nil)
+		if cut {
+			t.Fatal("a subscriber was cut off")
+		}
+		var ids []string
+		for _, f := range frames {
+			ids = append(ids, f.Event.ID)
+		}
+		return ids
 	}
-	gotA := waitFrames(t, a, 1)
-	if gotA[0] != got[0] {
+	for _, tt := range []struct {
+		name string
+		s    *Subscriber
+		want []string
+	}{
+		{"a", a, []string{e1.ID}},
+		{"a+b", ab, []string{e1.ID, e2.ID}},
+		{"b", b, []string{e2.ID}},
+	} {
+		// Take, not waitFrames: the frames are queued already, and
+		// waitFrames would stop at the number wanted.
+		if got := ids(tt.s); !slices.Equal(got, tt.want) {
+			t.Errorf("%s subscriber got events %v, want %v", tt.name, got, tt.want)
+		}
+	}
+
+	// One encoding per event, shared by every subscriber.
+	publish(t, h, "a", "four")
+	fa, _ := a.Take(nil)
+	fab, _ := ab.Take(nil)
+	if len(fa) != 1 || len(fab) != 1 {
+		t.Fatalf("subscribers of a got %d and %d frames of one event", len(fa), len(fab))
+	}
+	if fa[0] != fab[0] {
 		t.Error("the same event was encoded twice: frames are not shared")
 	}
-	if string(gotA[0].Wire) != "id: "+e1.ID+"\ndata: one\n\n" {
-		t.Errorf("wire %q", gotA[0].Wire)
-	}
-	if f, _ := a.Take(nil); len(f) != 0 {
-		t.Errorf("topic a subscriber got foreign frames: %v", f)
+	if want := "id: " + fa[0].Event.ID + "\ndata: four\n\n"; string(fa[0].Wire) != want {
+		t.Errorf("wire %q, want %q", fa[0].Wire, want)
 	}
 }
 

@@ -59,9 +59,6 @@ func (h *Hub) Subscribe(topics []string) (*Subscriber, error) {
 	return s, nil
 }
 
-// Topics returns the topics s is subscribed to.
-func (s *Subscriber) Topics() []string { return s.topics }
-
 type pushResult int
 
 const (
