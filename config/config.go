@@ -220,14 +220,20 @@ type Limits struct {
 	RequestLimits `yaml:",inline"`
 }
 
-// Default returns the configuration with every default filled in.
+// Default returns the configuration with every default filled in: a
+// zero Config after Fill.
 func Default() *Config {
 	c := &Config{}
-	c.fill()
+	c.Fill()
 	return c
 }
 
-func (c *Config) fill() {
+// Fill sets each field left at its zero value (a nil pointer included) to
+// its default, as Parse does for the keys a file omits, and leaves the
+// others alone; it does not validate. A Config built in code, such as the
+// zero Config, is complete after Fill. (It shadows Policy.Fill, which
+// fills the policy keys only.)
+func (c *Config) Fill() {
 	setStr(&c.Listen, "127.0.0.1:8080")
 	setStr(&c.Data, "./sseguard-data")
 	c.Policy.Fill()
@@ -328,7 +334,7 @@ func Parse(data []byte) (*Config, error) {
 	if err := Decode(data, c); err != nil {
 		return nil, err
 	}
-	c.fill()
+	c.Fill()
 	return c, nil
 }
 

@@ -32,6 +32,29 @@ func TestFullYAMLIsDefault(t *testing.T) {
 	}
 }
 
+// TestFill: Fill gives a Config built in code the defaults of the fields
+// it leaves at zero, and keeps what it sets, an explicit 0 behind a
+// pointer included. It is Config's own Fill, not the promoted Policy.Fill
+// that fills the profile only.
+func TestFill(t *testing.T) {
+	var zero Config
+	zero.Fill()
+	if !reflect.DeepEqual(&zero, Default()) {
+		t.Errorf("a zero Config after Fill:\n got %s\nwant %s", render(t, &zero), render(t, Default()))
+	}
+	keepAll := 0
+	c := &Config{Listen: "127.0.0.1:9090", Stream: Stream{Heartbeat: Duration(time.Second)}}
+	c.Policy.Profile = "baseline"
+	c.Store.MaxEventsPerTopic = &keepAll
+	c.Fill()
+	want := Default()
+	want.Listen, want.Stream.Heartbeat, want.Policy.Profile = "127.0.0.1:9090", Duration(time.Second), "baseline"
+	want.Store.MaxEventsPerTopic = &keepAll
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("Fill changed what was set, or missed a default:\n got %s\nwant %s", render(t, c), render(t, want))
+	}
+}
+
 // TestFullYAMLHasEveryKey checks that full.yaml sets every key of Config,
 // each with a comment, so that it stays a complete example.
 func TestFullYAMLHasEveryKey(t *testing.T) {

@@ -46,9 +46,11 @@ func (p *Policy) Validate(prefix string) error {
 	return pr.err()
 }
 
-// ProfileFor returns a copy of the header profile the section selects,
-// with the accept override applied; an unknown profile (refused by
-// Validate) gives strict. The caller may change the copy.
+// ProfileFor returns a copy of the header profile that profile names,
+// with the accept key applied, for the caller to change (serve sets its
+// poll fallback on it, for instance: ProfileFor sets none). It expects a
+// validated section: an unknown profile gives strict, and an unknown
+// accept value is ignored.
 func (p Policy) ProfileFor() *policy.Profile {
 	base, err := policy.Lookup(p.Profile)
 	if err != nil {

@@ -44,7 +44,7 @@ func TestNewStartsNothing(t *testing.T) {
 	for range 3 {
 		h := hub.New(hub.Options{Store: memory.New(store.Retention{}), Logger: slog.New(slog.DiscardHandler)})
 		srv := New(config.Default(), h, nil, slog.New(slog.DiscardHandler))
-		if _, err := srv.Gatherer().Gather(); err != nil {
+		if _, err := srv.reg.Gather(); err != nil {
 			t.Fatal(err)
 		}
 	}

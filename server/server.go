@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -373,9 +372,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// Gatherer returns the server's metrics registry.
-func (s *Server) Gatherer() prometheus.Gatherer { return s.reg }
-
 // MetricsHandler serves the Prometheus exposition of the server's
 // registry, for the main listener or a separate one (telemetry.metrics_listen).
 func (s *Server) MetricsHandler() http.Handler {
@@ -412,7 +408,6 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 	}
 	if p, err := park.New(park.Options{
 		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
-		CutRetry:     func() []byte { return sse.AppendRetry(nil, cutRetry()) },
 		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
 	}); err == nil {
 		s.pollerMu.Lock()
@@ -451,7 +446,7 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 		s.log.Warn("handlers still running after the shutdown; closing the parked streams")
 	}
 	if s.poller != nil {
-		s.poller.Close(func() []byte { return sse.AppendRetry(nil, shutdownRetry()) })
+		s.poller.Close(func() []byte { return sse.AppendRetry(nil, sse.ShutdownRetry()) })
 	}
 	if hubDone != nil {
 		t := time.NewTimer(s.cfg.ShutdownTimeout.D())
@@ -466,31 +461,15 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 	return err
 }
 
-// withDefaults returns a copy of cfg in which every field left at its zero
-// value, a nil pointer included, holds its default (config.Default's), as
-// a file that omits the key would: the handlers then read every setting
-// without a nil check. A validated configuration is already filled, and
-// comes back equal.
+// withDefaults returns a copy of cfg with every field left at its zero
+// value, a nil pointer included, set to its default (config.Config.Fill),
+// as a file that omits the key would: the handlers then read every setting
+// without a nil check. nil means the defaults.
 func withDefaults(cfg *config.Config) *config.Config {
-	def := config.Default()
 	if cfg == nil {
-		return def
+		return config.Default()
 	}
 	c := *cfg
-	fillZero(reflect.ValueOf(&c).Elem(), reflect.ValueOf(def).Elem())
+	c.Fill()
 	return &c
-}
-
-// fillZero sets each zero field of the struct dst to def's, section by
-// section.
-func fillZero(dst, def reflect.Value) {
-	for i := range dst.NumField() {
-		switch f := dst.Field(i); {
-		case !f.CanSet():
-		case f.Kind() == reflect.Struct:
-			fillZero(f, def.Field(i))
-		case f.IsZero():
-			f.Set(def.Field(i))
-		}
-	}
 }

@@ -16,13 +16,6 @@ import (
 	"github.com/sseguard/sseguard/telemetry"
 )
 
-// Retry hints sent when the server ends a stream itself: package sse's,
-// which the stream loop and the parked writers send too.
-var (
-	cutRetry      = sse.CutRetry
-	shutdownRetry = sse.ShutdownRetry
-)
-
 // resetEvent tells the client that history it asked for is not available.
 func resetEvent(reason, detail, after string) []byte {
 	data, _ := json.Marshal(map[string]string{"reason": reason, "detail": detail, "after": after})
@@ -123,7 +116,7 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 		}
 		if errors.Is(err, errReplayBusy) {
 			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
-			_ = st.Retry(cutRetry())
+			_ = st.Retry(sse.CutRetry())
 			return "", err
 		}
 		if err != nil {
@@ -132,7 +125,7 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 					return "", serr
 				}
 				log.Error("replay read failed", "err", err)
-				_ = st.Retry(shutdownRetry())
+				_ = st.Retry(sse.ShutdownRetry())
 			}
 			return "", err
 		}
@@ -182,7 +175,7 @@ const replayWrite = 32 << 10
 func (s *Server) endingReplay(st *sse.Stream) error {
 	select {
 	case <-s.hub.Closing():
-		_ = st.Retry(shutdownRetry())
+		_ = st.Retry(sse.ShutdownRetry())
 		return hub.ErrClosed
 	default:
 		return nil
