@@ -4,8 +4,9 @@
 //
 // Implementations live in sub-packages: store/memory (rings per topic, for
 // tests and ephemeral use) and store/bolt (an embedded bbolt file, the
-// default). A Redis Streams store, for several hub nodes, follows the same
-// contract; the conformance suite in store/storetest checks each.
+// default). Each is one process's own: no store shares history between
+// hub processes. The conformance suite in store/storetest checks every
+// implementation against this contract.
 //
 // Package store does not fan events out to subscribers (package hub does).
 package store
@@ -32,8 +33,8 @@ type Record struct {
 // Event is a stored event.
 type Event struct {
 	// ID is opaque to callers, assigned by the store, unique, and strictly
-	// increasing in the order the store committed events, across topics,
-	// restarts and (for cluster stores) nodes. Compare orders two IDs.
+	// increasing in the order the store committed events, across topics
+	// and restarts. Compare orders two IDs.
 	ID    string
 	Topic string
 	Type  string

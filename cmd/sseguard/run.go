@@ -56,7 +56,9 @@ type usageError struct {
 
 func (e *usageError) Error() string { return e.msg }
 
-// exitError carries a specific exit code.
+// exitCodeError makes Run print err without a hint and exit with code:
+// for commands whose exit codes say more than "failed" (scan's findings,
+// bench's unclean run). Other errors exit with exitError.
 type exitCodeError struct {
 	code int
 	err  error

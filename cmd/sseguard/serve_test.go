@@ -270,3 +270,31 @@ func countFDs(t *testing.T) int {
 	}
 	return len(ents)
 }
+
+// TestServeFlagsDocumented: every flag of sseguard serve has a row in the
+// flag table of docs/configuration.md.
+func TestServeFlagsDocumented(t *testing.T) {
+	code, usage, _ := runCLI(t, "serve", "--help")
+	if code != exitOK {
+		t.Fatalf("serve --help exited %d", code)
+	}
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(usage) {
+		name, ok := strings.CutPrefix(line, "  -")
+		if !ok {
+			continue
+		}
+		name = strings.Fields(name)[0]
+		n++
+		if !strings.Contains(string(doc), "\n| `--"+name+"`") && !strings.Contains(string(doc), "\n| `--"+name+" ") {
+			t.Errorf("docs/configuration.md has no row for serve's --%s", name)
+		}
+	}
+	if n < 6 {
+		t.Fatalf("found %d flags in the usage text, want at least 6:\n%s", n, usage)
+	}
+}

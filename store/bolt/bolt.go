@@ -53,7 +53,7 @@
 // block.
 //
 // Package bolt is not for several processes or hub nodes sharing history:
-// the file is locked by one process (a Redis store serves clusters).
+// the file is locked by one process.
 package bolt
 
 import (

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite that every store.Store must
-// pass: store/memory, store/bolt and any later store (Redis Streams) call
-// Run from a test, and durable stores call RunDurable too.
+// pass: store/memory and store/bolt call Run from a test, and the durable
+// one, store/bolt, calls RunDurable too.
 //
 // The suite pins down what store.Store's doc comments leave to judgement:
 //

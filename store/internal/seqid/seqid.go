@@ -4,8 +4,7 @@
 // leading zero.
 //
 // The cursor "0" is valid and means "before the first event". Package seqid
-// is not for stores with other ID schemes (a Redis Streams store has its
-// own).
+// is not for stores with other ID schemes.
 package seqid
 
 import (
