@@ -74,7 +74,9 @@ func TestLoadFaults(t *testing.T) {
 			c.MaxLatency = 300 * time.Millisecond
 		}, []string{scan.RuleLoadLoss}},
 		{"delivers late", func(t *testing.T) string {
-			return serveT(t, &fakeHub{delay: 400 * time.Millisecond})
+			// Late by far more than MaxLatency, which the scanner's own
+			// stalls on a loaded machine cannot make up.
+			return serveT(t, &fakeHub{delay: 800 * time.Millisecond})
 		}, func(c *scan.Config) {
 			c.Publish = &scan.PublishConfig{URL: "/api/publish", Every: 150 * time.Millisecond}
 			c.MaxLatency = 150 * time.Millisecond

@@ -185,7 +185,7 @@ var ruleCases = []ruleCase{
 		// server.
 		name: "no heartbeat",
 		setup: with(serve(&fault{}), func(c *scan.Config) {
-			c.HeartbeatMax, c.Duration = 300*time.Millisecond, 1500*time.Millisecond
+			c.HeartbeatMax, c.Duration = 300*time.Millisecond, 2*time.Second
 		}),
 		fires: []string{scan.RuleHeartbeat},
 	},

@@ -15,8 +15,11 @@ import (
 // (a busy CI runner, a scan of many streams, a pause of its process) would
 // blame the server for its own delay: bytes that waited in its socket look
 // like bytes a proxy held. stallProbe measures those delays while a stream
-// is watched, and the rules take them out of what they count against the
-// server.
+// is watched, and the rules do not count the time the scanner was stalled
+// against the server. The probe only approximates the stream readers (on a
+// saturated scheduler one goroutine may run while another waits), so the
+// whole stalled time within a measured span is taken out, not just the
+// stall that ended it.
 
 // stallTick is how often the probe checks on the scanner: a delay shorter
 // than this is not recorded.
@@ -31,31 +34,16 @@ func (s span) len() time.Duration { return s.to.Sub(s.from) }
 // sorted and disjoint.
 type stalls []span
 
-// stallSlack is how far apart the end of a stall, as the probe saw it,
-// and a read the same stall delayed may be; it is also the longest break
-// between two stalls that are read as one (the probe ran for a moment,
-// the reader may not have), and the shortest stall worth joining.
-const stallSlack = 2 * stallTick
-
-// before returns how long before t the scanner had been stalled, when a
-// stall was still going on about then: bytes that arrived in that time
-// waited in the scanner's socket, and a read at t could not tell when.
-// Stalls that ended well before t delayed nothing read at t: the reader
-// was waiting for bytes, not the other way round. Stalls of stallSlack or
-// more, with breaks of less than stallSlack between them, are one.
-func (st stalls) before(t time.Time) time.Duration {
-	i := len(st) - 1
-	for i >= 0 && !st[i].from.Before(t) {
-		i--
+// overlap returns how long the scanner was stalled within [from, to].
+func (st stalls) overlap(from, to time.Time) time.Duration {
+	var d time.Duration
+	for _, s := range st {
+		lo, hi := maxTime(s.from, from), minTime(s.to, to)
+		if hi.After(lo) {
+			d += hi.Sub(lo)
+		}
 	}
-	if i < 0 || st[i].to.Before(t.Add(-stallSlack)) {
-		return 0
-	}
-	from := st[i].from
-	for ; i > 0 && st[i-1].len() >= stallSlack && st[i].from.Sub(st[i-1].to) < stallSlack; i-- {
-		from = st[i-1].from
-	}
-	return t.Sub(from)
+	return d
 }
 
 // longest returns the longest stall.

@@ -13,37 +13,24 @@ var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-func TestMergeSpansAndBefore(t *testing.T) {
+func TestMergeSpansAndOverlap(t *testing.T) {
 	st := mergeSpans([]span{{at(50), at(60)}, {at(0), at(10)}, {at(5), at(20)}, {at(20), at(30)}})
 	want := stalls{{at(0), at(30)}, {at(50), at(60)}}
 	if len(st) != len(want) || st[0] != want[0] || st[1] != want[1] {
 		t.Fatalf("merged %v, want %v", st, want)
 	}
 	for _, tc := range []struct {
-		t    int
-		want time.Duration
+		from, to int
+		want     time.Duration
 	}{
-		{55, 5 * time.Millisecond},  // in a stall
-		{60, 10 * time.Millisecond}, // as it ends
-		{75, 25 * time.Millisecond}, // a probe tick or so after it
-		{100, 0},                    // long after: it delayed nothing
-		{40, 40 * time.Millisecond}, // the first stall, just after
-		{0, 0},
+		{0, 100, 40 * time.Millisecond},
+		{25, 55, 10 * time.Millisecond},
+		{30, 50, 0},
+		{-10, 5, 5 * time.Millisecond},
 	} {
-		if got := st.before(at(tc.t)); got != tc.want {
-			t.Errorf("before(%d) = %s, want %s", tc.t, got, tc.want)
+		if got := st.overlap(at(tc.from), at(tc.to)); got != tc.want {
+			t.Errorf("overlap(%d, %d) = %s, want %s", tc.from, tc.to, got, tc.want)
 		}
-	}
-	// Stalls with a break shorter than stallSlack are one: the probe ran
-	// for a moment, the reader may not have.
-	if got := (stalls{{at(0), at(30)}, {at(40), at(60)}}).before(at(60)); got != 60*time.Millisecond {
-		t.Errorf("joined before(60) = %s, want 60ms", got)
-	}
-	// A stall shorter than stallSlack is scheduling noise: it joins
-	// nothing.
-	noisy := stalls{{at(0), at(12)}, {at(20), at(32)}, {at(40), at(52)}}
-	if got := noisy.before(at(52)); got != 12*time.Millisecond {
-		t.Errorf("noisy before(52) = %s, want 12ms", got)
 	}
 	if got := st.longest(); got != 30*time.Millisecond {
 		t.Errorf("longest = %s", got)
@@ -64,9 +51,9 @@ func burstWatch(reads [][2]int, st stalls) *watch {
 }
 
 // TestBurstsLeaveOutOwnStalls: two heartbeats in one read are buffering,
-// unless the scanner itself had been stalled, when the read began, for at
-// least half the time two heartbeats take: then the bytes may have waited
-// in its own socket.
+// unless the scanner itself was stalled, in the silence before that read,
+// for at least half the time two heartbeats take: then the bytes may have
+// waited in its own socket.
 func TestBurstsLeaveOutOwnStalls(t *testing.T) {
 	// Heartbeats 50 ms apart; two arrive together at 205 ms.
 	reads := [][2]int{{5, 1}, {55, 1}, {205, 2}, {255, 1}}
@@ -77,12 +64,11 @@ func TestBurstsLeaveOutOwnStalls(t *testing.T) {
 		ownStalls int
 	}{
 		{"no stall: buffered", nil, 1, 0},
-		{"short stall elsewhere", stalls{{at(60), at(70)}}, 1, 0},
+		{"short stall", stalls{{at(60), at(70)}}, 1, 0},
 		{"stalled through the silence", stalls{{at(80), at(204)}}, 0, 1},
-		{"stalled half an interval", stalls{{at(180), at(200)}}, 0, 1},
-		{"stalled less", stalls{{at(182), at(200)}}, 1, 0},
-		{"a long stall over well before", stalls{{at(60), at(180)}}, 1, 0},
-		{"stalls with a short break", stalls{{at(150), at(178)}, {at(186), at(190)}}, 0, 1},
+		{"stalls adding up to half an interval", stalls{{at(60), at(75)}, {at(100), at(112)}}, 0, 1},
+		{"stalls adding up to less", stalls{{at(60), at(70)}, {at(100), at(112)}}, 1, 0},
+		{"a stall before the silence", stalls{{at(0), at(50)}}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n, worst, own := burstWatch(reads, tc.stalls).bursts()
@@ -100,9 +86,9 @@ func TestBurstsLeaveOutOwnStalls(t *testing.T) {
 	if n, _, own := burstWatch(buffered, stalls{{at(900), at(1199)}}).bursts(); n != 3 || own != 0 {
 		t.Errorf("a proxy's buffer: bursts %d, own %d; want 3, 0", n, own)
 	}
-	// Without a usual interval, the stall must cover half the silence. A
+	// Without a usual interval, the stalls must cover half the silence. A
 	// delivery split over reads in a row is judged from its first read.
-	split := burstWatch([][2]int{{205, 1}, {206, 2}}, stalls{{at(100), at(200)}})
+	split := burstWatch([][2]int{{205, 1}, {206, 2}}, stalls{{at(90), at(200)}})
 	if n, _, own := split.bursts(); n != 0 || own != 1 {
 		t.Errorf("split delivery: bursts %d, own %d; want 0, 1", n, own)
 	}
@@ -121,8 +107,9 @@ func TestServerSilenceAndLatency(t *testing.T) {
 		server time.Duration
 	}{
 		{"no stalls", nil, 700 * time.Millisecond},
-		{"stalled until the read", stalls{{at(300), at(890)}}, 100 * time.Millisecond},
-		{"stalled, then awake", stalls{{at(300), at(700)}}, 700 * time.Millisecond},
+		{"stalled for most of it", stalls{{at(300), at(890)}}, 110 * time.Millisecond},
+		{"stalled for part of it", stalls{{at(300), at(700)}}, 300 * time.Millisecond},
+		{"stalled before it", stalls{{at(0), at(150)}}, 700 * time.Millisecond},
 	} {
 		w.stalls = tc.stalls
 		if seen, server := w.longestSilence(); seen != 700*time.Millisecond || server != tc.server {
@@ -135,9 +122,9 @@ func TestServerSilenceAndLatency(t *testing.T) {
 		want   time.Duration
 	}{
 		{"no stalls", nil, 500 * time.Millisecond},
-		{"stalled until the read", stalls{{at(100), at(490)}}, 100 * time.Millisecond},
-		{"stalled, then awake", stalls{{at(100), at(300)}}, 500 * time.Millisecond},
-		{"stalled since before sending", stalls{{at(-100), at(500)}}, 0},
+		{"stalled for most of it", stalls{{at(100), at(490)}}, 110 * time.Millisecond},
+		{"stalled for part of it", stalls{{at(100), at(300)}}, 300 * time.Millisecond},
+		{"stalled throughout", stalls{{at(-100), at(600)}}, 0},
 	} {
 		if got := serverLatency(at(0), at(500), tc.stalls); got != tc.want {
 			t.Errorf("%s: latency %s, want %s", tc.name, got, tc.want)

@@ -235,17 +235,16 @@ func (w *watch) longestSilence() (seen, server time.Duration) {
 	return seen, serverSilence(w.silences(), w.stalls, seen)
 }
 
-// serverSilence returns the longest of silences, each shortened by the
-// stall the scanner was in when it ended (the bytes that ended it may have
-// come that much earlier); without silences over the watch's gapOver, it
-// is seen.
+// serverSilence returns the longest of silences once the time the scanner
+// was stalled in each is taken out; without silences over the watch's
+// gapOver, it is seen.
 func serverSilence(silences []span, st stalls, seen time.Duration) time.Duration {
 	if len(silences) == 0 {
 		return seen
 	}
 	var longest time.Duration
 	for _, s := range silences {
-		longest = max(longest, s.len()-min(st.before(s.to), s.len()))
+		longest = max(longest, s.len()-st.overlap(s.from, s.to))
 	}
 	return longest
 }
@@ -329,12 +328,12 @@ func (w *watch) bursts() (n int, worst string, own int) {
 const deliveryGap = 2 * time.Millisecond
 
 // ownDelay reports whether read r, which brought n heartbeats, may have
-// waited in the scanner's own socket: when the delivery it belongs to
-// began, the scanner had been stalled for at least half the time n
+// waited in the scanner's own socket: in the silence before the delivery
+// it belongs to, the scanner was stalled for at least half the time n
 // heartbeats take at the stream's usual interval, or, when the stream has
-// no usual interval yet, for at least half the silence before it. A
-// proxy's buffer makes the usual interval long (bursts come a flush
-// apart), so its bursts are never taken for the scanner's.
+// no usual interval, for at least half the silence. A proxy's buffer makes
+// the usual interval long (bursts come a flush apart), so its bursts are
+// not taken for the scanner's.
 func (w *watch) ownDelay(r, n int, interval time.Duration) bool {
 	if len(w.stalls) == 0 {
 		return false
@@ -352,7 +351,7 @@ func (w *watch) ownDelay(r, n int, interval time.Duration) bool {
 	if interval == 0 {
 		held = to.Sub(from)
 	}
-	return 2*w.stalls.before(to) >= held
+	return 2*w.stalls.overlap(from, to) >= held
 }
 
 func fmtDur(d time.Duration) string {

@@ -145,11 +145,10 @@ func (win *window) streamStats(cfg *Config, connect time.Duration) *StreamStats 
 	return st
 }
 
-// serverLatency is the time from sent to at, less the stall the scanner
-// was in when it read the event at at (the event may have come that much
-// earlier): what can be blamed on the server. It is never negative.
+// serverLatency is the time from sent to at in which the scanner was not
+// stalled itself: what can be blamed on the server. It is never negative.
 func serverLatency(sent, at time.Time, st stalls) time.Duration {
-	return max(at.Sub(sent)-st.before(at), 0)
+	return max(at.Sub(sent)-st.overlap(sent, at), 0)
 }
 
 // checkFlush: a response head that never came; events that arrived late,
