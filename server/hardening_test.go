@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"path"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -23,78 +21,11 @@ import (
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
-	"github.com/sseguard/sseguard/hub"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/store"
 	"github.com/sseguard/sseguard/store/memory"
 	"github.com/sseguard/sseguard/web"
 )
-
-// loggedServer is a hub on loopback whose log the test reads.
-type loggedServer struct {
-	base string
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func (s *loggedServer) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
-
-// startLogged is start with the server's log kept for the test, and the
-// listener passed through wrap when wrap is not nil.
-func startLogged(t *testing.T, mutate func(*config.Config), st store.Store, wrap func(net.Listener) net.Listener) *loggedServer {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Stream.Heartbeat = config.Duration(time.Hour)
-	if mutate != nil {
-		mutate(cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if st == nil {
-		st = memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
-	}
-	ls := &loggedServer{}
-	log := slog.New(slog.NewJSONHandler(lockedWriter{&ls.mu, &ls.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	v, stopKeys, err := NewVerifier(context.Background(), cfg, testKey, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopKeys)
-	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
-	srv := New(cfg, h, v, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls.base = "http://" + ln.Addr().String()
-	if wrap != nil {
-		ln = wrap(ln)
-	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { _ = h.Run(hubCtx); close(hubDone) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(30 * time.Second):
-			t.Error("server did not stop within 30 s")
-		}
-		<-hubDone
-		if strings.Contains(ls.log(), "eyJ") {
-			t.Errorf("token material in the server's log:\n%s", ls.log())
-		}
-	})
-	return ls
-}
 
 // noRedirects is a client that shows redirects instead of following them.
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -142,7 +73,7 @@ func dashboardCookieOf(t *testing.T, res *http.Response) *http.Cookie {
 func TestDashboardCookie(t *testing.T) {
 	for _, insecure := range []bool{false, true} {
 		t.Run(fmt.Sprintf("insecure_cookie=%v", insecure), func(t *testing.T) {
-			ts := startLogged(t, func(c *config.Config) { c.Dashboard.InsecureCookie = insecure }, nil, nil)
+			ts := start(t, func(c *config.Config) { c.Dashboard.InsecureCookie = insecure }, nil)
 			// A token that could read and publish "news" as well.
 			tok := token(t, auth.Permissions{Subscribe: []string{DashboardTopic, "news"}, Publish: []string{"news"}}, time.Hour)
 
@@ -265,7 +196,7 @@ func rawResponse(t *testing.T, base, method, target string, hdr http.Header, bod
 // with GET and with HEAD, and every redirect of the dashboard, carries the
 // policy's headers for what it is, each exactly once.
 func TestPolicyHeadersOnEveryResponse(t *testing.T) {
-	ts := startLogged(t, nil, nil, nil)
+	ts := start(t, nil, nil)
 	tok := token(t, allPerms, time.Hour)
 	dashTok := token(t, auth.Permissions{Subscribe: []string{DashboardTopic}}, time.Hour)
 	page := policy.Strict.Headers(policy.KindPage, 1, 1)
@@ -439,7 +370,7 @@ func slowBody(t *testing.T, base, method, target string, hdr http.Header, first 
 // rather than wait for the body forever.
 func TestSlowBodyTimesOut(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	ts := startLogged(t, func(c *config.Config) { c.Limits.ReadBodyTimeout = config.Duration(timeout) }, nil, nil)
+	ts := start(t, func(c *config.Config) { c.Limits.ReadBodyTimeout = config.Duration(timeout) }, nil)
 	tok := token(t, allPerms, time.Hour)
 	tests := []struct {
 		name, method, target string
@@ -547,7 +478,7 @@ func TestMetricsLoopbackOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := startLogged(t, trust(tt.public), nil, tt.wrap)
+			ts := startWrapped(t, trust(tt.public), nil, tt.wrap)
 			res := doReq(t, "GET", ts.base+"/metrics", xff, "")
 			if res.StatusCode != tt.status {
 				t.Fatalf("GET /metrics: %d, want %d", res.StatusCode, tt.status)
@@ -586,14 +517,14 @@ func (s *pingPanics) Ping(ctx context.Context) error {
 // own log, with the stack as a field, and the client gets a 500 problem.
 func TestPanicLogIsJSON(t *testing.T) {
 	st := &pingPanics{Store: memory.New(store.Retention{MaxEventsPerTopic: 10})}
-	ts := startLogged(t, nil, st, nil)
+	ts := start(t, nil, st)
 	st.armed.Store(true)
 	res := doReq(t, "GET", ts.base+"/readyz", nil, "")
 	checkProblem(t, res, 500, policy.CodeInternal)
 	st.armed.Store(false)
 
 	var found map[string]any
-	for line := range strings.Lines(ts.log()) {
+	for line := range strings.Lines(ts.logs()) {
 		var rec map[string]any
 		if err := json.Unmarshal([]byte(line), &rec); err != nil {
 			t.Fatalf("a log line is not JSON: %v: %q", err, line)
@@ -603,7 +534,7 @@ func TestPanicLogIsJSON(t *testing.T) {
 		}
 	}
 	if found == nil {
-		t.Fatalf("no handler panic record in the server's log:\n%s", ts.log())
+		t.Fatalf("no handler panic record in the server's log:\n%s", ts.logs())
 	}
 	stack, _ := found["stack"].(string)
 	if found["level"] != "ERROR" || found["path"] != "/readyz" || found["panic"] != "store exploded" ||
@@ -631,7 +562,7 @@ func (s *appendFails) Append(ctx context.Context, recs []store.Record) ([]store.
 // 200 again once a commit succeeds.
 func TestReadyReflectsFailedCommits(t *testing.T) {
 	st := &appendFails{Store: memory.New(store.Retention{MaxEventsPerTopic: 10})}
-	ts := startLogged(t, nil, st, nil)
+	ts := start(t, nil, st)
 	tok := token(t, allPerms, time.Hour)
 	publish := func(want int) {
 		t.Helper()

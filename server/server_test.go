@@ -44,6 +44,13 @@ type testServer struct {
 // server before it serves.
 func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...func(*Server)) *testServer {
 	t.Helper()
+	return startWrapped(t, mutate, st, nil, setup...)
+}
+
+// startWrapped is start with the listener passed through wrap when wrap is
+// not nil, for a test that changes what the server sees of a connection.
+func startWrapped(t *testing.T, mutate func(*config.Config), st store.Store, wrap func(net.Listener) net.Listener, setup ...func(*Server)) *testServer {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Stream.Heartbeat = config.Duration(time.Hour)
 	if mutate != nil {
@@ -77,7 +84,7 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 	for _, f := range setup {
 		f(srv)
 	}
-	addr, stop := runLoopback(t, srv)
+	addr, stop := runWrapped(t, srv, wrap)
 	logText := func() string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -91,9 +98,20 @@ func start(t *testing.T, mutate func(*config.Config), st store.Store, setup ...f
 // called more than once.
 func runLoopback(t *testing.T, srv *Server) (addr string, stop func() error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return runWrapped(t, srv, nil)
+}
+
+// runWrapped is runLoopback with the listener passed through wrap when
+// wrap is not nil.
+func runWrapped(t *testing.T, srv *Server, wrap func(net.Listener) net.Listener) (addr string, stop func() error) {
+	t.Helper()
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	ln := raw
+	if wrap != nil {
+		ln = wrap(raw)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -116,7 +134,7 @@ func runLoopback(t *testing.T, srv *Server) (addr string, stop func() error) {
 			t.Error(err)
 		}
 	})
-	return ln.Addr().String(), stop
+	return raw.Addr().String(), stop
 }
 
 func token(t *testing.T, perms auth.Permissions, ttl time.Duration) string {
