@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -25,10 +23,7 @@ import (
 	"github.com/sseguard/sseguard/bench"
 	"github.com/sseguard/sseguard/bench/naive"
 	"github.com/sseguard/sseguard/config"
-	"github.com/sseguard/sseguard/hub"
-	"github.com/sseguard/sseguard/server"
-	"github.com/sseguard/sseguard/store"
-	"github.com/sseguard/sseguard/store/memory"
+	"github.com/sseguard/sseguard/server/servertest"
 )
 
 // waitGoroutines fails the test unless the goroutine count falls back to
@@ -419,63 +414,15 @@ func TestRunReadsMetrics(t *testing.T) {
 	}
 }
 
-var hubKey = []byte("0123456789abcdef0123456789abcdef")
-
-// startSseguard starts the project's hub in-process on loopback, as
-// sseguard serve does but on a memory store, changed by tune, and stops it
-// when the test ends. It returns the hub's URL and a token that may
-// publish to every topic.
-func startSseguard(t *testing.T, tune func(*config.Config)) (string, string) {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Store.Driver = "memory"
-	tune(cfg)
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	st := memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
-	v, stopKeys, err := server.NewVerifier(context.Background(), cfg, hubKey, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopKeys)
-	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes, Logger: log})
-	srv := server.New(cfg, h, v, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { _ = h.Run(hubCtx); close(hubDone) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(30 * time.Second):
-			t.Error("hub did not stop within 30 s")
-		}
-		<-hubDone
-	})
-	tok, err := auth.Mint(hubKey, "bench", auth.Permissions{Publish: []string{"*"}}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return "http://" + ln.Addr().String(), tok
-}
-
 func TestRunReplay(t *testing.T) {
 	const events, size, stalled, polls, readers = 50, 16 << 10, 3, 3, 2
-	base, tok := startSseguard(t, func(c *config.Config) {
-		c.Stream.WriteTimeout = config.Duration(300 * time.Millisecond)
-		// Small poll answers: the server writes them whole into the
-		// socket buffers and closes, whether or not the client reads.
-		c.Poll.MaxEvents = 2
-	})
+	cfg := config.Default()
+	cfg.Stream.WriteTimeout = config.Duration(300 * time.Millisecond)
+	// Small poll answers: the server writes them whole into the socket
+	// buffers and closes, whether or not the client reads.
+	cfg.Poll.MaxEvents = 2
+	ts := servertest.Start(t, cfg)
+	base, tok := ts.URL, ts.Token(t, "bench", auth.Permissions{Publish: []string{"*"}})
 	var progress bytes.Buffer
 	rep, err := bench.Run(context.Background(), bench.Config{
 		URL:       base,

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sseguard/sseguard/store"
 )
 
 // Duration is a time.Duration written as "15s", "2m" or "24h" in the file.
@@ -128,6 +130,19 @@ type Store struct {
 	// SkipCheck skips the consistency check of events.db at start (it
 	// reads the whole file: about 0.1 s per 100k events). Default false.
 	SkipCheck bool `yaml:"skip_check"`
+}
+
+// Retention returns the section's limits as the stores take them. Call
+// it on a filled Config: a nil max_events_per_topic or max_age keeps all.
+func (s Store) Retention() store.Retention {
+	r := store.Retention{IdempotencyWindow: s.IdempotencyWindow.D()}
+	if s.MaxEventsPerTopic != nil {
+		r.MaxEventsPerTopic = *s.MaxEventsPerTopic
+	}
+	if s.MaxAge != nil {
+		r.MaxAge = s.MaxAge.D()
+	}
+	return r
 }
 
 // Stream configures GET /events.

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/store"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from testdata/*.yaml")
@@ -674,4 +675,28 @@ func keys(t testing.TB) []key {
 	}
 	walk(reflect.ValueOf(Default()).Elem(), "")
 	return out
+}
+
+// TestStoreRetention: the store section as the stores take it, an
+// explicit 0 meaning "keep all" as in the file.
+func TestStoreRetention(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       store.Retention
+	}{
+		{"defaults", "", store.Retention{MaxEventsPerTopic: 10000, MaxAge: 24 * time.Hour, IdempotencyWindow: 24 * time.Hour}},
+		{"keep all", "store:\n  max_events_per_topic: 0\n  max_age: 0s\n", store.Retention{IdempotencyWindow: 24 * time.Hour}},
+		{"set", "store:\n  max_events_per_topic: 5\n  max_age: 1h\n  idempotency_window: 2m\n", store.Retention{MaxEventsPerTopic: 5, MaxAge: time.Hour, IdempotencyWindow: 2 * time.Minute}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Store.Retention(); got != tt.want {
+				t.Errorf("Retention() = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

@@ -86,11 +86,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func openStore(cfg *config.Config) (store.Store, error) {
-	ret := store.Retention{
-		MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic,
-		MaxAge:            cfg.Store.MaxAge.D(),
-		IdempotencyWindow: cfg.Store.IdempotencyWindow.D(),
-	}
+	ret := cfg.Store.Retention()
 	if cfg.Store.Driver == "memory" {
 		return memory.New(ret), nil
 	}

@@ -1,11 +1,9 @@
 package nginx_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -16,12 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sseguard/sseguard/auth"
-	"github.com/sseguard/sseguard/config"
-	"github.com/sseguard/sseguard/hub"
-	"github.com/sseguard/sseguard/server"
-	"github.com/sseguard/sseguard/store"
-	"github.com/sseguard/sseguard/store/memory"
+	"github.com/sseguard/sseguard/server/servertest"
 )
 
 // These tests run Debian's nginx with the files of this folder in front of
@@ -42,40 +35,6 @@ func nginxBinary(t *testing.T) string {
 	}
 	t.Skip("nginx not found: install Debian's nginx package (apt-get install nginx) to run these tests")
 	return ""
-}
-
-// startHub runs a hub with the default configuration on loopback and
-// returns its host:port.
-func startHub(t *testing.T) string {
-	t.Helper()
-	cfg := config.Default()
-	cfg.Store.Driver = "memory"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(hub.Options{Store: memory.New(store.Retention{MaxEventsPerTopic: 10}), QueueBytes: cfg.Stream.QueueBytes})
-	v := &auth.Verifier{Key: []byte("0123456789abcdef0123456789abcdef")}
-	srv := server.New(cfg, h, v, slog.New(slog.DiscardHandler))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { _ = h.Run(hubCtx); close(hubDone) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(30 * time.Second):
-			t.Error("hub did not stop within 30 s")
-		}
-		<-hubDone
-	})
-	return ln.Addr().String()
 }
 
 // startNginx runs nginx with site (a file of this folder) in front of the
@@ -165,7 +124,7 @@ http {
 // spelled, with the hub's 404 problem, while the hub behind them serves it
 // to its loopback peers and the rest goes through.
 func TestNginxHidesMetrics(t *testing.T) {
-	hubAddr := startHub(t)
+	hubAddr := servertest.Start(t, nil).Addr
 	if res, err := http.Get("http://" + hubAddr + "/metrics"); err != nil || res.StatusCode != 200 {
 		t.Fatalf("the hub itself: /metrics %v %v, want 200 to a loopback peer", res, err)
 	} else {
