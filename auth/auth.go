@@ -251,8 +251,10 @@ type Verifier struct {
 	// Its owner calls Start and Stop; the Verifier only reads it.
 	JWKS *JWKS
 	// Key is an HS256 secret with no kid, the same as appending
-	// Key{Algorithm: "HS256", Secret: Key} to Keys. It is the hub's local
-	// development key.
+	// Key{Algorithm: "HS256", Secret: Key} to Keys. Set Keys instead:
+	// NewVerifier never sets Key, which is kept only while scan's tests
+	// still do, and goes once they start their hub with package
+	// server/servertest.
 	Key []byte
 	// Audience, when not empty, requires the token's aud to contain at
 	// least one of these.

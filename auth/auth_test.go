@@ -52,7 +52,7 @@ func TestMatch(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	v := &Verifier{Key: key, Now: func() time.Time { return now }}
+	v := &Verifier{Keys: hs256(key), Now: func() time.Time { return now }}
 	good, _ := Mint(key, "alice", Permissions{Subscribe: []string{"news"}, Publish: []string{"chat/*"}}, time.Hour, now)
 	expired, _ := Mint(key, "alice", Permissions{}, time.Minute, now.Add(-time.Hour))
 	within, _ := Mint(key, "alice", Permissions{}, time.Minute, now.Add(-time.Minute-10*time.Second)) // leeway 30 s
@@ -110,12 +110,12 @@ func TestTokenSources(t *testing.T) {
 		anon  bool
 		sub   string
 	}{
-		{"bearer", &Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, false, "bob"},
-		{"bearer lower case", &Verifier{Key: key}, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, false, "bob"},
-		{"cookie", &Verifier{Key: key}, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: DefaultCookie, Value: tok}) }, false, "bob"},
-		{"query off by default", &Verifier{Key: key}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, true, ""},
-		{"query when enabled", &Verifier{Key: key, QueryParam: "access_token"}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, false, "bob"},
-		{"nothing", &Verifier{Key: key, Anonymous: []string{"demo"}}, func(*http.Request) {}, true, ""},
+		{"bearer", &Verifier{Keys: hs256(key)}, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) }, false, "bob"},
+		{"bearer lower case", &Verifier{Keys: hs256(key)}, func(r *http.Request) { r.Header.Set("Authorization", "bearer "+tok) }, false, "bob"},
+		{"cookie", &Verifier{Keys: hs256(key)}, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: DefaultCookie, Value: tok}) }, false, "bob"},
+		{"query off by default", &Verifier{Keys: hs256(key)}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, true, ""},
+		{"query when enabled", &Verifier{Keys: hs256(key), QueryParam: "access_token"}, func(r *http.Request) { r.URL.RawQuery = "access_token=" + tok }, false, "bob"},
+		{"nothing", &Verifier{Keys: hs256(key), Anonymous: []string{"demo"}}, func(*http.Request) {}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -273,7 +273,7 @@ func TestSecretCreatedOnce(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	v := &Verifier{Key: key}
+	v := &Verifier{Keys: hs256(key)}
 	tok, _ := Mint(key, "bench", Permissions{Publish: []string{"*"}}, time.Hour, time.Now())
 	b.ReportAllocs()
 	for b.Loop() {
@@ -285,7 +285,7 @@ func BenchmarkVerify(b *testing.B) {
 
 func TestCacheHonoursExpiry(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	v := &Verifier{Key: key, Now: func() time.Time { return now }}
+	v := &Verifier{Keys: hs256(key), Now: func() time.Time { return now }}
 	tok, _ := Mint(key, "alice", Permissions{}, time.Minute, now)
 	if _, prob := v.Verify(tok); prob != nil {
 		t.Fatal(prob)

@@ -70,7 +70,7 @@ func TestOneSpellingPerToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := &Verifier{Key: key, Now: testClock}
+		v := &Verifier{Keys: hs256(key), Now: testClock}
 		for _, other := range respellings(t, tok) {
 			p, prob := v.Verify(other)
 			checkRefused(t, p, prob, other, policy.CodeTokenInvalid, "malformed")
@@ -198,7 +198,7 @@ func TestClaimsAreExact(t *testing.T) {
 // TestClaimsRoundTrip checks that exact decoding reads back what Mint and
 // the Claims type write.
 func TestClaimsRoundTrip(t *testing.T) {
-	v := &Verifier{Key: key, Now: testClock, Issuer: "https://idp.example", Audience: []string{"sseguard"}}
+	v := &Verifier{Keys: hs256(key), Now: testClock, Issuer: "https://idp.example", Audience: []string{"sseguard"}}
 	c := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: "https://idp.example", Subject: "alice", Audience: jwt.ClaimStrings{"sseguard"}, ID: "j-1",

@@ -22,6 +22,9 @@ var testNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func testClock() time.Time { return testNow }
 
+// hs256 is the verification key list of one HS256 secret without a kid.
+func hs256(secret []byte) []Key { return []Key{{Algorithm: "HS256", Secret: secret}} }
+
 // rsaPriv is generated once: 2048-bit keys take a while.
 var rsaPriv = sync.OnceValue(func() *rsa.PrivateKey {
 	k, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -179,7 +179,7 @@ func TestReservedTopics(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, prob := (&Verifier{Key: key, Now: testClock}).Verify(tok)
+		p, prob := (&Verifier{Keys: hs256(key), Now: testClock}).Verify(tok)
 		if prob != nil {
 			t.Fatal(prob)
 		}

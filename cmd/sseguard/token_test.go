@@ -67,7 +67,7 @@ func TestTokenNeverCreatesSecret(t *testing.T) {
 		if code != exitOK {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		p, prob := (&auth.Verifier{Key: key}).Verify(strings.TrimSpace(out))
+		p, prob := (&auth.Verifier{Keys: []auth.Key{{Algorithm: "HS256", Secret: key}}}).Verify(strings.TrimSpace(out))
 		if prob != nil || p.Subject != "ops" || !p.CanSubscribe("news") {
 			t.Fatalf("the token does not verify with the hub's secret: %+v, %v", p, prob)
 		}
