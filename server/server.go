@@ -392,7 +392,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 // Serve is Run for a caller that runs the hub itself: stopHub is called
 // when the shutdown starts, in place of stopping a hub that Run started.
-// ready, when not nil, is called once the listener is serving. Prefer Run.
+// ready, when not nil, is called once the listener is serving. Use Run
+// (or, in tests, package server/servertest): Serve is kept only while
+// scan's tests still call it.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
 	if stopHub == nil {
 		stopHub = func() {}
