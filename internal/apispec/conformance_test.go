@@ -405,7 +405,7 @@ func TestResponsesConform(t *testing.T) {
 		c.check(c.req("POST", "/api/publish", `{"topic":"news","data":"`+strings.Repeat("x", 2000)+`"}`, pub...), 413, policy.CodeBodyTooLarge)
 		c.check(c.req("POST", "/api/publish", "hello", h(bearer(publisher), []string{"Content-Type", "text/plain"})...), 415, policy.CodeUnsupportedMedia)
 		c.check(c.req("POST", "/api/publish", `{"topic":"news","data":"other"}`, h(pub, []string{"Idempotency-Key", "k1"})...), 422, policy.CodeIdempotencyReused)
-		c.checkTimeout(publisher)
+		c.checkTimeout("/api/publish", "Authorization", "Bearer "+publisher, "Content-Type", "application/json")
 	})
 
 	t.Run("operations", func(t *testing.T) {
@@ -439,6 +439,19 @@ func TestResponsesConform(t *testing.T) {
 		c.check(c.req("GET", "/dashboard/stream", "", sse...), 401, policy.CodeTokenMissing)
 		c.check(c.req("GET", "/dashboard/stream", "", h(sse, cookie(reader))...), 403, policy.CodeTopicForbidden)
 		c.check(c.req("GET", "/dashboard/stream", "", h(cookie(dash), []string{"Accept", "*/*"})...), 406, policy.CodeAcceptNotAcceptable)
+		c.check(c.req("GET", "/dashboard/stream", "body", h(sse, cookie(dash))...), 400, policy.CodeBadRequest)
+		c.check(c.req("POST", "/dashboard/login", "token=%zz", formType...), 400, policy.CodeBadRequest)
+		c.check(c.req("POST", "/dashboard/login", form(strings.Repeat("x", 17<<10)), formType...), 413, policy.CodeBodyTooLarge)
+		c.checkTimeout("/dashboard/login", formType...)
+		// The dashboard's streams count against the principal's limit (2).
+		for range 2 {
+			a := c.do(c.req("GET", "/dashboard/stream", "", h(sse, cookie(dash))...))
+			if a.stream == nil {
+				t.Fatalf("dashboard stream refused: %d %s", a.status, a.body)
+			}
+			defer a.stream.Close()
+		}
+		c.check(c.req("GET", "/dashboard/stream", "", h(sse, cookie(dash))...), 429, policy.CodeTooManyStreams)
 	})
 
 	t.Run("unrouted", func(t *testing.T) {
@@ -461,18 +474,24 @@ func TestResponsesConform(t *testing.T) {
 	c.checkCoverage()
 }
 
-// checkTimeout sends a publish whose body stops short and expects the 408
-// that limits.read_body_timeout gives, on a raw connection.
-func (c *conformance) checkTimeout(tok string) {
+// checkTimeout sends a POST to path whose body stops short and expects
+// the 408 that limits.read_body_timeout gives, on a raw connection; header
+// holds name, value pairs.
+func (c *conformance) checkTimeout(path string, header ...string) {
 	c.t.Helper()
-	req := c.req("POST", "/api/publish", "", "Authorization", "Bearer "+tok, "Content-Type", "application/json")
+	req := c.req("POST", path, "", header...)
 	conn, err := net.Dial("tcp", req.URL.Host)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "POST /api/publish HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":", req.URL.Host, tok)
+	var head strings.Builder
+	fmt.Fprintf(&head, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n", path, req.URL.Host)
+	for i := 0; i+1 < len(header); i += 2 {
+		fmt.Fprintf(&head, "%s: %s\r\n", header[i], header[i+1])
+	}
+	fmt.Fprintf(conn, "%s\r\n{\"topic\":", head.String()) // a JSON or form body that stops short
 	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
 	if err != nil {
 		c.t.Fatalf("reading the 408: %v", err)
