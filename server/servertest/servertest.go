@@ -134,7 +134,10 @@ func Start(t testing.TB, cfg *config.Config, opts ...Option) *Server {
 			}
 			stopKeys()
 			if ownStore {
-				stopErr = errors.Join(stopErr, ts.Store.Close())
+				// The test may have closed it already, to make it fail.
+				if err := ts.Store.Close(); err != nil && !errors.Is(err, store.ErrClosed) {
+					stopErr = errors.Join(stopErr, err)
+				}
 			}
 		})
 		return stopErr
@@ -154,7 +157,8 @@ func Start(t testing.TB, cfg *config.Config, opts ...Option) *Server {
 // Close stops the hub as sseguard serve stops on a signal: open streams
 // end with a retry hint, and Close returns once everything Start started
 // has stopped, with Run's error. It closes the store unless the test gave
-// it (WithStore). It is safe to call more than once; the test's cleanup
+// it (WithStore); a test may close the store itself first, to make it
+// fail. It is safe to call more than once; the test's cleanup
 // calls it.
 func (ts *Server) Close() error { return ts.stop() }
 

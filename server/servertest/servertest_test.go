@@ -118,3 +118,25 @@ func TestStartConfigAndStore(t *testing.T) {
 	}
 	goleak.VerifyNone(t, ignore)
 }
+
+// TestStoreClosedByTheTest: a test may close the hub's own store to make
+// it fail; the hub then reports itself not ready, and Close still
+// succeeds.
+func TestStoreClosedByTheTest(t *testing.T) {
+	ts := servertest.Start(t, nil)
+	if err := ts.Store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.Get(ts.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with the store closed: %d, want 503", res.StatusCode)
+	}
+	if err := ts.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	http.DefaultClient.CloseIdleConnections()
+}
