@@ -44,6 +44,7 @@ func commands() []command {
 		&benchCommand{},
 		&refhubCommand{},
 		&configCommand{},
+		&healthCommand{},
 		&versionCommand{},
 	}
 }
