@@ -106,6 +106,9 @@ var otherCoverage = []struct {
 	{scan.RuleLoadLoss, "TestLoadAgainstHub", false},
 	{scan.RuleLoadLatency, "TestLoadAgainstHub", false},
 	{scan.RuleCut, "TestNginxMisconfigured", true},
+	{scan.RuleCut, "TestIntermediaryMisconfigured", true},
+	{scan.RuleHeadDelay, "TestHeadHeldUntilFirstByte", true},
+	{scan.RuleHeadDelay, "TestIntermediaryMisconfigured", false},
 	{scan.RuleKeepAlive, "TestNginxMisconfigured", true},
 }
 

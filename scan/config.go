@@ -19,6 +19,7 @@ const (
 	DefaultTimeout      = 10 * time.Second
 	DefaultMaxLatency   = time.Second
 	DefaultHeartbeatMax = 30 * time.Second
+	DefaultHeadMax      = 2 * time.Second
 	DefaultPublishEvery = 500 * time.Millisecond
 	// MaxDuration bounds the streaming window, and a load run.
 	MaxDuration = time.Hour
@@ -85,6 +86,10 @@ type Config struct {
 	// HeartbeatMax is the longest silence SSE-HEARTBEAT allows. Zero
 	// means 30 s.
 	HeartbeatMax time.Duration
+	// HeadMax is the longest a stream's response head may take before
+	// SSE-HEAD-DELAY fires. Zero means 2 s. Stream heads are awaited for
+	// the whole window (or Timeout, when longer) whatever it is.
+	HeadMax time.Duration
 
 	// Concurrency above 1 turns on load mode: that many streams, opened
 	// over Ramp, watched for Duration. At most MaxConcurrency.
@@ -137,6 +142,9 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	if c.HeartbeatMax == 0 {
 		c.HeartbeatMax = DefaultHeartbeatMax
 	}
+	if c.HeadMax == 0 {
+		c.HeadMax = DefaultHeadMax
+	}
 	if c.Profile == nil {
 		c.Profile = policy.Strict
 	}
@@ -145,7 +153,7 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 		return c, nil, configErrorf("Timeout: negative")
 	case c.Duration < 0 || c.Duration > MaxDuration:
 		return c, nil, configErrorf("Duration %s: want between 0 and %s", c.Duration, MaxDuration)
-	case c.MaxLatency < 0, c.HeartbeatMax < 0, c.Ramp < 0:
+	case c.MaxLatency < 0, c.HeartbeatMax < 0, c.HeadMax < 0, c.Ramp < 0:
 		return c, nil, configErrorf("durations must not be negative")
 	case c.Concurrency < 0 || c.Concurrency > MaxConcurrency:
 		return c, nil, configErrorf("Concurrency %d: want between 1 and %d", c.Concurrency, MaxConcurrency)

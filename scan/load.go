@@ -180,7 +180,7 @@ func (s *scanner) runLoad(ctx context.Context) error {
 	agg := newLoadAgg(s.cfg)
 	probe := startStallProbe()
 	side := s.startSide(ctx) // the side probes run once
-	pub, pubDone := s.startPublisher(lctx, s.cfg.Ramp+100*time.Millisecond,
+	pub, pubDone := s.startPublisher(lctx, nil, s.cfg.Ramp+100*time.Millisecond,
 		deadline.Add(-min(s.cfg.MaxLatency, (s.cfg.Duration-s.cfg.Ramp)/2)))
 	agg.published = pub != nil
 	stopProgress := s.progress(agg, start)
@@ -374,7 +374,9 @@ func (s *scanner) finishLoad(agg *loadAgg, streams []*loadStream, pub *publisher
 	st.Headers = distribution(agg.headerTimes)
 	s.rep.Load = st
 	s.obs.load = agg
-	s.obs.nginx = s.obs.nginx || agg.nginx
+	if agg.nginx {
+		s.obs.saw(Nginx)
+	}
 	agg.judgeSilences(s.cfg.HeartbeatMax)
 	var pubErr error
 	if pub != nil {

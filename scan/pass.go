@@ -20,9 +20,9 @@ type observations struct {
 	// responses are the response heads, in the order findings cite them:
 	// the main stream, the side probes by name, the reconnect.
 	responses []*response
-	// nginx is set when a response came through nginx, whose
-	// remediation findings then add.
-	nginx bool
+	// via names the intermediaries the responses show they came
+	// through (intermediariesOf), whose fixes findings then add.
+	via []string
 
 	// headTimeout is set when the main stream's head never came.
 	headTimeout bool
@@ -32,6 +32,12 @@ type observations struct {
 	// window is what watching the main stream recorded; nil when it did
 	// not open.
 	window *window
+	// idle is what watching the idle stream recorded (with --publish);
+	// nil when it was not watched.
+	idle *idleWindow
+	// heads are the stream heads awaited (main and idle), for
+	// SSE-HEAD-DELAY.
+	heads []head
 	// resume is the reconnect probe; nil when it was not made.
 	resume *resumeResult
 	// load is the load run; nil for a scan of one stream.
@@ -41,7 +47,16 @@ type observations struct {
 // add records a response head.
 func (o *observations) add(r *response) {
 	o.responses = append(o.responses, r)
-	o.nginx = o.nginx || viaNginx(r.res)
+	o.saw(intermediariesOf(r.res)...)
+}
+
+// saw records intermediaries seen.
+func (o *observations) saw(keys ...string) {
+	for _, k := range keys {
+		if !slices.Contains(o.via, k) {
+			o.via = append(o.via, k)
+		}
+	}
 }
 
 func viaNginx(res *rawhttp.Response) bool {
@@ -167,15 +182,13 @@ func evaluate(obs *observations) []*pass {
 // record writes the passes into the report: the findings, sorted by
 // severity and then registry order, which rules were checked, why the
 // others were not, and the rules' notes.
-func record(passes []*pass, nginx bool, rep *Report) {
+func record(passes []*pass, via []string, rep *Report) {
 	rep.Findings = []Finding{}
 	rep.Checked = nil
 	rep.NotApplicable = map[string]string{}
 	for _, p := range passes {
 		for _, f := range p.findings {
-			if nginx && p.rule.Nginx != "" {
-				f.Remediation += " nginx: " + p.rule.Nginx
-			}
+			f.Remediation += fixesFor(p.rule, via)
 			rep.Findings = append(rep.Findings, f)
 		}
 		switch {

@@ -67,7 +67,7 @@ func TestEvaluateAccountsForEveryRule(t *testing.T) {
 	for name, obs := range cases {
 		t.Run(name, func(t *testing.T) {
 			rep := &Report{}
-			record(evaluate(obs), obs.nginx, rep)
+			record(evaluate(obs), obs.via, rep)
 			listed := map[string]int{}
 			for _, id := range rep.Checked {
 				listed[id]++
@@ -117,7 +117,7 @@ func TestPassRecordsOutcome(t *testing.T) {
 			p := &pass{rule: &rule}
 			tt.do(p)
 			rep := &Report{}
-			record([]*pass{p}, false, rep)
+			record([]*pass{p}, nil, rep)
 			if checked := len(rep.Checked) == 1; checked != tt.checked || rep.NotApplicable[RuleCSP] != tt.reason || len(rep.Findings) != tt.findings {
 				t.Errorf("checked %v, reason %q, %d findings; want %v, %q, %d", rep.Checked, rep.NotApplicable[RuleCSP], len(rep.Findings), tt.checked, tt.reason, tt.findings)
 			}

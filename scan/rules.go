@@ -66,8 +66,15 @@ type Rule struct {
 	Remediation string `json:"remediation"`
 	// Nginx says how to fix it in nginx, when nginx is a usual cause.
 	Nginx string `json:"nginx,omitempty"`
+	// Fixes says how to fix it in other intermediaries, by key (HAProxy,
+	// Apache, Caddy, Varnish, Squid), when they are a usual cause.
+	Fixes map[string]string `json:"fixes,omitempty"`
 	// Reference is the specification section or RFC behind the rule.
 	Reference string `json:"reference"`
+
+	// blamesIntermediary: the rule's cause is an intermediary, so a
+	// finding lists every intermediary's fix when none was recognised.
+	blamesIntermediary bool
 
 	// judge, when set, evaluates the rule on one response head; it sees
 	// every response of the scan in the order findings cite them, and in
@@ -91,6 +98,7 @@ const (
 	RuleFlush       = "SSE-FLUSH"
 	RuleHeartbeat   = "SSE-HEARTBEAT"
 	RuleCut         = "SSE-CUT"
+	RuleHeadDelay   = "SSE-HEAD-DELAY"
 	RuleKeepAlive   = "SSE-KEEPALIVE"
 	RuleAccept      = "SSE-ACCEPT"
 	RuleErrorShape  = "SSE-ERROR-SHAPE"
@@ -164,7 +172,13 @@ var registry = []Rule{
 		Why:         "Compressors hold bytes until a block fills, so events arrive late and in bursts; Cache-Control: no-transform is what asks intermediaries not to compress or rewrite.",
 		Remediation: "Do not compress text/event-stream; send Cache-Control with no-transform.",
 		Nginx:       "`gzip off;` in the stream location, and leave text/event-stream out of gzip_types (and brotli_types).",
-		Reference:   "RFC 9111, 5.2.2.6 no-transform; RFC 9110, 8.4 Content-Encoding",
+		Fixes: map[string]string{
+			HAProxy: "leave text/event-stream out of `compression type`.",
+			Apache:  "`SetEnvIf Request_URI ^/events no-gzip` (or leave text/event-stream out of AddOutputFilterByType DEFLATE).",
+			Caddy:   "`encode` with a `match` that leaves out text/event-stream (`@compressible not header Content-Type text/event-stream*`).",
+			Varnish: "no `set beresp.do_gzip = true;` for text/event-stream.",
+		},
+		Reference: "RFC 9111, 5.2.2.6 no-transform; RFC 9110, 8.4 Content-Encoding",
 	},
 	{
 		ID: RuleCache, Severity: Medium, judge: judgeCache,
@@ -176,11 +190,20 @@ var registry = []Rule{
 	},
 	{
 		ID: RuleFlush, Severity: High, check: checkFlush,
+		// When the stream is compressed, the evidence says so: the fix is
+		// then SSE-NO-COMPRESS's (no compression of text/event-stream).
 		Title:       "events arrive as they are sent",
 		Why:         "A buffering server or intermediary holds events until a buffer fills or the stream ends: clients see them late, in bursts, or never.",
 		Remediation: "Flush after each event and heartbeat; turn off response buffering and compression for the stream in every intermediary.",
 		Nginx:       "`proxy_buffering off;` in the stream location (or keep the origin's X-Accel-Buffering: no, and never list it in proxy_ignore_headers).",
-		Reference:   "WHATWG HTML, 9.2.7 Authoring notes and 9.2.10 Implementation advice",
+		Fixes: map[string]string{
+			HAProxy: "no `compression` and no `filter compression` for text/event-stream; no `option http-buffer-request` on the stream path.",
+			Apache:  "`flushpackets=on` on the ProxyPass line, and no mod_deflate for the stream (`SetEnvIf Request_URI ^/events no-gzip`).",
+			Caddy:   "`flush_interval -1` in reverse_proxy, and leave text/event-stream out of `encode`.",
+			Varnish: "`return (pipe);` in vcl_recv for the stream path, or `set beresp.do_stream = true;` without `do_gzip`.",
+			Squid:   "no ICAP/eCAP adaptation on the stream, and `cache deny` for the stream path.",
+		},
+		Reference: "WHATWG HTML, 9.2.7 Authoring notes and 9.2.10 Implementation advice",
 	},
 	{
 		ID: RuleHeartbeat, Severity: Medium, check: checkHeartbeat,
@@ -195,7 +218,31 @@ var registry = []Rule{
 		Why:         "A stream that ends by itself is usually cut by an intermediary's idle or read timeout; each cut costs a reconnect, and events sent in between are lost unless the server replays them.",
 		Remediation: "Make every idle timeout on the path (proxies, load balancers, CDNs) longer than the heartbeat interval.",
 		Nginx:       "`proxy_read_timeout 1h;` (the default 60 s cuts quiet streams) and heartbeats shorter than it.",
-		Reference:   "WHATWG HTML, 9.2.7 Authoring notes; nginx ngx_http_proxy_module proxy_read_timeout",
+		Fixes: map[string]string{
+			HAProxy: "`timeout client` and `timeout server` longer than the heartbeat interval (1h for the stream backend; `timeout tunnel` applies only to WebSocket and CONNECT).",
+			Apache:  "`ProxyTimeout 3600` (or `timeout=3600` on the ProxyPass line; the default is `Timeout`, 60 s).",
+			Caddy:   "no `read_timeout`/`write_timeout` on the reverse_proxy transport shorter than the heartbeat interval, and no short `servers { timeouts { write ... } }`.",
+			Varnish: "`return (pipe);` for the stream path, or `send_timeout` and the backend's `between_bytes_timeout` longer than the heartbeat interval.",
+			Squid:   "`read_timeout` (default 15 minutes) longer than the heartbeat interval.",
+		},
+		Reference:          "WHATWG HTML, 9.2.7 Authoring notes; nginx ngx_http_proxy_module proxy_read_timeout",
+		blamesIntermediary: true,
+	},
+	{
+		ID: RuleHeadDelay, Severity: Medium, check: checkHeadDelay,
+		Title:       "the stream's response head comes before its first event",
+		Why:         "EventSource opens (onopen) only when the head arrives; an intermediary that holds the head until the first body byte (response buffering, compression) leaves a quiet stream unopened until its first heartbeat, and hides every header from checks that give up waiting.",
+		Remediation: "Send the head at once and flush it (the origin); turn off response buffering and compression for text/event-stream in every intermediary. The limit is --head-max (2 s).",
+		Nginx:       "`proxy_buffering off;` and `gzip off;` in the stream location.",
+		Fixes: map[string]string{
+			HAProxy: "no `compression` for text/event-stream.",
+			Apache:  "`flushpackets=on` on the ProxyPass line and no mod_deflate for the stream.",
+			Caddy:   "leave text/event-stream out of `encode`, and `flush_interval -1` in reverse_proxy.",
+			Varnish: "`return (pipe);` for the stream path, or no `do_gzip` on it.",
+			Squid:   "no content adaptation on the stream.",
+		},
+		Reference:          "WHATWG HTML, 9.2.3 Processing model (announce the connection)",
+		blamesIntermediary: true,
 	},
 	{
 		ID: RuleKeepAlive, Severity: Low, judge: judgeKeepAlive,

@@ -26,6 +26,7 @@ const (
 	ProbePreflight     = "preflight"
 	ProbeNoCredentials = "no-credentials"
 	ProbeReconnect     = "reconnect"
+	ProbeIdle          = "idle"
 	ProbePage          = "page"
 )
 
@@ -57,7 +58,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		err = s.run(ctx)
 	}
 	s.rep.Finished = time.Now().UTC()
-	record(evaluate(s.obs), s.obs.nginx, s.rep)
+	record(evaluate(s.obs), s.obs.via, s.rep)
 	if c.Baseline != nil {
 		s.rep.Notes = append(s.rep.Notes, c.Baseline.accept(s.rep.Findings)...)
 	}
@@ -224,28 +225,60 @@ func (s *scanner) sideProbes() []probeSpec {
 }
 
 // run is a scan of one stream: the main stream, watched for the window
-// while the side probes run, then the reconnect.
+// while the side probes run (and, with --publish, an idle stream beside
+// it), then the reconnect.
+//
+// Nothing waits for the main stream's head: a proxy that holds the head
+// until the first body byte gets that byte from the scanner's own
+// publishing, and the head is awaited for the whole window so that every
+// header rule runs on it when it comes.
 func (s *scanner) run(ctx context.Context) error {
 	spec := probeSpec{name: ProbeStream, purpose: "what EventSource sends: the stream's headers and timing", url: s.u.String(),
 		header: s.cfg.requestHeader()}
-	res, err := s.send(ctx, spec)
-	if err != nil {
-		s.exchange(spec, nil, nil, err)
-		if !errors.Is(err, rawhttp.ErrHeadTimeout) {
-			return fmt.Errorf("stream %s: %w", s.u, err)
-		}
-		s.obs.headTimeout = true
-	}
+	start := time.Now()
+	probe := startStallProbe()
 	side := s.startSide(ctx)
+	pctx, stopPub := context.WithCancel(ctx)
+	defer stopPub()
+	headed := make(chan struct{})
+	pub, pubDone := s.startPublisher(pctx, headed, publishSettle, start.Add(s.cfg.Duration-min(s.cfg.MaxLatency, s.cfg.Duration/2)))
+	idle := s.startIdle(ctx, pub)
+	res, err := s.sendStream(ctx, spec)
+	close(headed)
 	var win *window
-	if res != nil {
-		win = s.watchMain(ctx, spec, res)
+	switch {
+	case err == nil:
+		win = s.watchMain(ctx, spec, res, pub)
+	case errors.Is(err, rawhttp.ErrHeadTimeout):
+		s.exchange(spec, nil, nil, err)
+		s.obs.headTimeout = true
+		s.obs.heads = append(s.obs.heads, head{probe: ProbeStream, waited: s.headWait()})
+		err = nil
+	default:
+		s.exchange(spec, nil, nil, err)
+		err = fmt.Errorf("stream %s: %w", s.u, err)
 	}
+	if win == nil {
+		stopPub()
+	}
+	<-pubDone
+	iw := idle()
+	st := probe.stop()
 	s.addSide(side())
 	s.sortExchanges()
-	if win == nil {
-		return nil
+	for i := range s.obs.heads {
+		s.obs.heads[i].stalls = st
 	}
+	if iw != nil {
+		iw.w.stalls = st
+		s.obs.idle = iw
+	}
+	if err != nil || win == nil {
+		return err
+	}
+	win.w.stalls = st
+	win.d = measureDelivery(s.cfg, win.w, pub)
+	win.stats = win.streamStats(s.cfg, res.Timing.Connected.Sub(res.Timing.Start))
 	s.obs.window, s.rep.Stream = win, win.stats
 	s.reconnect(ctx, win.w, win.pub)
 	if err := win.d.publishErr; err != nil {
@@ -254,11 +287,28 @@ func (s *scanner) run(ctx context.Context) error {
 	return nil
 }
 
+// headWait is how long a stream's head is awaited: the whole window, or
+// --timeout when longer.
+func (s *scanner) headWait() time.Duration { return max(s.cfg.Timeout, s.cfg.Duration) }
+
+// sendStream sends a stream request and awaits its head for headWait.
+func (s *scanner) sendStream(ctx context.Context, spec probeSpec) (*rawhttp.Response, error) {
+	u, err := url.Parse(spec.url)
+	if err != nil {
+		return nil, err
+	}
+	c := s.cfg.client()
+	c.Timeout = s.headWait()
+	return c.Do(ctx, &rawhttp.Request{Method: spec.method, URL: u, Header: spec.header})
+}
+
 // watchMain records the main stream's head and, when it opened a stream,
-// watches it for the window, publishing meanwhile with --publish. It
-// returns nil when the stream did not open.
-func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Response) *window {
+// watches it for the window. It returns nil when the stream did not open.
+// The window's delivery figures are measured by the caller, once the
+// scanner's own stalls are known.
+func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Response, pub *publisher) *window {
 	s.obs.main = res
+	s.obs.heads = append(s.obs.heads, head{probe: ProbeStream, res: res})
 	r := &response{probe: ProbeStream, res: res, stream: true, cors: true, order: len(s.cfg.ExpectOrder) > 0}
 	if !isEventStream(res) {
 		r.body = readBody(res)
@@ -272,22 +322,20 @@ func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Re
 	s.obs.add(r)
 	wctx, cancel := context.WithDeadline(ctx, res.Timing.Headers.Add(s.cfg.Duration))
 	defer cancel()
-	// Publish until late enough that a prompt event still arrives within
-	// the window.
-	pub, pubDone := s.startPublisher(wctx, 50*time.Millisecond,
-		res.Timing.Headers.Add(s.cfg.Duration-min(s.cfg.MaxLatency, s.cfg.Duration/2)))
-	probe := startStallProbe()
 	w := watchStream(wctx, res, "", nil, false, s.cfg.HeartbeatMax/4)
-	cancel()
-	w.stalls = probe.stop()
-	<-pubDone
-	return newWindow(s.cfg, w, pub, res.Timing.Connected.Sub(res.Timing.Start))
+	return &window{w: w, pub: pub}
 }
 
+// publishSettle is how long publishing waits for the main stream's head
+// before it starts anyway: a proxy may hold the head until the first
+// event.
+const publishSettle = 500 * time.Millisecond
+
 // startPublisher publishes to the hub with --publish (pub is nil
-// without), from settle after now until stopAt or until ctx ends; done is
-// closed when it has stopped.
-func (s *scanner) startPublisher(ctx context.Context, settle time.Duration, stopAt time.Time) (pub *publisher, done <-chan struct{}) {
+// without), from shortly after headed is closed (nil: never) or settle
+// after now, whichever comes first, until stopAt or until ctx ends; done
+// is closed when it has stopped.
+func (s *scanner) startPublisher(ctx context.Context, headed <-chan struct{}, settle time.Duration, stopAt time.Time) (pub *publisher, done <-chan struct{}) {
 	stopped := make(chan struct{})
 	if s.cfg.Publish == nil {
 		close(stopped)
@@ -296,12 +344,21 @@ func (s *scanner) startPublisher(ctx context.Context, settle time.Duration, stop
 	pub = newPublisher(s.cfg)
 	go func() {
 		defer close(stopped)
-		// Let the subscriptions settle before the first event.
+		fallback := time.NewTimer(settle)
+		defer fallback.Stop()
 		select {
-		case <-time.After(settle):
-			pub.run(ctx, stopAt)
+		case <-headed:
+			// Let the subscription settle before the first event.
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return
+			}
+		case <-fallback.C:
 		case <-ctx.Done():
+			return
 		}
+		pub.run(ctx, stopAt)
 	}()
 	return pub, stopped
 }
@@ -369,7 +426,7 @@ func (s *scanner) sideResponse(pr probeResult) *response {
 // sortExchanges puts the exchanges in a stable order: main stream first.
 func (s *scanner) sortExchanges() {
 	order := map[string]int{ProbeStream: 0, ProbeAcceptAny: 1, ProbeAcceptJSON: 2, ProbeOriginForeign: 3, ProbeOriginNull: 4,
-		ProbePreflight: 5, ProbeNoCredentials: 6, ProbePage: 7, ProbeReconnect: 8}
+		ProbePreflight: 5, ProbeNoCredentials: 6, ProbePage: 7, ProbeIdle: 8, ProbeReconnect: 9}
 	s.mu.Lock()
 	slices.SortStableFunc(s.rep.Exchanges, func(a, b Exchange) int { return order[a.Probe] - order[b.Probe] })
 	s.mu.Unlock()

@@ -123,7 +123,7 @@ func watchStream(ctx context.Context, res *rawhttp.Response, lastID string, onIt
 	defer stop()
 
 	raw := &timedReader{r: res.Body, w: w}
-	body, coding, err := policy.DecodeContent(res.Values("Content-Encoding"), raw)
+	body, coding, err := decodeStream(res.Values("Content-Encoding"), raw)
 	w.encoding = coding
 	if err != nil {
 		// A coding the scanner cannot undo: measure arrivals only.

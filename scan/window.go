@@ -32,13 +32,6 @@ type delivery struct {
 	tsWorst time.Duration
 }
 
-// newWindow measures what w recorded.
-func newWindow(cfg *Config, main *watch, pub *publisher, connect time.Duration) *window {
-	win := &window{w: main, pub: pub, d: measureDelivery(cfg, main, pub)}
-	win.stats = win.streamStats(cfg, connect)
-	return win
-}
-
 // measureDelivery times the scanner's own published events or, when none
 // was timed, the events that carry a "ts".
 func measureDelivery(cfg *Config, w *watch, pub *publisher) delivery {
@@ -65,10 +58,20 @@ func publishedDelivery(cfg *Config, w *watch, pub *publisher) delivery {
 		}
 	}
 	d.published, d.delivered = len(sent), len(arrived)
+	// Publishing does not wait for the head (a proxy may hold it until
+	// the first event), so events sent before the subscription reached
+	// the hub cannot arrive: only events sent after the head, or after the
+	// first one that arrived, count as missing.
+	since := w.headers
+	for seq := range arrived {
+		if sent[seq].Before(since) {
+			since = sent[seq]
+		}
+	}
 	for _, seq := range sortedKeys(sent) {
 		at, ok := arrived[seq]
 		if !ok {
-			if w.endAt.Sub(sent[seq]) >= cfg.MaxLatency {
+			if !sent[seq].Before(since) && w.endAt.Sub(sent[seq]) >= cfg.MaxLatency {
 				d.missing = append(d.missing, fmt.Sprint(seq))
 			}
 			continue
@@ -177,16 +180,16 @@ func checkFlush(p *pass) {
 			len(d.missing), d.published, strings.Join(clipList(d.missing, 8), ", #"), cfg.MaxLatency))
 	}
 	if len(d.late) > 0 {
-		p.report(ProbeStream, fmt.Sprintf("%d of %d published events arrived later than %s: %s",
-			len(d.late), d.published, cfg.MaxLatency, strings.Join(clipList(d.late, 5), ", ")))
+		p.report(ProbeStream, fmt.Sprintf("%d of %d published events arrived later than %s: %s%s",
+			len(d.late), d.published, cfg.MaxLatency, strings.Join(clipList(d.late, 5), ", "), compressionCause(win)))
 	}
 	if d.tsLate > 0 {
-		p.report(ProbeStream, fmt.Sprintf("%d of %d events arrived more than %s after their ts (worst %s; this assumes the server's clock is close to ours)",
-			d.tsLate, len(d.latencies), cfg.MaxLatency, fmtDur(d.tsWorst)))
+		p.report(ProbeStream, fmt.Sprintf("%d of %d events arrived more than %s after their ts (worst %s; this assumes the server's clock is close to ours)%s",
+			d.tsLate, len(d.latencies), cfg.MaxLatency, fmtDur(d.tsWorst), compressionCause(win)))
 	}
 	n, worst, own := win.w.bursts()
 	if n > 0 {
-		p.report(ProbeStream, fmt.Sprintf("events and heartbeats arrived buffered: %d reads each delivered what was sent at different times; %s", n, worst))
+		p.report(ProbeStream, fmt.Sprintf("events and heartbeats arrived buffered: %d reads each delivered what was sent at different times; %s%s", n, worst, compressionCause(win)))
 	}
 	if own > 0 {
 		p.notef("%d reads brought several heartbeats at once after the scanner itself had been stalled (longest stall %s; a busy machine?): they were not counted as buffering",
@@ -209,6 +212,13 @@ func checkHeartbeat(p *pass) {
 	if win == nil {
 		p.skip("the stream did not open")
 		return
+	}
+	if iw := p.obs.idle; iw != nil {
+		// The idle stream carries heartbeats only: its silences are the
+		// heartbeat's, which the busy main stream hides.
+		if _, silence := iw.w.longestSilence(); silence > cfg.HeartbeatMax {
+			p.report(ProbeIdle, fmt.Sprintf("%s without a byte on the idle stream (no events, heartbeats only; limit %s)", fmtDur(silence), cfg.HeartbeatMax))
+		}
 	}
 	w := win.w
 	observed := w.endAt.Sub(w.headers)
@@ -237,11 +247,19 @@ func checkCut(p *pass) {
 	case p.obs.load != nil:
 		p.skip("load mode counts drops instead (LOAD-DROP)")
 		return
-	case win == nil:
+	case win == nil && p.obs.idle == nil:
 		p.skip("the stream did not open")
 		return
 	}
 	p.evaluated()
+	if iw := p.obs.idle; iw != nil {
+		if msg := idleCut(iw, win); msg != "" {
+			p.report(ProbeIdle, msg)
+		}
+	}
+	if win == nil {
+		return
+	}
 	w := win.w
 	after := fmtDur(w.endAt.Sub(w.headers))
 	idle := fmtDur(w.endAt.Sub(lastActivity(w)))
@@ -260,4 +278,46 @@ func checkCut(p *pass) {
 	if w.end == endEOF && w.endErr != nil {
 		p.notef("%v", w.endErr)
 	}
+}
+
+// compressionCause names compression as the cause of late or buffered
+// delivery on a compressed stream: latency is timed on the arrival of the
+// compressed bytes that make an event decodable (decodeStream), so what
+// is late here is held by the compressor. With --publish it says whether
+// each event waited for the next one, the mark of a compressor that
+// flushes only when more input comes.
+func compressionCause(win *window) string {
+	coding := win.w.encoding
+	if coding == "" {
+		return ""
+	}
+	cause := fmt.Sprintf(" (the stream is compressed, Content-Encoding %s: the compressor holds events; timed on the arrival of the compressed bytes, as a browser decodes them)", coding)
+	if win.pub == nil {
+		return cause
+	}
+	sent, _, _ := win.pub.snapshot()
+	arrived := map[int]time.Time{}
+	for _, it := range win.w.items {
+		if pl, ok := payloadOf(it.event.Data); ok && pl.Nonce == win.pub.nonce {
+			if _, dup := arrived[pl.Seq]; !dup {
+				arrived[pl.Seq] = it.at
+			}
+		}
+	}
+	held, late := 0, 0
+	every := win.pub.cfg.Every
+	for seq, at := range arrived {
+		next, ok := sent[seq+1]
+		if !ok || at.Sub(sent[seq]) < every/2 {
+			continue
+		}
+		late++
+		if d := at.Sub(next); d > -every/4 && d < every/2 {
+			held++
+		}
+	}
+	if late > 0 && 2*held >= late {
+		return fmt.Sprintf(" (the stream is compressed, Content-Encoding %s: the compressor holds each event until the next one pushes it out; %d of %d late events arrived just after the next was sent)", coding, held, late)
+	}
+	return cause
 }

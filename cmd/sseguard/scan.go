@@ -44,20 +44,20 @@ func (h *headerFlags) Set(v string) error {
 
 // scanFlags are the flags of sseguard scan, bound to its FlagSet by bind.
 type scanFlags struct {
-	headers                             headerFlags
-	format, output, failOn              string
-	duration, timeout                   time.Duration
-	insecure, http10, http2             bool
-	policy, expectOrder                 string
-	baseline, writeBaseline             string
-	listRules                           bool
-	publishURL, token, publishTopic     string
-	publishEvery, maxLatency, heartbeat time.Duration
-	page                                string
-	concurrency                         int
-	ramp                                time.Duration
-	sarifArtifact, color                string
-	verbose                             bool
+	headers                                      headerFlags
+	format, output, failOn                       string
+	duration, timeout                            time.Duration
+	insecure, http10, http2                      bool
+	policy, expectOrder                          string
+	baseline, writeBaseline                      string
+	listRules                                    bool
+	publishURL, token, publishTopic              string
+	publishEvery, maxLatency, heartbeat, headMax time.Duration
+	page                                         string
+	concurrency                                  int
+	ramp                                         time.Duration
+	sarifArtifact, color                         string
+	verbose                                      bool
 }
 
 func (f *scanFlags) bind(fs *flag.FlagSet) {
@@ -81,6 +81,7 @@ func (f *scanFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&f.publishEvery, "publish-every", scan.DefaultPublishEvery, "interval between --publish events")
 	fs.DurationVar(&f.maxLatency, "max-latency", scan.DefaultMaxLatency, "longest acceptable time from publish to arrival")
 	fs.DurationVar(&f.heartbeat, "heartbeat-max", scan.DefaultHeartbeatMax, "longest acceptable silence on the stream")
+	fs.DurationVar(&f.headMax, "head-max", scan.DefaultHeadMax, "longest acceptable wait for a stream's response head (SSE-HEAD-DELAY)")
 	fs.StringVar(&f.page, "page", "", "URL of the HTML page that opens the stream, to check its CSP and headers")
 	fs.IntVar(&f.concurrency, "concurrency", 1, "load mode: open this many streams and assert every one (at most 20000)")
 	fs.DurationVar(&f.ramp, "ramp", 0, "load mode: spread the opening of streams over this time (default a quarter of --duration, at most 10s)")
@@ -164,7 +165,7 @@ func (f *scanFlags) config(env *environ, target string) (scan.Config, error) {
 	}
 	cfg := scan.Config{
 		URL: target, Header: f.headers, Insecure: f.insecure, Timeout: f.timeout, Duration: f.duration,
-		Profile: profile, PageURL: f.page, MaxLatency: f.maxLatency, HeartbeatMax: f.heartbeat,
+		Profile: profile, PageURL: f.page, MaxLatency: f.maxLatency, HeartbeatMax: f.heartbeat, HeadMax: f.headMax,
 		Concurrency: f.concurrency, Ramp: f.ramp, Version: buildVersion(),
 	}
 	switch {
@@ -272,6 +273,11 @@ func writeRules(w io.Writer, format string) error {
 		fmt.Fprintf(w, "%22s %s\n", "fix:", r.Remediation)
 		if r.Nginx != "" {
 			fmt.Fprintf(w, "%22s %s\n", "nginx:", r.Nginx)
+		}
+		for _, k := range []string{scan.HAProxy, scan.Apache, scan.Caddy, scan.Varnish, scan.Squid} {
+			if fix := r.Fixes[k]; fix != "" {
+				fmt.Fprintf(w, "%22s %s\n", k+":", fix)
+			}
 		}
 		fmt.Fprintf(w, "%22s %s\n", "ref:", r.Reference)
 	}
