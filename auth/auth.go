@@ -250,12 +250,6 @@ type Verifier struct {
 	// JWKS, when not nil, supplies keys for kids that no static key has.
 	// Its owner calls Start and Stop; the Verifier only reads it.
 	JWKS *JWKS
-	// Key is an HS256 secret with no kid, the same as appending
-	// Key{Algorithm: "HS256", Secret: Key} to Keys. Set Keys instead:
-	// NewVerifier never sets Key, which is kept only while scan's tests
-	// still do, and goes once they start their hub with package
-	// server/servertest.
-	Key []byte
 	// Audience, when not empty, requires the token's aud to contain at
 	// least one of these.
 	Audience []string
@@ -313,11 +307,6 @@ func (v *Verifier) Validate() error {
 			errs = append(errs, fmt.Errorf("auth: Keys[%d] (kid %q): %w", i, k.ID, err))
 		}
 	}
-	if v.Key != nil {
-		if err := legacyKey(v.Key).Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("auth: Key: %w", err))
-		}
-	}
 	if v.JWKS != nil {
 		if err := v.JWKS.validate(); err != nil {
 			errs = append(errs, err)
@@ -336,17 +325,10 @@ func (v *Verifier) Validate() error {
 	return errors.Join(errs...)
 }
 
-func legacyKey(secret []byte) Key { return Key{Algorithm: "HS256", Secret: secret} }
-
 func (v *Verifier) init() {
 	v.once.Do(func() {
 		for _, k := range v.Keys {
 			if k.Validate() == nil {
-				v.keys = append(v.keys, k)
-			}
-		}
-		if v.Key != nil {
-			if k := legacyKey(v.Key); k.Validate() == nil {
 				v.keys = append(v.keys, k)
 			}
 		}

@@ -463,14 +463,6 @@ func TestKidSelection(t *testing.T) {
 			}
 		})
 	}
-	t.Run("legacy Key field with Keys", func(t *testing.T) {
-		v := &Verifier{Key: a.key.Secret, Keys: []Key{b.key}, Now: testClock}
-		for _, tok := range []string{signWith(t, "HS256", "", a.key.Secret, claims()), b.sign(t, claims())} {
-			if _, prob := v.Verify(tok); prob != nil {
-				t.Fatal(prob)
-			}
-		}
-	})
 }
 
 func TestOriginsClaim(t *testing.T) {
@@ -497,8 +489,6 @@ func TestVerifierValidate(t *testing.T) {
 		want string // "" means valid
 	}{
 		{"empty", &Verifier{}, ""},
-		{"legacy key", &Verifier{Key: key}, ""},
-		{"short legacy key", &Verifier{Key: []byte("short")}, "Key:"},
 		{"good keys", &Verifier{Keys: []Key{good, {ID: "h", Algorithm: "HS256", Secret: key}}}, ""},
 		{"bad key names its index", &Verifier{Keys: []Key{good, {ID: "h", Algorithm: "HS256", Secret: key[:8]}}}, "Keys[1]"},
 		{"JWKS without URL", &Verifier{JWKS: &JWKS{}}, "JWKS.URL"},

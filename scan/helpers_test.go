@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,16 +24,11 @@ import (
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/config"
-	"github.com/sseguard/sseguard/hub"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/scan"
-	"github.com/sseguard/sseguard/server"
+	"github.com/sseguard/sseguard/server/servertest"
 	"github.com/sseguard/sseguard/sse"
-	"github.com/sseguard/sseguard/store"
-	"github.com/sseguard/sseguard/store/memory"
 )
-
-var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 // testHub is an sseguard hub started in-process on loopback.
 type testHub struct {
@@ -48,38 +42,8 @@ func startHub(t testing.TB, heartbeat time.Duration) *testHub {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Stream.Heartbeat = config.Duration(heartbeat)
-	cfg.Store.Driver = "memory"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	st := memory.New(store.Retention{MaxEventsPerTopic: *cfg.Store.MaxEventsPerTopic})
-	h := hub.New(hub.Options{Store: st, QueueBytes: cfg.Stream.QueueBytes})
-	v := &auth.Verifier{Key: testKey, Anonymous: *cfg.Auth.AnonymousSubscribe}
-	srv := server.New(cfg, h, v, slog.New(slog.DiscardHandler))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	hubDone := make(chan struct{})
-	go func() { _ = h.Run(hubCtx); close(hubDone) }()
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ctx, ln, stopHub, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-errc:
-		case <-time.After(30 * time.Second):
-			t.Error("hub did not stop within 30 s")
-		}
-		<-hubDone
-	})
-	tok, err := auth.Mint(testKey, "scanner", auth.Permissions{Subscribe: []string{"*"}, Publish: []string{"*"}}, time.Hour, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testHub{base: "http://" + ln.Addr().String(), token: tok}
+	ts := servertest.Start(t, cfg)
+	return &testHub{base: ts.URL, token: ts.Token(t, "scanner", auth.Permissions{Subscribe: []string{"*"}, Publish: []string{"*"}})}
 }
 
 // fault describes a hand-made SSE server, correct by default (the strict

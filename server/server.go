@@ -43,7 +43,7 @@ type Server struct {
 	// gauge: handlers only run once Run has set it.
 	poller   *park.Poller
 	pollerMu sync.Mutex
-	started  atomic.Bool // Run or Serve was called
+	started  atomic.Bool // Run was called
 	running  handlerCount
 	metrics  *telemetry.Metrics
 	guard    *guard
@@ -387,26 +387,9 @@ func (s *Server) MetricsHandler() http.Handler {
 // stopped: nil after a stop by ctx. Run may be called once; it does not
 // close the hub's store.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	return s.run(ctx, ln, nil, nil)
-}
-
-// Serve is Run for a caller that runs the hub itself: stopHub is called
-// when the shutdown starts, in place of stopping a hub that Run started.
-// ready, when not nil, is called once the listener is serving. Use Run
-// (or, in tests, package server/servertest): Serve is kept only while
-// scan's tests still call it.
-func (s *Server) Serve(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
-	if stopHub == nil {
-		stopHub = func() {}
-	}
-	return s.run(ctx, ln, stopHub, ready)
-}
-
-// run is Run, or Serve when stopHub is not nil.
-func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready func(net.Addr)) error {
 	if !s.started.CompareAndSwap(false, true) {
 		ln.Close()
-		return errors.New("server: Run or Serve called twice")
+		return errors.New("server: Run called twice")
 	}
 	if p, err := park.New(park.Options{
 		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
@@ -422,13 +405,9 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 	metricsDone := make(chan struct{})
 	go func() { defer close(metricsDone); s.metrics.Run(metricsCtx) }()
 	defer func() { stopMetrics(); <-metricsDone }()
-	var hubDone chan error
-	if stopHub == nil {
-		hubCtx, cancel := context.WithCancel(context.Background())
-		hubDone = make(chan error, 1)
-		go func() { hubDone <- s.hub.Run(hubCtx) }()
-		stopHub = cancel
-	}
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	hubDone := make(chan error, 1)
+	go func() { hubDone <- s.hub.Run(hubCtx) }()
 
 	hs := httpserve.New(s, httpserve.Options{
 		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.D(),
@@ -439,9 +418,6 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 	})
 	// Stopping the hub tells every stream to end with a retry hint.
 	hs.OnShutdown(stopHub)
-	if ready != nil {
-		ready(ln.Addr())
-	}
 	err := hs.Serve(ctx, ln)
 	// The parked streams last: only once no handler can park one more.
 	if !s.running.wait(s.cfg.ShutdownTimeout.D()) {
@@ -450,15 +426,14 @@ func (s *Server) run(ctx context.Context, ln net.Listener, stopHub func(), ready
 	if s.poller != nil {
 		s.poller.Close(func() []byte { return sse.AppendRetry(nil, sse.ShutdownRetry()) })
 	}
-	if hubDone != nil {
-		t := time.NewTimer(s.cfg.ShutdownTimeout.D())
-		defer t.Stop()
-		select {
-		case herr := <-hubDone:
-			err = errors.Join(err, herr)
-		case <-t.C:
-			err = errors.Join(err, errors.New("server: the hub did not stop in time"))
-		}
+	stopHub() // when serving failed, no shutdown hook ran
+	t := time.NewTimer(s.cfg.ShutdownTimeout.D())
+	defer t.Stop()
+	select {
+	case herr := <-hubDone:
+		err = errors.Join(err, herr)
+	case <-t.C:
+		err = errors.Join(err, errors.New("server: the hub did not stop in time"))
 	}
 	return err
 }
