@@ -439,12 +439,14 @@ func (c *Config) Validate() error {
 	}
 	notNegative(pr, "telemetry.spike_half_life", c.Telemetry.SpikeHalfLife)
 	errs = append(errs, pr.err(), c.Log.Validate("log"))
-	return flatten(errs)
+	return Flatten(errs)
 }
 
-// flatten joins the errors of each section into one flat list, so that
-// the result prints one *FieldError a line and unwraps to all of them.
-func flatten(errs []error) error {
+// Flatten joins the errors of each section's Validate into one flat list,
+// so that the result prints one *FieldError a line and unwraps to all of
+// them. Nil errors are dropped. Formats built from the shared sections
+// (the proxy's) join their sections' errors with it too.
+func Flatten(errs []error) error {
 	var flat []error
 	for _, err := range errs {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -478,7 +480,7 @@ func (c *Config) validateAuth() error {
 	if len(c.Auth.ClientCerts) > 0 && c.TLS.ClientCAFile == "" {
 		pr.add("client_certs", "needs tls.client_ca_file to verify certificates")
 	}
-	return flatten([]error{c.Auth.Tokens.Validate("auth"), pr.err()})
+	return Flatten([]error{c.Auth.Tokens.Validate("auth"), pr.err()})
 }
 
 // validateLimits checks the limits section: serve's own keys, then the
@@ -502,5 +504,5 @@ func (c *Config) validateLimits() error {
 	if c.Limits.PublishBurst < 1 {
 		pr.add("publish_burst", "at least 1, got %d", c.Limits.PublishBurst)
 	}
-	return flatten([]error{pr.err(), c.Limits.RequestLimits.Validate("limits")})
+	return Flatten([]error{pr.err(), c.Limits.RequestLimits.Validate("limits")})
 }

@@ -344,7 +344,7 @@ func (c *Config) Validate() error {
 		pr.add("tls.client_auth", "the proxy uses client certificates only to admit connections: set require (%q would verify a certificate and grant nothing for it)", c.TLS.ClientAuth)
 	}
 	errs = append(errs, pr.err(), c.Log.Validate("log"))
-	return flatten(errs)
+	return config.Flatten(errs)
 }
 
 // problems collects the *config.FieldError values of one validation.
@@ -355,20 +355,6 @@ func (p *problems) add(field, format string, args ...any) {
 }
 
 func (p *problems) err() error { return errors.Join(p.errs...) }
-
-// flatten joins the errors of each section into one flat list, one
-// *config.FieldError a line.
-func flatten(errs []error) error {
-	var flat []error
-	for _, err := range errs {
-		if j, ok := err.(interface{ Unwrap() []error }); ok {
-			flat = append(flat, j.Unwrap()...)
-		} else if err != nil {
-			flat = append(flat, err)
-		}
-	}
-	return errors.Join(flat...)
-}
 
 func checkUpstream(s string) error {
 	u, err := url.Parse(s)
