@@ -14,46 +14,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sseguard/sseguard/internal/gobuild"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	buildErr  error
-)
+// bins builds the sseguard command and the Go examples once per test
+// binary (removed by TestMain).
+var bins = &gobuild.Set{Packages: map[string]string{
+	"sseguard":  gobuild.Sseguard,
+	"publish":   "github.com/sseguard/sseguard/examples/go/publish",
+	"subscribe": "github.com/sseguard/sseguard/examples/go/subscribe",
+}}
 
-// binaries builds the sseguard command and the Go examples once per test
-// binary and returns the folder that holds them: sseguard, publish and
+// binaries returns the folder that holds the built sseguard, publish and
 // subscribe.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
-		if err != nil {
-			buildErr = fmt.Errorf("finding the go tool: %w", err)
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "sseguard-examples-"); err != nil {
-			buildErr = err
-			return
-		}
-		for name, pkg := range map[string]string{
-			"sseguard":  "github.com/sseguard/sseguard/cmd/sseguard",
-			"publish":   "github.com/sseguard/sseguard/examples/go/publish",
-			"subscribe": "github.com/sseguard/sseguard/examples/go/subscribe",
-		} {
-			out, err := exec.Command(goTool, "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
+func binaries(t *testing.T) string { return bins.Dir(t) }
 
 // childEnv is the test's environment without the variables the examples
 // and the hub read, so that a developer's settings change nothing.

@@ -12,9 +12,7 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if binDir != "" {
-			os.RemoveAll(binDir)
-		}
+		bins.Remove()
 		os.Exit(code)
 	}))
 }

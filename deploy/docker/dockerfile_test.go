@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -22,38 +21,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sseguard/sseguard/internal/gobuild"
 )
 
-var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	buildErr  error
-)
+// bins builds the sseguard command once per test binary (removed by
+// TestMain).
+var bins = &gobuild.Set{Packages: map[string]string{"sseguard": gobuild.Sseguard}}
 
-// sseguardBinary builds the sseguard command once per test binary.
-func sseguardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
-		if err != nil {
-			buildErr = fmt.Errorf("finding the go tool: %w", err)
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "sseguard-docker-"); err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command(goTool, "build", "-o", filepath.Join(binDir, "sseguard"), "github.com/sseguard/sseguard/cmd/sseguard")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as the Dockerfile builds it
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "sseguard")
-}
+// sseguardBinary returns the path of the built sseguard command.
+func sseguardBinary(t *testing.T) string { return bins.Path(t, "sseguard") }
 
 // instruction is one Dockerfile instruction, continuation lines joined.
 type instruction struct {

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,39 +16,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sseguard/sseguard/internal/gobuild"
 )
 
 const unitFile = "sseguard.service"
 
-var (
-	buildOnce sync.Once
-	binDir    string // removed by TestMain
-	buildErr  error
-)
+// bins builds the sseguard command once per test binary (removed by
+// TestMain).
+var bins = &gobuild.Set{Packages: map[string]string{"sseguard": gobuild.Sseguard}}
 
-// sseguardBinary builds the sseguard command once per test binary.
-func sseguardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		goTool, err := exec.LookPath("go") // go test puts GOROOT/bin first on PATH
-		if err != nil {
-			buildErr = fmt.Errorf("finding the go tool: %w", err)
-			return
-		}
-		if binDir, err = os.MkdirTemp("", "sseguard-systemd-"); err != nil {
-			buildErr = err
-			return
-		}
-		out, err := exec.Command(goTool, "build", "-o", filepath.Join(binDir, "sseguard"), "github.com/sseguard/sseguard/cmd/sseguard").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "sseguard")
-}
+// sseguardBinary returns the path of the built sseguard command.
+func sseguardBinary(t *testing.T) string { return bins.Path(t, "sseguard") }
 
 // systemdAnalyze returns the path of systemd-analyze. It skips without
 // it, under CI=true too: containers (CI's machine among them) often have
