@@ -135,13 +135,13 @@ func testLanguage(t *testing.T, bin string, lang language) {
 	// when it reconnects with Last-Event-ID.
 	subEnv := childEnv("SSEGUARD_URL="+h.URL(), "SSEGUARD_TOKEN="+subTok, "LAST_EVENT_ID="+id1)
 	sub := start(t, subEnv, append(slices.Clone(lang.subscribe), "news", "3")...)
-	if err := sub.stdout.waitFor(runTimeout, sub.done, func(s string) bool { return strings.Contains(s, "event "+id2+" note two\n") }); err != nil {
+	if err := sub.stdout.WaitFor(runTimeout, sub.done, func(s string) bool { return strings.Contains(s, "event "+id2+" note two\n") }); err != nil {
 		t.Fatalf("the subscriber did not replay %s: %v", id2, err)
 	}
 	h.stop()
 	pubEnv := childEnv("SSEGUARD_URL="+h.URL(), "SSEGUARD_TOKEN="+pubTok, "IDEMPOTENCY_KEY=k3")
 	pub := start(t, pubEnv, append(slices.Clone(lang.publish), "news", "three")...)
-	if err := pub.stderr.waitFor(runTimeout, pub.done, func(s string) bool { return strings.Contains(s, "retrying in ") }); err != nil {
+	if err := pub.stderr.WaitFor(runTimeout, pub.done, func(s string) bool { return strings.Contains(s, "retrying in ") }); err != nil {
 		t.Fatalf("the publisher did not retry while the hub was down: %v", err)
 	}
 	h.restart()

@@ -5,16 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/internal/gobuild"
 )
 
@@ -45,69 +44,19 @@ func childEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// output collects what a process writes, so that a test can wait for a
-// piece of it. It is safe for concurrent use.
-type output struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // capacity 1: a pending "something was written"
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{}, 1)} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	o.buf.Write(p)
-	o.mu.Unlock()
-	select {
-	case o.changed <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// waitFor waits until cond holds for everything written so far, for at
-// most timeout, and gives up early when exited is closed and cond still
-// does not hold.
-func (o *output) waitFor(timeout time.Duration, exited <-chan struct{}, cond func(string) bool) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		if cond(o.String()) {
-			return nil
-		}
-		select {
-		case <-o.changed:
-		case <-exited:
-			if cond(o.String()) {
-				return nil
-			}
-			return errors.New("the process exited")
-		case <-deadline.C:
-			return fmt.Errorf("not within %v", timeout)
-		}
-	}
-}
-
 // process is one running program, killed with its process group (a shell
 // script's curl too) when the test ends.
 type process struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr *output
+	stdout, stderr *eventually.Output
 	done           chan struct{} // closed once the process was waited for
 	err            error         // from Wait, once done is closed
 }
 
 func start(t *testing.T, env []string, argv ...string) *process {
 	t.Helper()
-	p := &process{name: strings.Join(argv, " "), stdout: newOutput(), stderr: newOutput(), done: make(chan struct{})}
+	p := &process{name: strings.Join(argv, " "), stdout: eventually.NewOutput(), stderr: eventually.NewOutput(), done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -180,7 +129,7 @@ func (h *hub) start(listen string) {
 	h.t.Helper()
 	h.proc = start(h.t, childEnv(), h.bin, "serve", "--config", h.conf, "--data", h.dir, "--listen", listen)
 	var addr string
-	err := h.proc.stderr.waitFor(20*time.Second, h.proc.done, func(s string) bool {
+	err := h.proc.stderr.WaitFor(20*time.Second, h.proc.done, func(s string) bool {
 		for line := range strings.Lines(s) {
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "listening" && rec.Addr != "" {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/sse"
 )
 
@@ -75,62 +76,12 @@ func childEnv() []string {
 	return env
 }
 
-// output collects what a process writes, so a test can wait for a given
-// piece of it. It is safe for concurrent use.
-type output struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{} // capacity 1: a pending "something was written"
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{}, 1)} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	o.buf.Write(p)
-	o.mu.Unlock()
-	select {
-	case o.changed <- struct{}{}:
-	default:
-	}
-	return len(p), nil
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// waitFor waits until cond holds for everything written so far. It gives
-// up after timeout, or when exited (which may be nil) is closed and cond
-// still does not hold.
-func (o *output) waitFor(timeout time.Duration, exited <-chan struct{}, cond func(string) bool) error {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		if cond(o.String()) {
-			return nil
-		}
-		select {
-		case <-o.changed:
-		case <-exited:
-			if cond(o.String()) {
-				return nil
-			}
-			return errors.New("the process exited")
-		case <-deadline.C:
-			return fmt.Errorf("not within %v", timeout)
-		}
-	}
-}
-
 // hubProcess is one running `sseguard serve`.
 type hubProcess struct {
 	cmd    *exec.Cmd
 	base   string // http://127.0.0.1:PORT, as printed
-	stdout *output
-	stderr *output
+	stdout *eventually.Output
+	stderr *eventually.Output
 	done   chan struct{} // closed once the process has been waited for
 	state  *os.ProcessState
 }
@@ -142,8 +93,8 @@ func startServe(t *testing.T, bin, dir string) *hubProcess {
 	t.Helper()
 	h := &hubProcess{
 		cmd:    exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir),
-		stdout: newOutput(),
-		stderr: newOutput(),
+		stdout: eventually.NewOutput(),
+		stderr: eventually.NewOutput(),
 		done:   make(chan struct{}),
 	}
 	h.cmd.Env = childEnv()
@@ -163,7 +114,7 @@ func startServe(t *testing.T, bin, dir string) *hubProcess {
 			t.Logf("sseguard serve --data %s\nstdout:\n%s\nstderr:\n%s", dir, h.stdout, h.stderr)
 		}
 	})
-	if err := h.stdout.waitFor(20*time.Second, h.done, func(s string) bool {
+	if err := h.stdout.WaitFor(20*time.Second, h.done, func(s string) bool {
 		return strings.Contains(s, "Demo page:")
 	}); err != nil {
 		t.Fatalf("sseguard serve did not print its getting-started text: %v\nstdout:\n%s\nstderr:\n%s", err, h.stdout, h.stderr)
@@ -260,7 +211,7 @@ func TestServePrintedCommandsWork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sub := shellCommand(ctx, subLine)
-	subOut, subErr := newOutput(), newOutput()
+	subOut, subErr := eventually.NewOutput(), eventually.NewOutput()
 	sub.Stdout, sub.Stderr = subOut, subErr
 	if err := sub.Start(); err != nil {
 		t.Fatal(err)
@@ -272,7 +223,7 @@ func TestServePrintedCommandsWork(t *testing.T) {
 
 	// The stream's first bytes are its retry field, written once the
 	// subscription is registered: from then on no publish is missed.
-	if err := subOut.waitFor(15*time.Second, subDone, func(s string) bool { return strings.Contains(s, "retry:") }); err != nil {
+	if err := subOut.WaitFor(15*time.Second, subDone, func(s string) bool { return strings.Contains(s, "retry:") }); err != nil {
 		t.Fatalf("the printed subscribe command did not open a stream: %v\ncommand: %s\nstdout: %q\nstderr: %q", err, subLine, subOut, subErr)
 	}
 
@@ -284,7 +235,7 @@ func TestServePrintedCommandsWork(t *testing.T) {
 	if err := json.Unmarshal(out, &ack); err != nil || ack.ID == "" {
 		t.Fatalf("the printed publish command printed %q, want JSON with an id", out)
 	}
-	if err := subOut.waitFor(15*time.Second, subDone, func(s string) bool { return streamHas(s, ack.ID, "hello") }); err != nil {
+	if err := subOut.WaitFor(15*time.Second, subDone, func(s string) bool { return streamHas(s, ack.ID, "hello") }); err != nil {
 		t.Fatalf("event %s with data hello did not reach the subscribing curl: %v\nits output:\n%s", ack.ID, err, subOut)
 	}
 

@@ -1,6 +1,8 @@
 package eventually
 
 import (
+	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,5 +28,22 @@ func TestWaitGivesUp(t *testing.T) {
 	}
 	if calls < 2 {
 		t.Fatalf("the condition was polled %d times", calls)
+	}
+}
+
+func TestOutputWaitFor(t *testing.T) {
+	o := NewOutput()
+	go func() {
+		for _, s := range []string{"starting\n", "listening on 127.0.0.1:1\n"} {
+			_, _ = o.Write([]byte(s))
+		}
+	}()
+	if err := o.WaitFor(DefaultWithin, nil, func(s string) bool { return strings.Contains(s, "listening") }); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	close(exited)
+	if err := o.WaitFor(DefaultWithin, exited, func(s string) bool { return strings.Contains(s, "never") }); !errors.Is(err, ErrExited) {
+		t.Fatalf("after the process exited: %v, want ErrExited", err)
 	}
 }
