@@ -110,7 +110,8 @@ func (b boundary) through(p []byte) int {
 // would drop anyway, so that a heartbeat sent before the first upstream
 // byte never pushes a BOM into the middle of the stream.
 //
-// When stop is closed (shutdown) or the expires time passes (the
+// When stop is closed (shutdown: the stream ends with a jittered 1-3 s
+// retry hint) or the expires time passes (the
 // client's credentials ran out), the stream ends at its next event
 // boundary: at once when the client is between events, else after the
 // bytes that finish the current event, and never with bytes of the next
@@ -220,7 +221,12 @@ func (s *streamBody) Read(p []byte) (int, error) {
 			s.onBeat(false)
 			s.timerC = nil
 		case <-s.stop:
+			// At shutdown, like the hub: each stream its own jittered
+			// retry hint, so a restart is not a stampede.
 			s.stop, s.stopping = nil, true
+			if s.final == nil {
+				s.final = sse.AppendRetry(nil, sse.ShutdownRetry())
+			}
 			if s.b.at() {
 				return s.finish(p)
 			}
