@@ -10,7 +10,7 @@ import (
 )
 
 // heartbeat is the comment block injected into idle streams.
-var heartbeat = sse.AppendComment(nil, "keep-alive")
+var heartbeat = sse.AppendHeartbeat(nil)
 
 // expiredRetry ends a stream whose credentials expired: a block holding
 // only "retry: 0", so that the client reconnects at once, with fresh
