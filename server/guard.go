@@ -72,13 +72,7 @@ func principalKey(p *auth.Principal) string {
 // trusted proxy (the left-most when all are), since a client can put
 // anything it likes on the left.
 func (g *guard) clientIP(r *http.Request) netip.Addr {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		host, _, _ := net.SplitHostPort(r.RemoteAddr)
-		a, _ := netip.ParseAddr(host)
-		return a.Unmap()
-	}
-	ip := peer.Addr().Unmap()
+	ip := peerAddr(r)
 	if !g.isTrusted(ip) {
 		return ip
 	}
@@ -97,6 +91,25 @@ func (g *guard) clientIP(r *http.Request) netip.Addr {
 		}
 	}
 	return ip
+}
+
+// peerAddr returns the address of r's TCP peer.
+func peerAddr(r *http.Request) netip.Addr {
+	if peer, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return peer.Addr().Unmap()
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// clientAddressMode says where client addresses come from, for /readyz:
+// "peer" (the TCP peer) or "x-forwarded-for" (from the trusted proxies).
+func (g *guard) clientAddressMode() string {
+	if len(g.trusted) == 0 {
+		return "peer"
+	}
+	return "x-forwarded-for"
 }
 
 func (g *guard) isTrusted(ip netip.Addr) bool {

@@ -114,11 +114,13 @@ func (s *Server) handlePreflight(method string) http.HandlerFunc {
 	}
 }
 
-// requestID returns the request's X-Request-ID when it is a plausible one
-// (set by a trusted front end: at most 64 letters, digits, '-' or '_'),
-// or a new random one, to tie a stream's log lines together.
-func requestID(r *http.Request) string {
-	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && strings.Trim(id, idChars) == "" {
+// requestID returns, to tie a stream's log lines together, the request's
+// X-Request-ID when a peer in limits.trusted_proxies sent it and it is
+// plausible (at most 64 letters, digits, '-' or '_'), or else a new random
+// one: any other client could pick an ID that mixes its lines with
+// another's.
+func (s *Server) requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && strings.Trim(id, idChars) == "" && s.guard.isTrusted(peerAddr(r)) {
 		return id
 	}
 	var b [8]byte

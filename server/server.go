@@ -137,9 +137,28 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 			})).ServeHTTP(w, r)
 			return
 		}
+		if len(r.Header["X-Forwarded-For"]) > 0 {
+			s.checkForwarded(r)
+		}
 		mux.ServeHTTP(w, r)
 	})
 	return s
+}
+
+// checkForwarded warns, once a minute at most, that r carries
+// X-Forwarded-For from a peer outside limits.trusted_proxies: a proxy in
+// front that the hub does not trust makes every client behind it one
+// address, which streams_per_ip then counts as one client.
+func (s *Server) checkForwarded(r *http.Request) {
+	peer := peerAddr(r)
+	if s.guard.isTrusted(peer) {
+		return
+	}
+	if n, ok := s.logs.Allow("untrusted X-Forwarded-For", time.Now()); ok {
+		s.log.Warn("X-Forwarded-For from a peer not in limits.trusted_proxies: ignored, every client behind this peer counts as its address",
+			"peer", peer.String(), "suppressed", n,
+			"hint", "if this peer is your proxy, add it to limits.trusted_proxies (for nginx on the same machine: 127.0.0.1/32)")
+	}
 }
 
 // handleNotFound is the answer for a path no route serves, and for
@@ -369,7 +388,20 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	trusted := make([]string, 0, len(s.guard.trusted))
+	for _, p := range s.guard.trusted {
+		trusted = append(trusted, p.String())
+	}
+	writeJSON(w, http.StatusOK, readyAnswer{Status: "ready", ClientAddress: s.guard.clientAddressMode(), TrustedProxies: trusted})
+}
+
+// readyAnswer is /readyz's 200 body. ClientAddress tells an operator
+// behind a proxy whether per-address limits see each client ("x-forwarded-for")
+// or only the TCP peer ("peer"), which behind a proxy is the proxy.
+type readyAnswer struct {
+	Status         string   `json:"status"`
+	ClientAddress  string   `json:"client_address"`
+	TrustedProxies []string `json:"trusted_proxies"`
 }
 
 // MetricsHandler serves the Prometheus exposition of the server's

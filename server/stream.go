@@ -49,7 +49,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		release()
 		return
 	}
-	rid := requestID(r)
+	rid := s.requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
 	sub.SetLabel(rid)
