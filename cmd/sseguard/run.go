@@ -79,6 +79,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && name == "help" {
+			errOut := stderr // an unknown command is an error, on stderr
+			for _, c := range commands() {
+				if c.name() == args[1] {
+					errOut = stdout // "help serve" is "serve --help", on stdout as asked for
+				}
+			}
+			return Run(ctx, []string{args[1], "--help"}, stdin, stdout, errOut)
+		}
 		printUsage(stdout)
 		return exitOK
 	case "-version", "--version":

@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
 )
 
 // tokenCommand mints a development token from the hub's signing secret,
@@ -28,6 +30,7 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	sub := fs.String("sub", "dev", "subject (sub claim)")
 	subscribe := fs.String("subscribe", "", "comma-separated topic patterns the token may subscribe to (\"*\" for all, \"chat/*\" for a prefix)")
 	publish := fs.String("publish", "", "comma-separated topic patterns the token may publish to")
+	origins := fs.String("origins", "", "comma-separated browser origins the token may be used from (https://app.example); also needs cors.allowed_origins")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
@@ -40,6 +43,25 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	}
 	if *ttl <= 0 {
 		return &usageError{msg: "--ttl must be positive", hint: "for example --ttl 24h"}
+	}
+	perms := auth.Permissions{Subscribe: splitList(*subscribe), Publish: splitList(*publish), Origins: splitList(*origins)}
+	for _, f := range []struct {
+		flag string
+		list []string
+	}{{"--subscribe", perms.Subscribe}, {"--publish", perms.Publish}} {
+		if err := checkPatterns(f.flag, f.list); err != nil {
+			return err
+		}
+	}
+	for _, o := range perms.Origins {
+		canon, err := config.CanonicalOrigin(o)
+		if err != nil {
+			return &usageError{msg: fmt.Sprintf("--origins: %v", err), hint: "for example --origins https://app.example,http://localhost:3000"}
+		}
+		if canon != o {
+			// The hub compares origins exactly as browsers send them.
+			return &usageError{msg: fmt.Sprintf("--origins: %q never matches what a browser sends", o), hint: fmt.Sprintf("write %q", canon)}
+		}
 	}
 	cfg, err := loadConfig(env, *file, "", *data)
 	if err != nil {
@@ -62,11 +84,27 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	if err != nil {
 		return err
 	}
-	tok, err := auth.Mint(secret, *sub, auth.Permissions{Subscribe: splitList(*subscribe), Publish: splitList(*publish)}, *ttl, time.Now())
+	tok, err := auth.Mint(secret, *sub, perms, *ttl, time.Now())
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, tok)
+	return nil
+}
+
+// checkPatterns refuses topic patterns that the hub would never match as
+// meant: '*' is only a whole pattern ("*") or a prefix's end ("chat/*"),
+// so "a*b" matches nothing but the topic "a*b", which is not a valid name.
+func checkPatterns(flag string, patterns []string) error {
+	for _, p := range patterns {
+		if i := strings.IndexByte(p, '*'); i >= 0 && i != len(p)-1 {
+			return &usageError{msg: fmt.Sprintf("%s: %q has a '*' before its end", flag, p),
+				hint: "'*' matches any topic, and a '*' at the end a prefix: \"chat/*\""}
+		}
+		if strings.ContainsFunc(p, unicode.IsSpace) {
+			return &usageError{msg: fmt.Sprintf("%s: %q contains a space, which no topic does", flag, p), hint: "separate patterns with commas"}
+		}
+	}
 	return nil
 }
 

@@ -84,3 +84,41 @@ func TestTokenNeverCreatesSecret(t *testing.T) {
 		}
 	})
 }
+
+// TestTokenOriginsAndPatterns: --origins puts the origins in the token,
+// and patterns or origins the hub would never match are refused with a
+// hint before any secret is read.
+func TestTokenOriginsAndPatterns(t *testing.T) {
+	dir := t.TempDir()
+	key, err := auth.LoadOrCreateSecret(filepath.Join(dir, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "token", "--data", dir, "--subscribe", "chat/*,news", "--origins", "https://app.example, http://localhost:3000")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	p, prob := (&auth.Verifier{Keys: []auth.Key{{Algorithm: "HS256", Secret: key}}}).Verify(strings.TrimSpace(out))
+	if prob != nil || strings.Join(p.Origins, ",") != "https://app.example,http://localhost:3000" || !p.CanSubscribe("chat/a") {
+		t.Fatalf("token: %+v, %v; want the two origins and chat/*", p, prob)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"star inside", []string{"--subscribe", "a*b"}, `--subscribe: "a*b" has a '*' before its end`},
+		{"two stars", []string{"--publish", "**"}, `--publish: "**"`},
+		{"space", []string{"--subscribe", "a b"}, "contains a space"},
+		{"origin spelled otherwise", []string{"--subscribe", "news", "--origins", "HTTPS://App.example:443/"}, `write "https://app.example"`},
+		{"origin star", []string{"--subscribe", "news", "--origins", "*"}, "never allowed"},
+		{"origin null", []string{"--subscribe", "news", "--origins", "null"}, "never allowed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, append([]string{"token", "--data", dir}, tc.args...)...)
+			if code != exitUsage || out != "" || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want 2, nothing, and %q", code, out, errOut, tc.want)
+			}
+		})
+	}
+}
