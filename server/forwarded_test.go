@@ -102,3 +102,24 @@ func TestRequestIDOnlyFromTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+// TestHeaderLimitAsDocumented pins what docs/configuration.md says of
+// limits.max_header_bytes: Go's net/http reads 4096 bytes past it, so a
+// header of 18 KiB passes the default 16 KiB limit and one of 20 KiB does
+// not.
+func TestHeaderLimitAsDocumented(t *testing.T) {
+	ts := start(t, nil, nil)
+	limit := config.Default().Limits.MaxHeaderBytes
+	for _, tc := range []struct {
+		pad  int
+		want int
+	}{
+		{limit + 2048, 200},
+		{limit + 4096, 431},
+	} {
+		res := doReq(t, "GET", ts.base+"/healthz", http.Header{"X-Pad": {strings.Repeat("a", tc.pad)}}, "")
+		if res.StatusCode != tc.want {
+			t.Errorf("a %d-byte header: %d, want %d", tc.pad, res.StatusCode, tc.want)
+		}
+	}
+}

@@ -222,7 +222,7 @@ func (m *Metrics) addLine(l LogLine) {
 	}
 }
 
-// routes are the paths the metrics and logs name; others are "other", so
+// routes are the paths the spike warning and the dashboard's log name; others are "other", so
 // a scanner probing random paths cannot grow the label set.
 var routes = []string{"/events", "/api/poll", "/api/publish", "/", "/dashboard", "/dashboard/stream", "/metrics", "/healthz", "/readyz"}
 
