@@ -3,10 +3,12 @@ package server
 import (
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/telemetry"
 	"github.com/sseguard/sseguard/web"
 )
 
@@ -165,21 +167,25 @@ func (s *Server) handleDashboardStream(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	_ = st.Serve(r.Context(), newStatsFeed(s.metrics.Latest))
+	_ = st.Serve(r.Context(), newStatsFeed(s.metrics))
 }
 
 // statsFeed is the dashboard stream's sse.Feed: the latest stats as one
-// "stats" event, at once and then whenever newer ones are ready.
+// "stats" event, at once and then whenever newer ones are ready; before
+// the first and whenever a minute has closed, the "history" event
+// (telemetry.History), so that a dashboard opens on the last hour, not on
+// empty charts.
 type statsFeed struct {
-	latest func() ([]byte, <-chan struct{}) // telemetry.Metrics.Latest
-	next   <-chan struct{}                  // closed when newer stats are ready
-	event  []byte
+	m     *telemetry.Metrics
+	next  <-chan struct{} // closed when newer stats are ready
+	sent  time.Time       // the history minute last sent
+	event []byte
 }
 
-func newStatsFeed(latest func() ([]byte, <-chan struct{})) *statsFeed {
+func newStatsFeed(m *telemetry.Metrics) *statsFeed {
 	now := make(chan struct{})
 	close(now) // the current stats go out at once
-	return &statsFeed{latest: latest, next: now}
+	return &statsFeed{m: m, next: now}
 }
 
 // Ready fires when newer stats are ready.
@@ -187,10 +193,16 @@ func (f *statsFeed) Ready() <-chan struct{} { return f.next }
 
 // Pull appends the latest stats, if there are any yet, as one event.
 func (f *statsFeed) Pull(dst [][]byte) ([][]byte, bool) {
-	stats, next := f.latest()
+	stats, next := f.m.Latest()
 	f.next = next
 	if stats == nil {
 		return dst, false
+	}
+	if minute := f.m.HistoryMinute(); !minute.Equal(f.sent) {
+		f.sent = minute
+		if h, err := (sse.Event{Type: "history", Data: string(f.m.History())}).AppendTo(nil); err == nil {
+			dst = append(dst, h)
+		}
 	}
 	b, err := sse.Event{Type: "stats", Data: string(stats)}.AppendTo(f.event[:0])
 	if err != nil { // not for a fixed type and any data

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,83 @@ func expectRefusal(t *testing.T, url string, hdr http.Header, status int) {
 	res.Body.Close()
 	if res.StatusCode != status {
 		t.Fatalf("GET %s (Accept %q, Origin %q): status %d, want %d", url, hdr.Get("Accept"), hdr.Get("Origin"), res.StatusCode, status)
+	}
+}
+
+// TestDashboardHistoryInBrowser: a dashboard opened after ten minutes of
+// traffic (replayed into the hub's metrics before it serves, one tick a
+// second) shows those minutes at once: a row per minute with refusals by
+// code, the minute of the burst marked as a spike, the spike pinned with
+// its code, the top refused route and origin, and charts that do not start
+// empty.
+func TestDashboardHistoryInBrowser(t *testing.T) {
+	t0 := time.Now().UTC().Truncate(time.Minute).Add(-10 * time.Minute)
+	ts := start(t, nil, nil, func(s *Server) {
+		for i := range 600 {
+			if i/60 == 5 {
+				for range 10 {
+					r := httptest.NewRequest("GET", "/events?topic=x", nil)
+					r.Header.Set("Origin", "https://evil.example")
+					s.metrics.ObserveResponse(r, 403, "origin_forbidden")
+				}
+			} else if i%10 == 0 {
+				s.metrics.ObserveResponse(httptest.NewRequest("GET", "/api/poll?topic=x", nil), 401, "token_missing")
+			}
+			s.metrics.Tick(t0.Add(time.Duration(i) * time.Second))
+		}
+	})
+	dashTok := token(t, auth.Permissions{Subscribe: []string{DashboardTopic}}, time.Hour)
+	ctx := browser.New(t, 60*time.Second)
+	messages, stopConsole := browser.Console(t, ctx)
+	t.Cleanup(func() { browser.Screenshot(t, ctx) })
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 1400), chromedp.Navigate(ts.base+"/dashboard/login"),
+		chromedp.SendKeys(chromedp.ID("token"), dashTok)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`button[type="submit"]`))); err != nil || res.Status != 200 || !strings.HasSuffix(res.URL, "/dashboard") {
+		t.Fatalf("login: %v %v, want 200 /dashboard", res, err)
+	}
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return v
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("document.querySelectorAll('#minutes tr[data-minute]').length >= 10",
+		chromedp.WithPollingTimeout(15*time.Second))); err != nil {
+		t.Fatalf("no history shown: %v; #minutes: %s", err, eval("document.getElementById('minutes').textContent"))
+	}
+	burst := t0.Add(5 * time.Minute).Format("2006-01-02T15:04:05Z")
+	row := eval(fmt.Sprintf("(() => { const tr = document.querySelector('#minutes tr[data-minute=%q]'); return tr ? tr.className + '|' + tr.querySelector('td.refusals').textContent : ''; })()", burst))
+	if row != "spike-minute|origin_forbidden 600" {
+		t.Errorf("the burst's minute %s shows %q, want \"spike-minute|origin_forbidden 600\"", burst, row)
+	}
+	quiet := t0.Add(2 * time.Minute).Format("2006-01-02T15:04:05Z")
+	if row := eval(fmt.Sprintf("document.querySelector('#minutes tr[data-minute=%q] td.refusals')?.textContent ?? ''", quiet)); row != "token_missing 6" {
+		t.Errorf("a quiet minute %s shows %q, want \"token_missing 6\"", quiet, row)
+	}
+	if n := eval("String(document.querySelectorAll('#spikes li.spike-row').length)"); n != "1" {
+		t.Errorf("%s pinned spikes, want 1: %s", n, eval("document.getElementById('spikes').textContent"))
+	}
+	if sp := eval("document.getElementById('spikes').textContent"); !strings.HasPrefix(sp, "refusal spike ") || !strings.Contains(sp, "origin_forbidden") || !strings.Contains(sp, "/events") {
+		t.Errorf("the pinned spike says %q", sp)
+	}
+	for id, want := range map[string]string{"top-routes": "/events ×600", "top-origins": "https://evil.example ×600"} {
+		if got := eval(fmt.Sprintf("document.querySelector('#%s li')?.textContent ?? ''", id)); got != want {
+			t.Errorf("#%s first: %q, want %q", id, got, want)
+		}
+	}
+	// The charts start from the recorded seconds, not from one point.
+	if n := eval("document.getElementById('chart-refusals').getAttribute('data-points')"); n == "0" || n == "1" {
+		t.Errorf("the refusals chart has %s points after the history", n)
+	}
+	browser.Settle(t, ctx, messages)
+	stopConsole()
+	for _, m := range messages() {
+		if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			t.Errorf("the page logged %s (at %s:%d)", m, m.URL, m.Line)
+		}
 	}
 }

@@ -62,6 +62,8 @@ type Metrics struct {
 	notify   chan struct{}
 	prevTick Counters
 	prevRef  map[string]float64
+	hist     history // the dashboard's past (history.go)
+	spikeOn  bool    // the alarm's state at the last tick
 }
 
 // LogLine is one line of the dashboard's recent log.
@@ -198,6 +200,9 @@ func (m *Metrics) ObserveResponse(r *http.Request, status int, code string) {
 	}
 	route := routeOf(r.URL.Path)
 	m.spike.Record(status, code, route)
+	m.mu.Lock()
+	m.hist.refused(r, route)
+	m.mu.Unlock()
 	m.addLine(LogLine{Time: time.Now(), Level: "INFO", Msg: "refused", Status: status, Code: code, Route: route})
 }
 
@@ -270,7 +275,23 @@ func (m *Metrics) Run(ctx context.Context) {
 	}
 }
 
-// Tick computes one second's stats at now; Run calls it, and tests may.
+// Tick computes one second's stats at now, as Run does once a second:
+// for tests that replay a past (a dashboard opened after ten minutes of
+// traffic) without waiting for it. Do not call it while Run runs.
+func (m *Metrics) Tick(now time.Time) { m.tick(now) }
+
+// HistoryMinute returns the start of the minute in progress in the
+// history (zero before the first tick): when it changes, a new minute
+// was closed and History has news.
+func (m *Metrics) HistoryMinute() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.hist.cur == nil {
+		return time.Time{}
+	}
+	return m.hist.cur.Time
+}
+
 func (m *Metrics) tick(now time.Time) {
 	spike := m.spike.Tick(now)
 	c := m.counters()
@@ -306,6 +327,11 @@ func (m *Metrics) tick(now time.Time) {
 	}
 	b, _ := json.Marshal(st)
 	m.mu.Lock()
+	if spike.Active != m.spikeOn {
+		m.spikeOn = spike.Active
+		m.hist.spike(spike, now)
+	}
+	m.hist.record(st, now)
 	m.latest = b
 	close(m.notify) // wake every dashboard stream
 	m.notify = make(chan struct{})

@@ -281,8 +281,13 @@ func TestDashboardWithFakeStream(t *testing.T) {
 
 	t.Run("log lists refusals and drift", func(t *testing.T) {
 		rows := eval[[]string](t, ctx, "[...document.querySelectorAll('#log tr[data-level]')].map(tr => tr.textContent)")
-		if len(rows) != 7 {
-			t.Errorf("got %d log rows, want 7: %q", len(rows), rows)
+		// Seven lines, but the two origin_forbidden refusals of minute
+		// 23:58 are one row: refusals count per code and minute.
+		if len(rows) != 6 {
+			t.Errorf("got %d log rows, want 6: %q", len(rows), rows)
+		}
+		if n := eval[string](t, ctx, "document.querySelector('#log tr[data-count=\"2\"] td.details')?.textContent ?? ''"); !strings.Contains(n, "origin_forbidden") {
+			t.Errorf("the two origin_forbidden refusals of one minute show as %q, want one row with ×2", n)
 		}
 		for _, want := range []string{"refusal spike", "header drift", "header=Cache-Control", "origin=https://evil.test"} {
 			if !strings.Contains(strings.Join(rows, "\n"), want) {

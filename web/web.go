@@ -6,7 +6,10 @@
 // both in a browser and without one.
 //
 // The dashboard draws the "stats" events of /dashboard/stream as SVG
-// charts of the last two minutes. The server routes /dashboard,
+// charts of the last two minutes, and the "history" event (sent on
+// connect and when a minute closes) as the last hour: a row per minute
+// with refusals by code, the hour's refusal spikes pinned, the top
+// refused routes and origins; the charts start from its seconds. The server routes /dashboard,
 // /dashboard/login and /dashboard/stream and decides who may see them.
 //
 // Package web serves files; it does not decide security headers: the

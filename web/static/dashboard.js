@@ -291,7 +291,105 @@
     badge.title = 'the refusal rate is above its baseline; see the log below';
   };
 
+  // The last hour, from the "history" event: pinned spikes, the top
+  // refused routes and origins, and a row per minute.
+  const clearTo = (el, text, tag) => {
+    el.replaceChildren();
+    const e = document.createElement(tag);
+    e.className = 'empty';
+    if (tag === 'tr') {
+      const td = document.createElement('td');
+      td.colSpan = 4;
+      td.textContent = text;
+      e.appendChild(td);
+    } else {
+      e.textContent = text;
+    }
+    el.appendChild(e);
+  };
+  const showHour = (h) => {
+    const spikes = $('spikes');
+    if (!Array.isArray(h.spikes) || !h.spikes.length) {
+      clearTo(spikes, 'no refusal spike in the last hour', 'li');
+    } else {
+      spikes.replaceChildren();
+      for (const sp of h.spikes) {
+        const li = document.createElement('li');
+        li.className = 'spike-row';
+        const since = Date.parse(sp.since), until = Date.parse(sp.until);
+        li.dataset.since = String(sp.since);
+        li.textContent = 'refusal spike ' + (Number.isNaN(since) ? '' : clock(since)) + '–' +
+          (Number.isNaN(until) ? 'now' : clock(until)) + ': ' +
+          [(sp.statuses || []).join('/'), (sp.top_codes || []).join(', '), (sp.top_routes || []).join(', ')].filter(Boolean).join(' · ') +
+          ' · ' + fmt(num(sp.rate_per_minute)) + '/min (baseline ' + fmt(num(sp.baseline_per_minute)) + ')';
+        spikes.appendChild(li);
+      }
+    }
+    for (const [id, list] of [['top-routes', h.top_refused_routes], ['top-origins', h.top_refused_origins]]) {
+      const ol = $(id);
+      if (!Array.isArray(list) || !list.length) {
+        clearTo(ol, 'none', 'li');
+        continue;
+      }
+      ol.replaceChildren();
+      for (const c of list) {
+        const li = document.createElement('li');
+        li.dataset.name = String(c.name);
+        li.dataset.count = String(num(c.count));
+        li.textContent = String(c.name) + ' ×' + num(c.count);
+        ol.appendChild(li);
+      }
+    }
+    const tbody = $('minutes');
+    const minutes = Array.isArray(h.minutes) ? h.minutes.slice().reverse() : [];
+    if (!minutes.length) {
+      clearTo(tbody, 'no history yet', 'tr');
+      return;
+    }
+    tbody.replaceChildren();
+    for (const m of minutes) {
+      const tr = document.createElement('tr');
+      tr.dataset.minute = String(m.time);
+      if (m.spike) tr.className = 'spike-minute';
+      const t = Date.parse(m.time);
+      const refusals = Object.entries(m.refusals || {}).sort(([, a], [, b]) => b - a)
+        .map(([code, n]) => code + ' ' + fmt(num(n))).join(' · ');
+      for (const text of [(Number.isNaN(t) ? '' : clock(t)) + (m.spike ? ' spike' : ''),
+        fmt(num(m.open_streams)), fmt(num(m.events)), refusals || '–']) {
+        const td = document.createElement('td');
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      tr.lastChild.className = 'refusals';
+      tbody.appendChild(tr);
+    }
+  };
+
+  const onHistory = (e) => {
+    let h;
+    try {
+      h = JSON.parse(e.data);
+    } catch (err) {
+      console.warn('dashboard: history event is not JSON:', String(err));
+      return;
+    }
+    if (!h || typeof h !== 'object') return;
+    // The charts start from the recorded seconds, not empty.
+    const secs = (Array.isArray(h.seconds) ? h.seconds : [])
+      .map((s) => ({ t: Date.parse(s && s.time), s: s }))
+      .filter((p) => !Number.isNaN(p.t));
+    if (secs.length) {
+      const end = secs[secs.length - 1].t;
+      samples.length = 0;
+      for (const p of secs) if (p.t > end - WINDOW_MS) samples.push(p);
+      for (const chart of Object.values(charts)) draw(chart, samples);
+    }
+    showHour(h);
+  };
+
   const logTable = $('log');
+  // Refusal rows of one code, route and minute are one row with a count.
+  const rowOf = new Map();
   // What an operator reads first leads; the rest keep the server's order.
   const FIRST = ['status', 'code', 'route', 'header', 'kind'];
   const rank = (k) => (FIRST.includes(k) ? FIRST.indexOf(k) : FIRST.length);
@@ -309,7 +407,9 @@
         .map(([k, v]) => k + '=' + (typeof v === 'object' ? JSON.stringify(v) : String(v)))
         .join('  ');
       const msg = String(line.msg || '');
-      const key = JSON.stringify([level, msg, details]);
+      // INFO lines (refusals) group by minute, warnings stay one a row.
+      const minute = level === 'INFO' ? String(line.time || '').slice(0, 16) : String(line.time || '');
+      const key = JSON.stringify([level, msg, details, minute]);
       const g = groups.get(key);
       if (g) {
         g.count++;
@@ -318,7 +418,23 @@
         groups.set(key, { level: level, msg: msg, details: details, time: line.time, count: 1 });
       }
     }
-    for (const g of groups.values()) {
+    for (const [key, g] of groups) {
+      const old = rowOf.get(key);
+      if (old && old.isConnected) {
+        const count = Number(old.dataset.count) + g.count;
+        old.dataset.count = String(count);
+        let n = old.querySelector('span.count');
+        if (!n) {
+          n = document.createElement('span');
+          n.className = 'count';
+          old.querySelector('td.msg').append(' ', n);
+        }
+        n.textContent = '×' + count;
+        const t = Date.parse(g.time);
+        if (!Number.isNaN(t)) old.querySelector('td.time').textContent = clock(t);
+        logTable.prepend(old);
+        continue;
+      }
       const empty = logTable.querySelector('tr.empty');
       if (empty) empty.remove();
       const tr = document.createElement('tr');
@@ -339,7 +455,9 @@
         tr.querySelector('td.msg').append(' ', n);
       }
       logTable.prepend(tr);
+      rowOf.set(key, tr);
     }
+    for (const [key, tr] of rowOf) if (!tr.isConnected) rowOf.delete(key);
     while (logTable.children.length > LOG_ROWS) {
       const rows = [...logTable.children];
       const info = rows.reverse().find((tr) => tr.dataset.level !== 'warn' && tr.dataset.level !== 'error');
@@ -398,6 +516,7 @@
       setTimeout(connect, RETRY_MS);
     });
     es.addEventListener('stats', onStats);
+    es.addEventListener('history', onHistory);
   };
   connect();
 })();
