@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -258,7 +259,19 @@ func TestDashboardHistoryInBrowser(t *testing.T) {
 	dashTok := token(t, auth.Permissions{Subscribe: []string{DashboardTopic}}, time.Hour)
 	ctx := browser.New(t, 60*time.Second)
 	messages, stopConsole := browser.Console(t, ctx)
-	t.Cleanup(func() { browser.Screenshot(t, ctx) })
+	// docs/dashboard.png is this page: SSEGUARD_UPDATE_SCREENSHOT=1
+	// replaces it when the test passed.
+	t.Cleanup(func() {
+		png := browser.Screenshot(t, ctx)
+		if png != nil && os.Getenv("SSEGUARD_UPDATE_SCREENSHOT") == "1" && !t.Failed() {
+			const doc = "../docs/dashboard.png"
+			if err := os.WriteFile(doc, png, 0o644); err != nil {
+				t.Errorf("updating %s: %v", doc, err)
+				return
+			}
+			t.Logf("updated %s", doc)
+		}
+	})
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 1400), chromedp.Navigate(ts.base+"/dashboard/login"),
 		chromedp.SendKeys(chromedp.ID("token"), dashTok)); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -220,7 +219,7 @@ func TestDashboardWithFakeStream(t *testing.T) {
 	t.Setenv("LANG", "en_US.UTF-8")
 	ctx := browser.New(t, 60*time.Second)
 	messages, stopConsole := browser.Console(t, ctx)
-	t.Cleanup(func() { saveScreenshot(t, ctx, true) })
+	t.Cleanup(func() { browser.Screenshot(t, ctx) })
 
 	if err := chromedp.Do(ctx,
 		chromedp.EmulateViewport(1280, 900),
@@ -330,22 +329,6 @@ func TestDashboardWithFakeStream(t *testing.T) {
 		}
 	})
 	stopConsole()
-}
-
-// saveScreenshot saves a screenshot as a test artifact; with
-// SSEGUARD_UPDATE_SCREENSHOT=1 and docs set it also replaces
-// docs/dashboard.png, when the test passed.
-func saveScreenshot(t *testing.T, ctx context.Context, docs bool) {
-	t.Helper()
-	png := browser.Screenshot(t, ctx)
-	if png != nil && docs && os.Getenv("SSEGUARD_UPDATE_SCREENSHOT") == "1" && !t.Failed() {
-		const doc = "../docs/dashboard.png"
-		if err := os.WriteFile(doc, png, 0o644); err != nil {
-			t.Errorf("updating %s: %v", doc, err)
-			return
-		}
-		t.Logf("updated %s", doc)
-	}
 }
 
 func TestFilesServed(t *testing.T) {
