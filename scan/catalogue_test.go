@@ -93,6 +93,8 @@ var otherCoverage = []struct {
 	rule, test string
 	fires      bool
 }{
+	{scan.RuleAuthLeak, "TestPrivateStreamCached", true},
+	{scan.RuleAuthLeak, "TestPrivateStreamCached", false},
 	{scan.RuleDrift, "TestBaseline", true},
 	{scan.RuleDrift, "TestBaseline", false},
 	{scan.RuleResume, "TestResumeWithPublishedEvents", true},

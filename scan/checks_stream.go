@@ -3,6 +3,7 @@ package scan
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/sseguard/sseguard/policy"
@@ -172,8 +173,13 @@ func judgeCache(p *pass, r *response) {
 			p.report(r.probe, fmt.Sprintf("Cache-Control %s allows caching (%s=%s)", quoteValues(cc), name, d.Value))
 		}
 	}
+	// Age: 0 is what a cache sends on a response it just fetched (Varnish
+	// on every pass or miss): only an older one shows it was served from
+	// storage.
 	if age := res.Values("Age"); len(age) > 0 {
-		p.report(r.probe, fmt.Sprintf("Age: %s: a cache answered the stream", age[0]))
+		if n, err := strconv.ParseInt(strings.TrimSpace(age[0]), 10, 64); err == nil && n > 0 {
+			p.report(r.probe, fmt.Sprintf("Age: %s: a cache answered the stream from storage", age[0]))
+		}
 	}
 	for _, name := range []string{"X-Cache", "CF-Cache-Status", "X-Cache-Status"} {
 		for _, v := range res.Values(name) {

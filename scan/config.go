@@ -47,6 +47,12 @@ type Config struct {
 	// themselves, replacing a value given here for those.
 	Header []rawhttp.Field
 
+	// OtherCredentials, when set, are another principal's credential
+	// headers (such as Authorization: Bearer …): a probe sent with them in
+	// place of Header's credentials must not get the first principal's
+	// stream from a cache (SSE-AUTH-LEAK).
+	OtherCredentials []rawhttp.Field
+
 	// Proto is the HTTP version to speak: HTTP/1.1 (default), HTTP/1.0,
 	// or HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
 	Proto rawhttp.Proto
@@ -97,8 +103,9 @@ type Config struct {
 	// Ramp spreads the opening of load-mode streams; zero means a quarter
 	// of Duration, at most 10 s.
 	Ramp time.Duration
-	// Progress, when set, receives a one-line progress display during a
-	// load run (carriage returns, for a terminal).
+	// Progress, when set, receives a one-line progress display during the
+	// scan (carriage returns, for a terminal): a load run's streams, or a
+	// single stream's time, head, events and heartbeats.
 	Progress io.Writer
 
 	// Version names the scanner in the User-Agent and reports.
@@ -123,6 +130,9 @@ type PublishConfig struct {
 // withDefaults returns a copy of c with defaults filled in, or an error
 // naming the field that is invalid.
 func (c Config) withDefaults() (Config, *url.URL, error) {
+	if !strings.Contains(c.URL, "://") {
+		return c, nil, configErrorf("URL %q has no scheme: write http://%s or https://%s", c.URL, c.URL, c.URL)
+	}
 	u, err := url.Parse(c.URL)
 	if err != nil {
 		return c, nil, configErrorf("URL: %v", err)

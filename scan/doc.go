@@ -17,8 +17,11 @@
 //     Accept: application/json, which must get a 406 in the error shape;
 //   - origin-foreign, origin-null and preflight: CORS must not reflect a
 //     foreign Origin, allow null, or pair * with credentials;
-//   - no-credentials: when -H gave a token or cookie, the request without
-//     it, to check the headers on the error path;
+//   - second-client, no-credentials and other-principal: once the stream
+//     has had events, a second stream with the same credentials, one
+//     without the token or cookie -H gave (the headers on the error path)
+//     and, with Config.OtherCredentials, one with another principal's:
+//     none may get the first stream's events replayed by a cache;
 //   - reconnect: Last-Event-ID, as EventSource sends after a drop;
 //   - page (optional): the HTML page that opens the stream, for its CSP.
 //

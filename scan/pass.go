@@ -38,6 +38,9 @@ type observations struct {
 	// heads are the stream heads awaited (main and idle), for
 	// SSE-HEAD-DELAY.
 	heads []head
+	// private is what the late probes (a second client, no or other
+	// credentials) got when they opened a stream.
+	private []privateResult
 	// resume is the reconnect probe; nil when it was not made.
 	resume *resumeResult
 	// load is the load run; nil for a scan of one stream.

@@ -95,6 +95,7 @@ const (
 	RuleH1Framing   = "SSE-H1-FRAMING"
 	RuleNoCompress  = "SSE-NO-COMPRESS"
 	RuleCache       = "SSE-CACHE"
+	RuleAuthLeak    = "SSE-AUTH-LEAK"
 	RuleFlush       = "SSE-FLUSH"
 	RuleHeartbeat   = "SSE-HEARTBEAT"
 	RuleCut         = "SSE-CUT"
@@ -181,12 +182,26 @@ var registry = []Rule{
 		Reference: "RFC 9111, 5.2.2.6 no-transform; RFC 9110, 8.4 Content-Encoding",
 	},
 	{
-		ID: RuleCache, Severity: Medium, judge: judgeCache,
+		ID: RuleCache, Severity: Medium, judge: judgeCache, check: checkReplay,
 		Title:       "the stream is not cacheable",
-		Why:         "A cached stream replays stale or another user's events; Age or a cache HIT header shows a cache answered.",
+		Why:         "A cached stream replays stale or another user's events; an Age above 0, a cache HIT header or the same events replayed to a second client show a cache answered (Age: 0 alone does not: caches send it on what they just fetched).",
 		Remediation: "Send Cache-Control: no-cache, no-store, no-transform on streams, with no public, max-age or s-maxage; bypass the cache for the stream path.",
 		Nginx:       "`proxy_cache off;` in the stream location.",
 		Reference:   "RFC 9111, 5.2.2 Response Directives and 5.1 Age",
+	},
+	{
+		ID: RuleAuthLeak, Severity: High, check: checkAuthLeak,
+		Title:       "a private stream is never served without its credentials",
+		Why:         "A shared cache that ignores Authorization and Cookie stores one user's stream and serves it to anyone who asks: a request without credentials, or with another principal's, gets the first user's events. Evidence: such a request gets the events the credentialed stream had before it connected, or a head served from storage (Age above 0, a cache HIT).",
+		Remediation: "Never cache streams: send Cache-Control: no-cache, no-store, no-transform (and private) from the origin, and bypass the cache for the stream path; a cache must key on, or refuse to store, responses to requests with Authorization (RFC 9111 3.5).",
+		Nginx:       "`proxy_cache off;` in the stream location (never `proxy_ignore_headers Cache-Control` there).",
+		Fixes: map[string]string{
+			Varnish: "`if (req.url ~ \"^/events\") { return (pass); }` (or pipe) in vcl_recv, and no forced `beresp.ttl` for text/event-stream.",
+			Squid:   "`cache deny` for the stream path (`acl sse urlpath_regex ^/events` then `cache deny sse`), and no `ignore-private`/`ignore-auth` in refresh_pattern.",
+			Caddy:   "no `cache` handler on the stream path.",
+		},
+		Reference:          "RFC 9111, 3.5 Storing Responses to Authenticated Requests",
+		blamesIntermediary: true,
 	},
 	{
 		ID: RuleFlush, Severity: High, check: checkFlush,

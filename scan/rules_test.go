@@ -130,6 +130,16 @@ var ruleCases = []ruleCase{
 		fires: []string{scan.RuleH1Framing},
 	},
 	{
+		name:  "Age: 0 (a cache that just fetched it)",
+		setup: serve(modified(func(h http.Header) { h.Set("Age", "0") })),
+		quiet: []string{scan.RuleCache},
+	},
+	{
+		name:  "Age: 7 (served from a cache's storage)",
+		setup: serve(modified(func(h http.Header) { h.Set("Age", "7") })),
+		fires: []string{scan.RuleCache},
+	},
+	{
 		name:  "gzip on the stream",
 		setup: serve(&fault{heartbeat: 50 * time.Millisecond, eventEvery: 100 * time.Millisecond, gzip: true}),
 		fires: []string{scan.RuleNoCompress},

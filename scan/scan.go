@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	} else {
 		err = s.run(ctx)
 	}
+	err = s.withHint(err)
 	s.rep.Finished = time.Now().UTC()
 	record(evaluate(s.obs), s.obs.via, s.rep)
 	if c.Baseline != nil {
@@ -75,6 +76,8 @@ type scanner struct {
 	u   *url.URL
 	obs *observations
 	rep *Report
+	// prog counts the main stream's progress for Config.Progress.
+	prog streamProgress
 
 	mu sync.Mutex // guards rep.Exchanges and rep.Notes from probe goroutines
 }
@@ -213,10 +216,6 @@ func (s *scanner) sideProbes() []probeSpec {
 			header: s.cfg.requestHeader(field("Origin", ForeignOrigin), field("Access-Control-Request-Method", "GET"),
 				field("Access-Control-Request-Headers", "last-event-id"))},
 	}
-	if drop := s.credentialFields(); len(drop) > 0 {
-		specs = append(specs, probeSpec{name: ProbeNoCredentials, purpose: "without the credentials given with -H: the refusal's headers", url: target,
-			header: s.cfg.requestHeader(drop...)})
-	}
 	if s.cfg.PageURL != "" {
 		specs = append(specs, probeSpec{name: ProbePage, purpose: "the HTML page that opens the stream: CSP and headers", url: s.cfg.PageURL,
 			header: s.cfg.requestHeader(field("Accept", "text/html,application/xhtml+xml"), field("Cache-Control", ""), field("Accept-Encoding", ""))})
@@ -243,12 +242,19 @@ func (s *scanner) run(ctx context.Context) error {
 	headed := make(chan struct{})
 	pub, pubDone := s.startPublisher(pctx, headed, publishSettle, start.Add(s.cfg.Duration-min(s.cfg.MaxLatency, s.cfg.Duration/2)))
 	idle := s.startIdle(ctx, pub)
+	fireLate, late := s.startLate(ctx)
+	stopProgress := s.startProgress(start)
+	defer stopProgress()
 	res, err := s.sendStream(ctx, spec)
 	close(headed)
+	if err == nil {
+		s.prog.headMS.Store(res.Timing.Headers.Sub(res.Timing.Sent).Milliseconds())
+		s.prog.head.Store(int64(res.StatusCode))
+	}
 	var win *window
 	switch {
 	case err == nil:
-		win = s.watchMain(ctx, spec, res, pub)
+		win = s.watchMain(ctx, spec, res, pub, fireLate)
 	case errors.Is(err, rawhttp.ErrHeadTimeout):
 		s.exchange(spec, nil, nil, err)
 		s.obs.headTimeout = true
@@ -263,8 +269,10 @@ func (s *scanner) run(ctx context.Context) error {
 	}
 	<-pubDone
 	iw := idle()
+	lateRes, seen := late()
 	st := probe.stop()
 	s.addSide(side())
+	s.recordLate(lateRes, seen)
 	s.sortExchanges()
 	for i := range s.obs.heads {
 		s.obs.heads[i].stalls = st
@@ -306,7 +314,11 @@ func (s *scanner) sendStream(ctx context.Context, spec probeSpec) (*rawhttp.Resp
 // watches it for the window. It returns nil when the stream did not open.
 // The window's delivery figures are measured by the caller, once the
 // scanner's own stalls are known.
-func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Response, pub *publisher) *window {
+//
+// fireLate is called with the events received so far (by ID, when they
+// came) once an event came replayMin after the request: the late probes
+// (private.go) then start.
+func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Response, pub *publisher, fireLate func(map[string]time.Duration)) *window {
 	s.obs.main = res
 	s.obs.heads = append(s.obs.heads, head{probe: ProbeStream, res: res})
 	r := &response{probe: ProbeStream, res: res, stream: true, cors: true, order: len(s.cfg.ExpectOrder) > 0}
@@ -322,7 +334,18 @@ func (s *scanner) watchMain(ctx context.Context, spec probeSpec, res *rawhttp.Re
 	s.obs.add(r)
 	wctx, cancel := context.WithDeadline(ctx, res.Timing.Headers.Add(s.cfg.Duration))
 	defer cancel()
-	w := watchStream(wctx, res, "", nil, false, s.cfg.HeartbeatMax/4)
+	seen := map[string]time.Duration{}
+	onItem := func(it item) {
+		s.prog.item(it)
+		if _, dup := seen[eventKey(it)]; it.comment || it.lastID == "" || dup {
+			return
+		}
+		seen[eventKey(it)] = it.at.Sub(res.Timing.Sent)
+		if seen[eventKey(it)] >= replayMin {
+			fireLate(seen)
+		}
+	}
+	w := watchStream(wctx, res, "", onItem, false, s.cfg.HeartbeatMax/4)
 	return &window{w: w, pub: pub}
 }
 
@@ -426,7 +449,7 @@ func (s *scanner) sideResponse(pr probeResult) *response {
 // sortExchanges puts the exchanges in a stable order: main stream first.
 func (s *scanner) sortExchanges() {
 	order := map[string]int{ProbeStream: 0, ProbeAcceptAny: 1, ProbeAcceptJSON: 2, ProbeOriginForeign: 3, ProbeOriginNull: 4,
-		ProbePreflight: 5, ProbeNoCredentials: 6, ProbePage: 7, ProbeIdle: 8, ProbeReconnect: 9}
+		ProbePreflight: 5, ProbeNoCredentials: 6, ProbeOtherPrincipal: 7, ProbeSecondClient: 8, ProbePage: 9, ProbeIdle: 10, ProbeReconnect: 11}
 	s.mu.Lock()
 	slices.SortStableFunc(s.rep.Exchanges, func(a, b Exchange) int { return order[a.Probe] - order[b.Probe] })
 	s.mu.Unlock()

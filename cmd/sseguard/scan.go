@@ -45,6 +45,7 @@ func (h *headerFlags) Set(v string) error {
 // scanFlags are the flags of sseguard scan, bound to its FlagSet by bind.
 type scanFlags struct {
 	headers                                      headerFlags
+	otherCreds                                   headerFlags
 	format, output, failOn                       string
 	duration, timeout                            time.Duration
 	insecure, http10, http2                      bool
@@ -62,6 +63,7 @@ type scanFlags struct {
 
 func (f *scanFlags) bind(fs *flag.FlagSet) {
 	fs.Var(&f.headers, "H", "extra request header 'Name: value', repeatable (tokens, cookies)")
+	fs.Var(&f.otherCreds, "other-credentials", "another principal's credential header 'Name: value', repeatable: it must not get the -H principal's stream from a cache (SSE-AUTH-LEAK)")
 	fs.StringVar(&f.format, "format", "text", "report format: text, json, junit or sarif")
 	fs.StringVar(&f.output, "output", "", "write the report to this file instead of standard output")
 	fs.StringVar(&f.failOn, "fail-on", "medium", "exit 1 when a finding is at or above this severity: info, low, medium, high, or none")
@@ -164,7 +166,7 @@ func (f *scanFlags) config(env *environ, target string) (scan.Config, error) {
 		return scan.Config{}, &usageError{msg: err.Error(), hint: "--policy strict, --policy baseline or --policy FILE"}
 	}
 	cfg := scan.Config{
-		URL: target, Header: f.headers, Insecure: f.insecure, Timeout: f.timeout, Duration: f.duration,
+		URL: target, Header: f.headers, OtherCredentials: f.otherCreds, Insecure: f.insecure, Timeout: f.timeout, Duration: f.duration,
 		Profile: profile, PageURL: f.page, MaxLatency: f.maxLatency, HeartbeatMax: f.heartbeat, HeadMax: f.headMax,
 		Concurrency: f.concurrency, Ramp: f.ramp, Version: buildVersion(),
 	}
@@ -189,7 +191,7 @@ func (f *scanFlags) config(env *environ, target string) (scan.Config, error) {
 		}
 		cfg.Publish = &scan.PublishConfig{URL: f.publishURL, Token: tok, Topic: f.publishTopic, Every: f.publishEvery}
 	}
-	if cfg.Concurrency > 1 && isTerminal(env.stderr) {
+	if isTerminal(env.stderr) {
 		cfg.Progress = env.stderr
 	}
 	return cfg, nil

@@ -64,6 +64,10 @@ func TestScanCLI(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	closed := "http://" + ln.Addr().String() + "/events"
 	ln.Close()
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler()) // a certificate no root signs
+	t.Cleanup(tlsSrv.Close)
+	noScheme := strings.TrimPrefix(clean, "http://")
+	plainAsTLS := "https://" + noScheme
 
 	tests := []struct {
 		name   string
@@ -88,6 +92,10 @@ func TestScanCLI(t *testing.T) {
 		{"bad header", []string{"scan", clean, "-H", "nocolon"}, 2, "", "Name: value"},
 		{"bad policy", []string{"scan", clean, "--policy", "/no/such/file.yaml"}, 2, "", "--policy"},
 		{"bad URL", []string{"scan", "ftp://x/events"}, 2, "", "http or https"},
+		{"URL without a scheme", []string{"scan", noScheme}, 2, "", "has no scheme: write http://" + noScheme},
+		{"--http2 on plain http", []string{"scan", clean, "--http2", short}, 2, "", "drop --http2"},
+		{"untrusted certificate", []string{"scan", tlsSrv.URL + "/events", short}, 2, "", "--insecure"},
+		{"TLS to a plain port", []string{"scan", plainAsTLS, short}, 2, "", "use http://"},
 		{"order from missing baseline", []string{"scan", clean, "--expect-order", "baseline"}, 2, "", "--baseline"},
 		{"duration too long", []string{"scan", clean, "--duration", "2h"}, 2, "", "Duration"},
 		{"help", []string{"scan", "--help"}, 0, "-fail-on", ""},
