@@ -285,10 +285,15 @@ func parseTarget(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// maxSources bounds the source addresses of one run: enough for one
+// address per stream at the scales a 2-core machine holds.
+const maxSources = 65536
+
 // ParseSources parses a list of loopback source addresses: comma-separated
-// addresses ("127.0.0.1,127.0.0.2"), ranges of the last IPv4 byte
-// ("127.0.0.1-127.0.0.8" or "127.0.0.1-8"), or both mixed. Every address must
-// be loopback. An empty string returns nil.
+// addresses ("127.0.0.1,127.0.0.2"), IPv4 ranges ("127.0.0.1-127.0.0.8",
+// "127.0.0.1-8" for the last byte, or across /24s as
+// "127.1.0.1-127.1.23.112"), or both mixed, at most 65536 in all. Every
+// address must be loopback. An empty string returns nil.
 func ParseSources(s string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	for part := range strings.SplitSeq(s, ",") {
@@ -322,15 +327,20 @@ func ParseSources(s string) ([]netip.Addr, error) {
 			last = netip.AddrFrom4(b)
 		}
 		f, l := first.As4(), last.As4()
-		if !last.Is4() || f[0] != l[0] || f[1] != l[1] || f[2] != l[2] || l[3] < f[3] {
-			return nil, fmt.Errorf("sources: %q: a range runs up within one /24", part)
+		lo32 := uint32(f[0])<<24 | uint32(f[1])<<16 | uint32(f[2])<<8 | uint32(f[3])
+		hi32 := uint32(l[0])<<24 | uint32(l[1])<<16 | uint32(l[2])<<8 | uint32(l[3])
+		if !last.Is4() || !last.IsLoopback() || hi32 < lo32 {
+			return nil, fmt.Errorf("sources: %q: a range runs up, within 127.0.0.0/8", part)
 		}
-		for b := int(f[3]); b <= int(l[3]); b++ {
-			out = append(out, netip.AddrFrom4([4]byte{f[0], f[1], f[2], byte(b)}))
+		if hi32-lo32 >= maxSources {
+			return nil, fmt.Errorf("sources: %q: more than %d addresses", part, maxSources)
+		}
+		for a := lo32; a <= hi32; a++ {
+			out = append(out, netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}))
 		}
 	}
-	if len(out) > 256 {
-		return nil, fmt.Errorf("sources: %d addresses, more than 256", len(out))
+	if len(out) > maxSources {
+		return nil, fmt.Errorf("sources: %d addresses, more than %d", len(out), maxSources)
 	}
 	return out, nil
 }
