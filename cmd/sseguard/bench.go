@@ -45,7 +45,7 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	hold := fs.Duration("hold", 0, "hold the streams idle this long before publishing, counting heartbeats and disconnects")
 	settle := fs.Duration("settle", 2*time.Second, "idle time after connecting before the server's memory is sampled")
 	drain := fs.Duration("drain", 5*time.Second, "wait this long after the last publish for every delivery")
-	sources := fs.String("sources", "", "loopback source addresses for the streams: 127.0.0.1,127.0.0.2 or 127.0.0.1-8")
+	sources := fs.String("sources", "", "loopback source addresses for the streams: 127.0.0.1,127.0.0.2, 127.0.0.1-8 or 127.1.0.1-127.1.23.112 (at most 65536)")
 	pid := fs.Int("pid", 0, "server process to read memory and CPU from (/proc)")
 	metrics := fs.String("metrics", "", "server's Prometheus URL to read process memory and CPU from, such as http://127.0.0.1:8080/metrics")
 	duration := fs.Duration("duration", 5*time.Minute, "cap on the whole run")
