@@ -62,6 +62,9 @@ func judgeLeak(p *pass, r *response) {
 			}
 		}
 	}
+	for _, el := range viaVersions(r.res.Values("Via")) {
+		p.report(r.probe, fmt.Sprintf("Via: %s names an intermediary's version", el))
+	}
 }
 
 // judgeHSTS checks Strict-Transport-Security on the responses a browser

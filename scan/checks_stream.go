@@ -27,7 +27,7 @@ func judgeStatus(p *pass, r *response) {
 	}
 	p.evaluated()
 	if code := r.res.StatusCode; code != http.StatusOK {
-		p.report(r.probe, fmt.Sprintf("status %d %s: EventSource gives up", code, http.StatusText(code)))
+		p.report(r.probe, fmt.Sprintf("status %d %s: EventSource gives up%s", code, http.StatusText(code), statusCause(p, r)))
 	}
 }
 

@@ -53,6 +53,12 @@ type Config struct {
 	// stream from a cache (SSE-AUTH-LEAK).
 	OtherCredentials []rawhttp.Field
 
+	// Origin, when set, is the backend the intermediary in front of URL
+	// forwards to (scheme and host; URL's path and query are kept): the
+	// scanner asks it directly too, so that findings name their cause
+	// (the intermediary or the origin).
+	Origin string
+
 	// Proto is the HTTP version to speak: HTTP/1.1 (default), HTTP/1.0,
 	// or HTTP/2 (ALPN over TLS, prior knowledge over cleartext).
 	Proto rawhttp.Proto
@@ -139,6 +145,11 @@ func (c Config) withDefaults() (Config, *url.URL, error) {
 	}
 	if s := strings.ToLower(u.Scheme); (s != "http" && s != "https") || u.Host == "" {
 		return c, nil, configErrorf("URL %q: want an absolute http or https URL", c.URL)
+	}
+	if c.Origin != "" {
+		if _, err := originURL(c.Origin, u); err != nil {
+			return c, nil, err
+		}
 	}
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout

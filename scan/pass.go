@@ -41,6 +41,9 @@ type observations struct {
 	// private is what the late probes (a second client, no or other
 	// credentials) got when they opened a stream.
 	private []privateResult
+	// origin is what the origin answered directly (Config.Origin); nil
+	// without it.
+	origin *originResult
 	// resume is the reconnect probe; nil when it was not made.
 	resume *resumeResult
 	// load is the load run; nil for a scan of one stream.

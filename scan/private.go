@@ -229,6 +229,9 @@ func checkAuthLeak(p *pass) {
 		if pr.cached != "" {
 			ev = append(ev, "was answered from a cache ("+pr.cached+")")
 		}
+		if o := p.obs.origin; o != nil && pr.probe == ProbeNoCredentials && o.noCredsStatus >= 400 {
+			ev = append(ev, fmt.Sprintf("opened the stream where the origin (--origin) answers %d without them", o.noCredsStatus))
+		}
 		if len(ev) == 0 {
 			continue
 		}

@@ -126,8 +126,11 @@ var registry = []Rule{
 		ID: RuleStatus, Severity: High, judge: judgeStatus,
 		Title:       "the stream answers 200",
 		Why:         "EventSource fails the connection for good, without reconnecting, on any status other than 200 (204 tells it to stop); redirects before the stream are followed, but nothing else is.",
-		Remediation: "Answer stream requests with 200 and a text/event-stream body; send credentials the way the browser will (a cookie, or a token in -H for the scan).",
-		Reference:   "WHATWG HTML, 9.2.3 Processing model (fail the connection)",
+		Remediation: "Answer stream requests with 200 and a text/event-stream body; send credentials the way the browser will (a cookie, or a token in -H for the scan). When the evidence shows an intermediary dropped credentials that were sent, fix the intermediary.",
+		Fixes: map[string]string{
+			Squid: "`login=PASSTHRU` on the cache_peer line, or Squid drops Authorization towards the origin.",
+		},
+		Reference: "WHATWG HTML, 9.2.3 Processing model (fail the connection)",
 	},
 	{
 		ID: RuleCType, Severity: High, judge: judgeCType,

@@ -130,6 +130,16 @@ var ruleCases = []ruleCase{
 		fires: []string{scan.RuleH1Framing},
 	},
 	{
+		name:  "Via with protocol versions only",
+		setup: serve(modified(func(h http.Header) { h.Set("Via", "1.1 caddy, HTTP/1.0 10.0.0.1:3128") })),
+		quiet: []string{scan.RuleLeak},
+	},
+	{
+		name:  "Via naming a product version",
+		setup: serve(modified(func(h http.Header) { h.Set("Via", "1.1 varnish (Varnish/7.1)") })),
+		fires: []string{scan.RuleLeak},
+	},
+	{
 		name:  "Age: 0 (a cache that just fetched it)",
 		setup: serve(modified(func(h http.Header) { h.Set("Age", "0") })),
 		quiet: []string{scan.RuleCache},

@@ -243,6 +243,7 @@ func (s *scanner) run(ctx context.Context) error {
 	pub, pubDone := s.startPublisher(pctx, headed, publishSettle, start.Add(s.cfg.Duration-min(s.cfg.MaxLatency, s.cfg.Duration/2)))
 	idle := s.startIdle(ctx, pub)
 	fireLate, late := s.startLate(ctx)
+	origin := s.startOrigin(ctx)
 	stopProgress := s.startProgress(start)
 	defer stopProgress()
 	res, err := s.sendStream(ctx, spec)
@@ -273,6 +274,7 @@ func (s *scanner) run(ctx context.Context) error {
 	st := probe.stop()
 	s.addSide(side())
 	s.recordLate(lateRes, seen)
+	origin()
 	s.sortExchanges()
 	for i := range s.obs.heads {
 		s.obs.heads[i].stalls = st
@@ -449,7 +451,7 @@ func (s *scanner) sideResponse(pr probeResult) *response {
 // sortExchanges puts the exchanges in a stable order: main stream first.
 func (s *scanner) sortExchanges() {
 	order := map[string]int{ProbeStream: 0, ProbeAcceptAny: 1, ProbeAcceptJSON: 2, ProbeOriginForeign: 3, ProbeOriginNull: 4,
-		ProbePreflight: 5, ProbeNoCredentials: 6, ProbeOtherPrincipal: 7, ProbeSecondClient: 8, ProbePage: 9, ProbeIdle: 10, ProbeReconnect: 11}
+		ProbePreflight: 5, ProbeNoCredentials: 6, ProbeOtherPrincipal: 7, ProbeSecondClient: 8, ProbePage: 9, ProbeIdle: 10, ProbeReconnect: 11, ProbeOriginDirect: 12, ProbeOriginNoCredentials: 13}
 	s.mu.Lock()
 	slices.SortStableFunc(s.rep.Exchanges, func(a, b Exchange) int { return order[a.Probe] - order[b.Probe] })
 	s.mu.Unlock()

@@ -54,7 +54,7 @@ type scanFlags struct {
 	listRules                                    bool
 	publishURL, token, publishTopic              string
 	publishEvery, maxLatency, heartbeat, headMax time.Duration
-	page                                         string
+	page, origin                                 string
 	concurrency                                  int
 	ramp                                         time.Duration
 	sarifArtifact, color                         string
@@ -84,6 +84,7 @@ func (f *scanFlags) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&f.maxLatency, "max-latency", scan.DefaultMaxLatency, "longest acceptable time from publish to arrival")
 	fs.DurationVar(&f.heartbeat, "heartbeat-max", scan.DefaultHeartbeatMax, "longest acceptable silence on the stream")
 	fs.DurationVar(&f.headMax, "head-max", scan.DefaultHeadMax, "longest acceptable wait for a stream's response head (SSE-HEAD-DELAY)")
+	fs.StringVar(&f.origin, "origin", "", "the backend URL behind the intermediary (scheme and host): asked directly too, so that findings name their cause")
 	fs.StringVar(&f.page, "page", "", "URL of the HTML page that opens the stream, to check its CSP and headers")
 	fs.IntVar(&f.concurrency, "concurrency", 1, "load mode: open this many streams and assert every one (at most 20000)")
 	fs.DurationVar(&f.ramp, "ramp", 0, "load mode: spread the opening of streams over this time (default a quarter of --duration, at most 10s)")
@@ -167,7 +168,7 @@ func (f *scanFlags) config(env *environ, target string) (scan.Config, error) {
 	}
 	cfg := scan.Config{
 		URL: target, Header: f.headers, OtherCredentials: f.otherCreds, Insecure: f.insecure, Timeout: f.timeout, Duration: f.duration,
-		Profile: profile, PageURL: f.page, MaxLatency: f.maxLatency, HeartbeatMax: f.heartbeat, HeadMax: f.headMax,
+		Profile: profile, PageURL: f.page, Origin: f.origin, MaxLatency: f.maxLatency, HeartbeatMax: f.heartbeat, HeadMax: f.headMax,
 		Concurrency: f.concurrency, Ramp: f.ramp, Version: buildVersion(),
 	}
 	switch {
