@@ -41,6 +41,66 @@ type intermediary struct {
 var corpus = []intermediary{
 	{name: "HAProxy", dir: "../deploy/haproxy", rec: "sseguard.cfg", pkg: "haproxy", bins: []string{"/usr/sbin/haproxy", "haproxy"}, start: startHAProxy},
 	{name: "Apache httpd", dir: "../deploy/apache", rec: "sseguard.conf", pkg: "apache2", bins: []string{"/usr/sbin/apache2", "apache2"}, start: startApache},
+	{name: "Squid", dir: "../deploy/squid", rec: "squid.conf", pkg: "squid", bins: []string{"/usr/sbin/squid", "squid"}, start: startSquid},
+	{name: "Caddy", dir: "../deploy/caddy", rec: "Caddyfile", pkg: "caddy", bins: []string{"/usr/bin/caddy", "caddy"}, start: startCaddy},
+	{name: "Varnish", dir: "../deploy/varnish", rec: "sseguard.vcl", pkg: "varnish", bins: []string{"/usr/sbin/varnishd", "varnishd"}, start: startVarnish},
+}
+
+// fixKeys maps the corpus names to the keys of Rule.Fixes.
+var fixKeys = map[string]string{"HAProxy": scan.HAProxy, "Apache httpd": scan.Apache, "Squid": scan.Squid, "Caddy": scan.Caddy, "Varnish": scan.Varnish}
+
+func startSquid(t testing.TB, bin, conf, upstream, addr, dir string) *exec.Cmd {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(upstream)
+	cfg, err := rewrite(conf, "http_port 80 ", "http_port "+addr+" ", "cache_peer 127.0.0.1 parent 8080 ", "cache_peer "+host+" parent "+port+" ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pid_filename %s/squid.pid\ncache_log %s/error.log\naccess_log none\ncoredump_dir %s\npinger_enable off\nshutdown_lifetime 0 seconds\nlogfile_rotate 0\ncache_mem 8 MB\n", dir, dir, dir)
+	if os.Getuid() == 0 {
+		b.WriteString("cache_effective_user proxy\n")
+		_ = os.Chmod(dir, 0o777) // its logs, written as that user
+	}
+	file := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(file, []byte(b.String()+cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return exec.Command(bin, "-N", "-f", file)
+}
+
+func startCaddy(t testing.TB, bin, conf, upstream, addr, dir string) *exec.Cmd {
+	t.Helper()
+	cfg, err := rewrite(conf, ":80 {", "http://"+addr+" {", "127.0.0.1:8080", upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", file, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	return cmd
+}
+
+func startVarnish(t testing.TB, bin, conf, upstream, addr, dir string) *exec.Cmd {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(upstream)
+	cfg, err := rewrite(conf, `.host = "127.0.0.1";`, `.host = "`+host+`";`, `.port = "8080";`, `.port = "`+port+`";`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "sseguard.vcl")
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-F", "-f", file, "-a", addr, "-n", filepath.Join(dir, "varnish"), "-s", "malloc,16m",
+		"-p", "timeout_idle=5", "-p", "send_timeout=600", "-p", "thread_pool_min=10"}
+	if os.Getuid() == 0 {
+		args = append(args, "-j", "none")
+	}
+	return exec.Command(bin, args...)
 }
 
 func (in intermediary) binary(t testing.TB) string {
@@ -239,7 +299,7 @@ func TestIntermediaryMisconfigured(t *testing.T) {
 				for _, f := range rep.Findings {
 					idleCut = idleCut || (f.Rule == scan.RuleCut && strings.Contains(f.Evidence, "the idle stream") && strings.Contains(f.Evidence, "heartbeat"))
 					rule, _ := scan.LookupRule(f.Rule)
-					key := map[string]string{"HAProxy": scan.HAProxy, "Apache httpd": scan.Apache}[in.name]
+					key := fixKeys[in.name]
 					if fix := rule.Fixes[key]; fix != "" && !strings.Contains(f.Remediation, in.name+": "+fix) {
 						t.Errorf("%s remediation lacks the %s fix: %q", f.Rule, in.name, f.Remediation)
 					}
