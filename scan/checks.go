@@ -393,12 +393,18 @@ func judgeAccept(p *pass, r *response) {
 		return
 	}
 	p.evaluated()
+	cause := ""
+	if ev := cacheEvidence(r.res); ev != "" {
+		// The origin may refuse it: the cache answered from what another
+		// request stored.
+		cause = fmt.Sprintf("; a cache answered (%s), not the origin: key the cache on Accept (Vary: Accept) or bypass it for the stream path", ev)
+	}
 	switch {
 	case r.res.StatusCode == http.StatusNotAcceptable:
 	case isEventStream(r.res):
-		p.report(r.probe, fmt.Sprintf("Accept: %s got 200 text/event-stream: the stream is served to clients that did not ask for it", r.accept))
+		p.report(r.probe, fmt.Sprintf("Accept: %s got 200 text/event-stream: the stream is served to clients that did not ask for it%s", r.accept, cause))
 	default:
-		p.report(r.probe, fmt.Sprintf("Accept: %s got %d, not 406", r.accept, r.res.StatusCode))
+		p.report(r.probe, fmt.Sprintf("Accept: %s got %d, not 406%s", r.accept, r.res.StatusCode, cause))
 	}
 }
 

@@ -85,3 +85,34 @@ func TestCausesFromEvidence(t *testing.T) {
 		assertQuiet(t, rep, scan.RuleStatus, scan.RuleAuthLeak, scan.RuleLeak)
 	})
 }
+
+// TestCausesFromHeaders: an Accept bypass served from a cache blames the
+// cache, not the origin; a silence on a compressed stream names the
+// compressor, which holds heartbeats as it holds events.
+func TestCausesFromHeaders(t *testing.T) {
+	t.Parallel()
+	t.Run("cached Accept bypass", func(t *testing.T) {
+		t.Parallel()
+		f := healthy()
+		f.ignoreAccept = true
+		f.mod = func(h http.Header) { h.Set("Age", "12") }
+		rep := runScan(t, scan.Config{URL: serveT(t, f) + "/events?topic=t", HeartbeatMax: time.Second})
+		assertFires(t, rep, scan.RuleAccept)
+		for _, fd := range rep.Findings {
+			if fd.Rule == scan.RuleAccept && !strings.Contains(fd.Evidence, "a cache answered (Age: 12), not the origin") {
+				t.Errorf("SSE-ACCEPT evidence %q does not blame the cache", fd.Evidence)
+			}
+		}
+	})
+	t.Run("silence on a compressed stream", func(t *testing.T) {
+		t.Parallel()
+		f := &fault{heartbeat: 50 * time.Millisecond, gzip: true, flushEvery: time.Hour}
+		rep := runScan(t, scan.Config{URL: serveT(t, f) + "/events?topic=t", Duration: 900 * time.Millisecond, HeartbeatMax: 300 * time.Millisecond})
+		assertFires(t, rep, scan.RuleHeartbeat)
+		for _, fd := range rep.Findings {
+			if fd.Rule == scan.RuleHeartbeat && !strings.Contains(fd.Evidence, "compressor holds the heartbeats") {
+				t.Errorf("SSE-HEARTBEAT evidence %q does not name the compressor", fd.Evidence)
+			}
+		}
+	})
+}

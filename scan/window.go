@@ -217,7 +217,7 @@ func checkHeartbeat(p *pass) {
 		// The idle stream carries heartbeats only: its silences are the
 		// heartbeat's, which the busy main stream hides.
 		if _, silence := iw.w.longestSilence(); silence > cfg.HeartbeatMax {
-			p.report(ProbeIdle, fmt.Sprintf("%s without a byte on the idle stream (no events, heartbeats only; limit %s)", fmtDur(silence), cfg.HeartbeatMax))
+			p.report(ProbeIdle, fmt.Sprintf("%s without a byte on the idle stream (no events, heartbeats only; limit %s)%s", fmtDur(silence), cfg.HeartbeatMax, heldByCompressor(iw.w)))
 		}
 	}
 	w := win.w
@@ -229,7 +229,7 @@ func checkHeartbeat(p *pass) {
 	}
 	switch {
 	case silence > cfg.HeartbeatMax:
-		p.report(ProbeStream, fmt.Sprintf("%s without a byte (limit %s)", fmtDur(silence), cfg.HeartbeatMax))
+		p.report(ProbeStream, fmt.Sprintf("%s without a byte (limit %s)%s", fmtDur(silence), cfg.HeartbeatMax, heldByCompressor(w)))
 	case observed >= cfg.HeartbeatMax:
 		p.evaluated()
 	default:
@@ -238,6 +238,16 @@ func checkHeartbeat(p *pass) {
 			p.notef("no heartbeat seen in %s; run with --duration longer than --heartbeat-max (%s) to judge the heartbeat", fmtDur(observed), cfg.HeartbeatMax)
 		}
 	}
+}
+
+// heldByCompressor names compression as the likely cause of a silence on
+// a compressed stream: a compressor (Varnish do_gzip, Caddy encode) holds
+// heartbeats as it holds events, so the server may well send them.
+func heldByCompressor(w *watch) string {
+	if w.encoding == "" {
+		return ""
+	}
+	return fmt.Sprintf("; the stream is compressed (Content-Encoding %s): an intermediary's compressor holds the heartbeats, which the server may well send; stop compressing text/event-stream (SSE-NO-COMPRESS)", w.encoding)
 }
 
 // checkCut: the main stream stays open for the whole window (SSE-CUT).
