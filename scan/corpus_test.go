@@ -295,6 +295,14 @@ func TestIntermediaryMisconfigured(t *testing.T) {
 					Publish:      &scan.PublishConfig{URL: h.base + "/api/publish", Token: h.token, Every: 200 * time.Millisecond},
 				})
 				assertFires(t, rep, v.expect...)
+				if slices.Contains(v.expect, scan.RuleNoCompress) {
+					// Whatever else a compressor causes names it.
+					for _, f := range rep.Findings {
+						if (f.Rule == scan.RuleFlush || f.Rule == scan.RuleHeartbeat) && !strings.Contains(f.Evidence, "compress") {
+							t.Errorf("%s on a compressed stream does not name the compression: %q", f.Rule, f.Evidence)
+						}
+					}
+				}
 				idleCut := false
 				for _, f := range rep.Findings {
 					idleCut = idleCut || (f.Rule == scan.RuleCut && strings.Contains(f.Evidence, "the idle stream") && strings.Contains(f.Evidence, "heartbeat"))

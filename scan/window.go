@@ -176,8 +176,8 @@ func checkFlush(p *pass) {
 		p.notef("publishing failed, so latency was measured only where events carry a ts: %v", d.publishErr)
 	}
 	if len(d.missing) > 0 {
-		p.report(ProbeStream, fmt.Sprintf("%d of %d events published during the window never arrived (#%s), though the stream stayed open at least %s after each",
-			len(d.missing), d.published, strings.Join(clipList(d.missing, 8), ", #"), cfg.MaxLatency))
+		p.report(ProbeStream, fmt.Sprintf("%d of %d events published during the window never arrived (#%s), though the stream stayed open at least %s after each%s",
+			len(d.missing), d.published, strings.Join(clipList(d.missing, 8), ", #"), cfg.MaxLatency, compressionCause(win)))
 	}
 	if len(d.late) > 0 {
 		p.report(ProbeStream, fmt.Sprintf("%d of %d published events arrived later than %s: %s%s",
