@@ -350,8 +350,8 @@ func TestHeadHeldUntilFirstByte(t *testing.T) {
 	}
 }
 
-// readVariant reads a variant's header comments, as readVariants does for
-// nginx's.
+// readVariant reads a variant's header comments (# expect:, # hub-heartbeat:,
+// # scan: --timeout), for nginx's variants and the other intermediaries'.
 func readVariant(t testing.TB, file string) variant {
 	t.Helper()
 	data, err := os.ReadFile(file)

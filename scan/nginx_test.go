@@ -232,33 +232,7 @@ func readVariants(t testing.TB) []variant {
 	}
 	var out []variant
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := variant{file: f, heartbeat: 200 * time.Millisecond}
-		for _, line := range strings.Split(string(data), "\n") {
-			switch {
-			case strings.HasPrefix(line, "# expect:"):
-				v.expect = strings.Fields(strings.TrimPrefix(line, "# expect:"))
-			case strings.HasPrefix(line, "# hub-heartbeat:"):
-				v.heartbeat, err = time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(line, "# hub-heartbeat:")))
-			case strings.HasPrefix(line, "# scan: --timeout"):
-				v.timeout, err = time.ParseDuration(strings.TrimSpace(strings.TrimPrefix(line, "# scan: --timeout")))
-			}
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-		}
-		if len(v.expect) == 0 {
-			t.Fatalf("%s has no '# expect:' line", f)
-		}
-		for _, id := range v.expect {
-			if _, ok := scan.LookupRule(id); !ok {
-				t.Fatalf("%s expects unknown rule %s", f, id)
-			}
-		}
-		out = append(out, v)
+		out = append(out, readVariant(t, f))
 	}
 	return out
 }
