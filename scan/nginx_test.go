@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/internal/nginxtest"
 	"github.com/sseguard/sseguard/scan"
 	"github.com/sseguard/sseguard/scan/rawhttp"
 )
@@ -81,30 +82,11 @@ func startNginx(t testing.TB, siteFile, upstream, listenExtra string) string {
 		if err != nil {
 			t.Fatalf("%s: %v", siteFile, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(site), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		main := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/client_body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/site.conf;
-}
-`, dir)
-		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
+		cmd, err := nginxtest.Command(bin, dir, site, 512)
+		if err != nil {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
