@@ -533,15 +533,20 @@ func TestDurationMarshal(t *testing.T) {
 }
 
 func TestProfileFor(t *testing.T) {
+	const tlsOn = "tls:\n  cert_file: hub.pem\n  key_file: hub.key\n"
 	tests := []struct {
 		name, yaml string
 		base       *policy.Profile
 		accept     policy.AcceptMode
+		hsts       string // on every kind; "" for none
 	}{
-		{"default", "", policy.Strict, policy.Strict.Accept},
-		{"baseline", "profile: baseline\n", policy.Baseline, policy.Baseline.Accept},
-		{"strict, lenient accept", "accept: lenient\n", policy.Strict, policy.AcceptLenient},
-		{"baseline, strict accept", "profile: baseline\naccept: strict\n", policy.Baseline, policy.AcceptStrict},
+		{"default", "", policy.Strict, policy.Strict.Accept, ""},
+		{"baseline", "profile: baseline\n", policy.Baseline, policy.Baseline.Accept, ""},
+		{"strict, lenient accept", "accept: lenient\n", policy.Strict, policy.AcceptLenient, ""},
+		{"baseline, strict accept", "profile: baseline\naccept: strict\n", policy.Baseline, policy.AcceptStrict, ""},
+		{"TLS sends HSTS by default", tlsOn, policy.Strict, policy.Strict.Accept, policy.DefaultHSTS},
+		{"TLS with hsts off", tlsOn + "  hsts: \"off\"\n", policy.Strict, policy.Strict.Accept, ""},
+		{"baseline, TLS with its own hsts", "profile: baseline\n" + tlsOn + "  hsts: max-age=63072000; includeSubDomains\n", policy.Baseline, policy.Baseline.Accept, "max-age=63072000; includeSubDomains"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -549,7 +554,10 @@ func TestProfileFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := c.ProfileFor()
+			if err := c.TLS.Validate("tls"); err != nil {
+				t.Fatal(err)
+			}
+			p := c.Policy.ProfileFor(c.TLS)
 			if p == tt.base {
 				t.Error("ProfileFor returned the shared profile, not a copy")
 			}
@@ -558,10 +566,36 @@ func TestProfileFor(t *testing.T) {
 			}
 			want := tt.base.Clone()
 			want.Accept = tt.accept
+			want.SetHSTS(tt.hsts)
 			if !reflect.DeepEqual(p, want) {
-				t.Errorf("profile differs from %s with Accept %v", c.Profile, tt.accept)
+				t.Errorf("profile differs from %s with Accept %v and HSTS %q", c.Profile, tt.accept, tt.hsts)
+			}
+			for _, k := range []policy.Kind{policy.KindStream, policy.KindJSON, policy.KindProblem, policy.KindPage} {
+				h, ok := p.Header(k, policy.HSTSHeader)
+				if ok != (tt.hsts != "") || h.Value != tt.hsts {
+					t.Errorf("%v responses: HSTS %q (present %v), want %q", k, h.Value, ok, tt.hsts)
+				}
 			}
 		})
+	}
+}
+
+func TestHSTSNeedsTLSAndAValidValue(t *testing.T) {
+	tests := []struct{ yaml, want string }{
+		{"tls:\n  hsts: max-age=31536000\n", "tls.hsts: needs tls.cert_file"},
+		{"tls:\n  cert_file: a\n  key_file: b\n  hsts: max-age=1y\n", `tls.hsts: max-age "1y" is not a number of seconds`},
+		{"tls:\n  cert_file: a\n  key_file: b\n  hsts: includeSubDomains\n", "tls.hsts: no max-age directive"},
+		{"tls:\n  cert_file: a\n  key_file: b\n  hsts: max-age=1; max-age=2\n", "tls.hsts: directive max-age appears twice"},
+	}
+	for _, tt := range tests {
+		c, err := Parse([]byte(tt.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.TLS.Validate("tls")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.want)
+		}
 	}
 }
 

@@ -47,17 +47,18 @@ func (p *Policy) Validate(prefix string) error {
 }
 
 // ProfileFor returns a copy of the header profile that profile names,
-// with the accept key applied, for the caller to change (serve sets its
+// with the accept key and the TLS section's HSTS applied, for the caller to change (serve sets its
 // poll fallback on it, for instance: ProfileFor sets none). It expects a
 // validated section: an unknown profile gives strict, and an unknown
 // accept value is ignored.
-func (p Policy) ProfileFor() *policy.Profile {
+func (p Policy) ProfileFor(t TLS) *policy.Profile {
 	base, err := policy.Lookup(p.Profile)
 	if err != nil {
 		base = policy.Strict
 	}
 	c := base.Clone()
 	_ = ApplyAccept(c, p.Accept) // validated
+	c.SetHSTS(t.HSTSValue())
 	return c
 }
 
@@ -296,6 +297,23 @@ type TLS struct {
 	// ClientAuth is optional (a certificate is verified if sent) or require.
 	// Default optional.
 	ClientAuth string `yaml:"client_auth"`
+	// HSTS is the Strict-Transport-Security value sent on every response
+	// when cert_file is set; "off" sends none. Default empty: max-age of
+	// one year (policy.DefaultHSTS). It needs cert_file: HSTS is honoured
+	// only over HTTPS, so behind a proxy that ends TLS the proxy sends it.
+	HSTS string `yaml:"hsts"`
+}
+
+// HSTSValue returns the Strict-Transport-Security value t sends, or ""
+// for none: without a certificate, or with hsts: off.
+func (t TLS) HSTSValue() string {
+	switch {
+	case t.CertFile == "", t.HSTS == "off":
+		return ""
+	case t.HSTS == "":
+		return policy.DefaultHSTS
+	}
+	return t.HSTS
 }
 
 // Fill sets the defaults.
@@ -314,6 +332,13 @@ func (t *TLS) Validate(prefix string) error {
 	case "optional", "require":
 	default:
 		pr.add("client_auth", "want optional or require, got %q", t.ClientAuth)
+	}
+	if t.HSTS != "" && t.HSTS != "off" {
+		if t.CertFile == "" {
+			pr.add("hsts", "needs %s: browsers ignore HSTS over plain HTTP; where a proxy ends TLS, set HSTS there", join(prefix, "cert_file"))
+		} else if _, err := policy.ParseHSTS(t.HSTS); err != nil {
+			pr.add("hsts", "%v (want e.g. %q, or off)", err, policy.DefaultHSTS)
+		}
 	}
 	return pr.err()
 }

@@ -148,8 +148,11 @@ func (e *enforcer) WriteHeader(code int) {
 	h := e.Header()
 	if k, ok := KindOf(h.Get("Content-Type")); ok {
 		e.p.ApplyTo(e.ResponseWriter, e.r, k)
-	} else if _, has := h["X-Content-Type-Options"]; !has {
-		h.Set("X-Content-Type-Options", "nosniff")
+	} else {
+		if _, has := h["X-Content-Type-Options"]; !has {
+			h.Set("X-Content-Type-Options", "nosniff")
+		}
+		e.p.ApplyEdge(h)
 	}
 	applyCORS(h, e.corsOrigin)
 	if e.p.Observe != nil {

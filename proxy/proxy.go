@@ -95,21 +95,14 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
-	base, _ := policy.Lookup(c.Profile) // validated
 	p := &Proxy{
 		cfg:         &c,
-		profile:     base.Clone(),
+		profile:     c.Policy.ProfileFor(c.TLS),
 		log:         log,
 		lim:         newLimiter(c.DriftLogInterval.D()),
 		reg:         telemetry.NewRegistry(),
 		reqAllow:    headerSet(c.RequestHeaders),
 		stopStreams: make(chan struct{}),
-	}
-	switch c.Accept {
-	case "strict":
-		p.profile.Accept = policy.AcceptStrict
-	case "lenient":
-		p.profile.Accept = policy.AcceptLenient
 	}
 	p.profile.Fallback = c.Fallback
 	for _, r := range c.Routes {

@@ -180,8 +180,8 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 				continue
 			}
 			managed[name] = true
-			if h.HTTP11Only {
-				continue // hop-by-hop: the upstream's value describes the upstream hop
+			if h.HTTP11Only || h.SetByEdge() {
+				continue // hop-by-hop, or the proxy's own (HSTS): the upstream's value is not the client's
 			}
 			got := res.Header[name]
 			switch {
@@ -233,6 +233,9 @@ func (p *Proxy) filter(ex *exchange, res *http.Response, kind policy.Kind, known
 				drifts = append(drifts, drift{header: k, kind: DriftDropped, upstream: res.Header[k]})
 			}
 		}
+	}
+	if !known {
+		p.profile.ApplyEdge(nh)
 	}
 	res.Header = nh
 	if len(drifts) > 0 {

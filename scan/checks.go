@@ -81,23 +81,14 @@ func judgeHSTS(p *pass, r *response) {
 	vs := r.res.Values("Strict-Transport-Security")
 	if len(vs) == 0 {
 		p.report(r.probe, "no Strict-Transport-Security on an HTTPS response")
-	} else if age, ok := hstsMaxAge(vs[0]); !ok || age < 15552000 {
-		p.report(r.probe, fmt.Sprintf("Strict-Transport-Security: %s has max-age below 15552000 (180 days)", vs[0]))
+	} else if age, err := policy.ParseHSTS(vs[0]); err != nil {
+		p.report(r.probe, fmt.Sprintf("Strict-Transport-Security: %s is not valid (%v), so browsers ignore it", vs[0], err))
+	} else if age < policy.MinHSTSMaxAge {
+		p.report(r.probe, fmt.Sprintf("Strict-Transport-Security: %s has max-age below %d (180 days)", vs[0], policy.MinHSTSMaxAge))
 	}
 }
 
 var versionRE = regexp.MustCompile(`/\s*v?\d|\d+\.\d+`)
-
-func hstsMaxAge(v string) (int64, bool) {
-	for _, d := range strings.Split(v, ";") {
-		name, val, _ := strings.Cut(strings.TrimSpace(d), "=")
-		if strings.EqualFold(strings.TrimSpace(name), "max-age") {
-			n, err := strconv.ParseInt(strings.Trim(strings.TrimSpace(val), `"`), 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
 
 func quoteValues(vs []string) string {
 	q := make([]string, len(vs))

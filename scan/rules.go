@@ -334,7 +334,7 @@ var registry = []Rule{
 		ID: RuleHSTS, Severity: Low, judge: judgeHSTS,
 		Title:       "HTTPS responses carry HSTS for at least 180 days",
 		Why:         "Without Strict-Transport-Security a first visit can be downgraded to HTTP and the stream read or changed in transit.",
-		Remediation: "Send Strict-Transport-Security: max-age=31536000; includeSubDomains on HTTPS responses.",
+		Remediation: "Send Strict-Transport-Security with max-age of at least 15552000 on HTTPS responses, from whatever ends TLS: sseguard serve and proxy do by default when they hold the certificate (tls.hsts); add includeSubDomains once every subdomain serves HTTPS.",
 		Nginx:       "`add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;` in the TLS server block.",
 		Reference:   "RFC 6797, 6.1 Strict-Transport-Security Response Header Field",
 	},

@@ -72,7 +72,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		v = &auth.Verifier{}
 	}
 	cfg = withDefaults(cfg)
-	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.ProfileFor()}
+	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.Policy.ProfileFor(cfg.TLS)}
 	s.profile.Fallback = "/api/poll"
 	s.guard = newGuard(cfg)
 	s.history = newHistoryBudget(cfg.Stream.ReplayBytes, cfg.Stream.QueueBytes, cfg.Publish.MaxDataBytes, cfg.Stream.WriteTimeout.D())

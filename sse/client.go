@@ -315,7 +315,7 @@ func (c *Client) validate() error {
 		return errors.New("sse: Client.LastEventID: contains CR, LF or NUL")
 	}
 	for name, values := range c.Header {
-		if !isToken(name) {
+		if !policy.IsToken(name) {
 			return fmt.Errorf("sse: Client.Header: invalid header name %q", name)
 		}
 		for _, v := range values {
@@ -340,18 +340,4 @@ func (c *Client) validate() error {
 func isEventStream(values []string) bool {
 	mt, ok := policy.ExtractMIMEType(values)
 	return ok && mt.Essence == "text/event-stream"
-}
-
-// isToken reports whether s is a non-empty HTTP token (RFC 9110).
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x80 || c <= ' ' || c == 0x7F || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
