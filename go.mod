@@ -19,7 +19,7 @@ require (
 
 require golang.org/x/sync v0.25.0
 
-require github.com/coder/websocket v1.8.15 // indirect
+require github.com/coder/websocket v1.8.15
 
 require (
 	github.com/getkin/kin-openapi v0.153.0

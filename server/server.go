@@ -113,6 +113,9 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	mux.Handle("OPTIONS /api/poll", harden(s.handlePreflight("GET")))
 	mux.Handle("OPTIONS /api/publish", harden(s.handlePreflight("POST")))
 	mux.Handle("/events", only(stream(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
+	// /ws hijacks its connection: no body deadline, which would stay on it.
+	mux.Handle("/ws", hardenOnly(only(http.HandlerFunc(s.handleWS), "GET")))
+	mux.Handle("/sseguard.js", harden(only(http.HandlerFunc(s.handleClientJS), "GET", "HEAD")))
 	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
 	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))

@@ -73,7 +73,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("stream not started", "err", err)
 		return
 	}
-	last, err := s.replay(r.Context(), log, st, topics, cursor)
+	last, err := s.replay(r.Context(), log, &sseTarget{st: st}, topics, cursor)
 	if err != nil {
 		log.Debug("stream ended during replay", "err", err)
 		return
@@ -86,6 +86,70 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	_ = st.Serve(r.Context(), sub) // its end is counted by src.Close
 }
 
+// replayTarget is what a replay writes to: an SSE stream (sseTarget) or
+// a WebSocket (wsTarget). Each frames events and resets for its protocol;
+// the replay's order, paging and retention checks are the same for both.
+type replayTarget interface {
+	// event sends e, or buffers it until flush.
+	event(e store.Event) error
+	// reset sends the reset message: history after after is missing.
+	reset(reason, detail, after string) error
+	// flush sends what is buffered.
+	flush() error
+	// end ends the stream with a retry hint for why; the replay then
+	// returns.
+	end(why replayEnd)
+}
+
+// replayEnd says why a replay ended the stream before going live.
+type replayEnd int
+
+const (
+	endShutdown replayEnd = iota // the hub is shutting down
+	endBusy                      // the history budget stayed full
+	endFailed                    // the store failed
+)
+
+// sseTarget frames a replay as event-stream bytes, written in batches of
+// about replayWrite bytes.
+type sseTarget struct {
+	st  *sse.Stream
+	buf []byte
+}
+
+func (t *sseTarget) event(e store.Event) error {
+	t.buf = append(t.buf, hub.Encode(e)...)
+	if len(t.buf) >= replayWrite {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *sseTarget) reset(reason, detail, after string) error {
+	t.buf = append(t.buf, resetEvent(reason, detail, after)...)
+	return nil
+}
+
+func (t *sseTarget) flush() error {
+	if len(t.buf) == 0 {
+		return nil
+	}
+	err := t.st.WriteEncoded(t.buf)
+	t.buf = t.buf[:0]
+	if cap(t.buf) > 2*replayWrite {
+		t.buf = nil // one large event must not pin its buffer for the whole replay
+	}
+	return err
+}
+
+func (t *sseTarget) end(why replayEnd) {
+	if why == endBusy {
+		_ = t.st.Retry(sse.CutRetry())
+		return
+	}
+	_ = t.st.Retry(sse.ShutdownRetry())
+}
+
 // replay writes the stored events after cursor and returns the ID of the
 // last one written (or cursor when none was, or "" when the cursor was
 // unknown, so that every buffered live event is kept).
@@ -94,16 +158,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // historyBudget) and written event by event under the write timeout, so a
 // client that stops reading during a replay is cut off as a live one is,
 // and holds at most one page. Every page checks for a retention gap: a
-// slow replay that retention overtakes gets event: reset, never a silent
-// skip.
-func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, topics []string, cursor string) (string, error) {
+// slow replay that retention overtakes gets a reset, never a silent skip.
+func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, topics []string, cursor string) (string, error) {
 	if cursor == "" {
 		return "", nil
 	}
 	last := cursor
-	var buf []byte
 	for {
-		if err := s.endingReplay(st); err != nil {
+		if err := s.endingReplay(t); err != nil {
 			return "", err
 		}
 		start := time.Now()
@@ -111,50 +173,46 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
 			s.metrics.Reset("unknown_cursor")
-			return "", st.WriteEncoded(resetEvent("unknown_cursor",
-				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
+			if err := t.reset("unknown_cursor",
+				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor); err != nil {
+				return "", err
+			}
+			return "", t.flush()
 		}
 		if errors.Is(err, errReplayBusy) {
 			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
-			_ = st.Retry(sse.CutRetry())
+			t.end(endBusy)
 			return "", err
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				if serr := s.endingReplay(st); serr != nil {
+				if serr := s.endingReplay(t); serr != nil {
 					return "", serr
 				}
 				log.Error("replay read failed", "err", err)
-				_ = st.Retry(sse.ShutdownRetry())
+				t.end(endFailed)
 			}
 			return "", err
 		}
 		if page.Truncated {
 			s.metrics.Reset("truncated")
-			buf = append(buf, resetEvent("truncated",
-				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last)...)
-		}
-		for i, e := range page.Events {
-			buf = append(buf, hub.Encode(e)...)
-			last = e.ID
-			page.Events[i] = store.Event{} // written events need not stay in memory
-			if len(buf) >= replayWrite || i == len(page.Events)-1 {
-				if err := st.WriteEncoded(buf); err != nil {
-					release()
-					return "", err
-				}
-				buf = buf[:0]
-				if cap(buf) > 2*replayWrite {
-					buf = nil // one large event must not pin its buffer for the whole replay
-				}
-			}
-		}
-		if len(buf) > 0 { // a reset with no events after it
-			if err := st.WriteEncoded(buf); err != nil {
+			if err := t.reset("truncated",
+				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last); err != nil {
 				release()
 				return "", err
 			}
-			buf = buf[:0]
+		}
+		for i, e := range page.Events {
+			if err := t.event(e); err != nil {
+				release()
+				return "", err
+			}
+			last = e.ID
+			page.Events[i] = store.Event{} // written events need not stay in memory
+		}
+		if err := t.flush(); err != nil {
+			release()
+			return "", err
 		}
 		release()
 		s.metrics.Replayed(len(page.Events))
@@ -172,10 +230,10 @@ const replayWrite = 32 << 10
 
 // endingReplay ends a replay at shutdown with a jittered retry hint, so
 // streams that were still catching up reconnect like live ones.
-func (s *Server) endingReplay(st *sse.Stream) error {
+func (s *Server) endingReplay(t replayTarget) error {
 	select {
 	case <-s.hub.Closing():
-		_ = st.Retry(sse.ShutdownRetry())
+		t.end(endShutdown)
 		return hub.ErrClosed
 	default:
 		return nil
