@@ -105,7 +105,14 @@ export function sockets() {
       this.url = new URL(url);
       this.readyState = 0;
       this.closedBy = null;
+      this.sent = [];
       all.push(this);
+    }
+    // send records what the client sends; a ping is answered with a pong
+    // unless the test set autoPong to false.
+    send(m) {
+      this.sent.push(m);
+      if (this.autoPong !== false && m === '{"type":"ping"}') queueMicrotask(() => this.message({ type: 'pong' }));
     }
     close(code, reason) {
       this.closedBy = { code, reason };

@@ -78,6 +78,7 @@ export class Subscription extends EventTarget {
     this._paused = false;
     this._hint = undefined; // the hub's last retry: hint, in ms
     this._fallback = ''; // the poll path a problem named
+    this._beat = o.heartbeat; // the hub's heartbeat interval, in ms
 
     const win = this._env.window;
     if (win) {
@@ -224,7 +225,7 @@ export class Subscription extends EventTarget {
     const gen = this._gen;
     const name = this._o.transports[this._level];
     const live = () => gen === this._gen && this._state !== 'closed';
-    const conn = { opened: false, bytes: false, heartbeats: false };
+    const conn = { opened: false, bytes: false };
     this._state = 'connecting';
     const ctx = {
       sub: this,
@@ -247,13 +248,23 @@ export class Subscription extends EventTarget {
           conn.bytes = true;
           if (name === 'sse') this._works();
         }
-        if (name === 'sse' || (name === 'ws' && conn.heartbeats)) this._watch(2 * this._o.heartbeat, 'no heartbeat within ' + sec(2 * this._o.heartbeat));
+        if (name === 'sse') this._watchBeat('no heartbeat');
+        // Any message answers the pending ping.
+        else if (name === 'ws' && conn.opened) this._clear('watch');
       },
-      heartbeat: () => {
+      heartbeat: (intervalMS) => {
         if (!live()) return;
-        conn.heartbeats = true;
-        this._watch(2 * this._o.heartbeat, 'no heartbeat within ' + sec(2 * this._o.heartbeat));
+        if (intervalMS > 0) this._beat = intervalMS;
+        this._watchBeat('no heartbeat');
       },
+      // pinged arms the watchdog for the answer, unless it waits already.
+      // Armed when the ping goes out, not on a schedule of its own, so a
+      // background tab whose timers the browser throttles does not fail a
+      // socket whose answer simply has not been read yet.
+      pinged: () => {
+        if (live() && this._timers.watch === undefined) this._watchBeat('no answer to a ping');
+      },
+      beat: () => this._beat,
       rearm: (ms, why) => { if (live()) this._watch(ms, why); },
       event: (e) => { if (live()) this._deliver(e); },
       next: (id) => { if (live() && id !== undefined && id !== null && id !== '') this._cursor = String(id); },
@@ -270,6 +281,13 @@ export class Subscription extends EventTarget {
     } catch (err) {
       this._env.setTimeout(() => ctx.ended({ network: true, detail: String(err) }), 0);
     }
+  }
+
+  // _watchBeat arms the watchdog for twice the hub's heartbeat interval:
+  // the one it announced, else the heartbeat option.
+  _watchBeat(what) {
+    const ms = 2 * this._beat;
+    this._watch(ms, what + ' within ' + sec(ms));
   }
 
   // _works records that the transport in use demonstrably works.
@@ -374,7 +392,8 @@ export class Subscription extends EventTarget {
       this._attempt = Math.min(this._attempt + 1, 30);
     } else {
       // The hub ended the stream: its hint is already drawn per stream.
-      ms = this._hint !== undefined ? this._hint : this._env.random() * o.retryMin;
+      const hint = f.hint !== undefined ? f.hint : this._hint;
+      ms = hint !== undefined ? hint : this._env.random() * o.retryMin;
     }
     if (f.retryAfter) ms = Math.max(ms, f.retryAfter);
     this._timer('retry', ms, () => {
@@ -488,7 +507,9 @@ const TRANSPORTS = {
     const cursor = ctx.cursor();
     // The cursor goes in the query, not Last-Event-ID: a simple CORS
     // request needs no preflight on every reconnect.
-    const url = sub._url('sse', { lastEventId: cursor });
+    // heartbeat=event: the hub sends sseguard.heartbeat events carrying its
+    // interval, the first at once (docs/websocket.md).
+    const url = sub._url('sse', { lastEventId: cursor, heartbeat: 'event' });
     (async () => {
       let res;
       try {
@@ -506,10 +527,11 @@ const TRANSPORTS = {
       ctx.opened();
       const feed = parser({
         event: (e) => {
-          if (e.type === 'reset') {
+          if (e.type === 'reset' || e.type.startsWith('sseguard.')) {
             let r = {};
             try { r = JSON.parse(e.data); } catch (err) { /* keep empty */ }
-            ctx.reset(r);
+            if (e.type === 'reset') ctx.reset(r);
+            else if (e.type === 'sseguard.heartbeat') ctx.heartbeat(Number(r && r.interval_ms) || 0);
             return;
           }
           ctx.event(e);
@@ -543,8 +565,23 @@ const TRANSPORTS = {
     const env = sub._env;
     if (!env.WebSocket) throw new Error('no WebSocket in this environment');
     const ws = new env.WebSocket(sub._url('ws', { lastEventId: ctx.cursor() }));
-    let opened = false, done = false;
-    ws.onopen = () => { opened = true; ctx.opened(); };
+    let opened = false, done = false, pinger;
+    // Scripts cannot see WebSocket pings: the client sends {"type":"ping"}
+    // every heartbeat interval and watches for any message back.
+    const ping = () => {
+      pinger = env.setTimeout(() => {
+        if (done) return;
+        try { ws.send('{"type":"ping"}'); } catch (err) { /* the close follows */ }
+        ctx.pinged();
+        ping();
+      }, ctx.beat());
+    };
+    ws.onopen = () => {
+      if (done) return;
+      opened = true;
+      ctx.opened();
+      ping();
+    };
     ws.onmessage = (m) => {
       if (done) return;
       ctx.byte();
@@ -552,30 +589,31 @@ const TRANSPORTS = {
       try { msg = JSON.parse(m.data); } catch (err) { msg = null; }
       if (!msg || typeof msg !== 'object') {
         done = true;
+        env.clearTimeout(pinger);
         ws.close(1003, 'not JSON');
         ctx.ended({ network: true, detail: 'the hub sent a message that is not JSON' });
         return;
       }
-      if (msg.type === 'reset') {
-        let r = msg;
-        if (typeof msg.data === 'string') { try { r = JSON.parse(msg.data); } catch (err) { /* keep msg */ } }
-        ctx.reset(r);
+      // Control messages have no id: reset, pong.
+      if (msg.type === 'reset' && (msg.id === undefined || msg.id === '')) {
+        let r = msg.data;
+        if (typeof r === 'string') { try { r = JSON.parse(r); } catch (err) { r = {}; } }
+        ctx.reset(r && typeof r === 'object' ? r : {});
         return;
       }
-      if (typeof msg.type === 'string' && msg.type.startsWith('sseguard.')) {
-        if (msg.type === 'sseguard.heartbeat') ctx.heartbeat();
-        if (typeof msg.retry_ms === 'number') ctx.retry(msg.retry_ms);
-        return;
-      }
+      if (msg.id === undefined || msg.id === null || msg.id === '') return; // pong and future control messages
+      if (typeof msg.type === 'string' && msg.type.startsWith('sseguard.')) return;
       ctx.event({ id: msg.id, topic: msg.topic, type: msg.type, data: msg.data });
     };
     ws.onclose = (c) => {
+      env.clearTimeout(pinger);
       if (done) return;
       done = true;
       ctx.ended(closeFailure(c, opened));
     };
     return {
       close() {
+        env.clearTimeout(pinger);
         if (done) return;
         done = true;
         try { ws.close(1000); } catch (err) { /* closing already */ }
@@ -625,26 +663,30 @@ const TRANSPORTS = {
   },
 };
 
-// closeFailure reads a WebSocket close: the hub's codes (docs/websocket.md)
-// and a reason that may be JSON {error, detail, retry_ms}.
+// closeFailure reads a WebSocket close by the hub's codes (docs/websocket.md):
+// 4000 token expired (reconnect at once: the cookie may be fresh), 4001 cut
+// off for falling behind and 4002 shutdown (reason "retry=MS", a hint drawn
+// per connection), 4003 history unavailable (retry=MS, then backoff); 1006
+// before open is a failed upgrade, whose reason browsers do not show.
 function closeFailure(c, opened) {
-  let why = {};
-  if (typeof c.reason === 'string' && c.reason.startsWith('{')) {
-    try { why = JSON.parse(c.reason); } catch (err) { why = {}; }
-  } else if (c.reason) {
-    why = { detail: c.reason };
+  const reason = typeof c.reason === 'string' ? c.reason : '';
+  const m = /(?:^|[ ;,])retry=(\d+)/.exec(reason);
+  const hint = m ? Number(m[1]) : undefined;
+  switch (c.code) {
+    case 4000:
+      return { clean: true, hint: 0, detail: reason || 'token expired' };
+    case 4001:
+    case 4002:
+      return { clean: true, hint, detail: reason };
+    case 4003:
+      return { error: 'unavailable', retryAfter: hint || 0, detail: 'the hub could not replay history (' + reason + ')' };
+    case 1000:
+    case 1001:
+    case 1012:
+      if (opened) return { clean: true, hint, detail: reason };
   }
-  const f = { code: c.code, error: why.error, detail: why.detail || (c.reason && !why.error ? c.reason : '') };
-  if (typeof why.retry_ms === 'number') f.retryAfter = why.retry_ms;
-  if (c.code >= 4400 && c.code < 4600) f.status = c.code - 4000; // 4401, 4403, 4429…
-  if (c.code === 1008 && why.status) f.status = why.status;
-  if (c.code === 1000 || c.code === 1001 || c.code === 1012) {
-    f.clean = opened; // the hub ended it (shutdown, restart): reconnect after its hint
-  } else if (!opened) {
-    f.network = true;
-    if (!f.detail) f.detail = 'WebSocket closed before open (' + c.code + ')';
-  } else if (!f.detail) {
-    f.detail = 'WebSocket closed (' + c.code + ')';
-  }
+  const f = { code: c.code, detail: 'WebSocket closed ' + (opened ? '' : 'before open ') + '(' + c.code + (reason ? ' ' + reason : '') + ')' };
+  if (!opened) f.network = true;
+  if (c.code === 1008 || c.code === 1003 || c.code === 1009) f.error = 'policy_violation';
   return f;
 }

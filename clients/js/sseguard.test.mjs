@@ -352,20 +352,75 @@ test('starting offline waits for online', async () => {
   h.sub.close();
 });
 
-test('WebSocket close codes: 4401 stops; a shutdown with a retry hint reconnects after it', async () => {
+test('WebSocket close codes: shutdown and cut-off reconnect after their hint, token expiry at once', async () => {
   const h = start({ transports: ['ws'] });
   await h.clock.advance(0);
   h.ws.all[0].open();
-  h.ws.all[0].drop(1012, JSON.stringify({ error: 'unavailable', detail: 'shutting down', retry_ms: 2222 }));
+  h.ws.all[0].drop(4002, 'retry=2222');
   await h.clock.advance(0);
   assert.deepEqual(h.clock.pending(), [2222]);
+  assert.equal(h.events.filter((e) => e.type === 'error').length, 0, 'a shutdown is no error');
   await h.clock.advance(2222);
   assert.equal(h.ws.all.length, 2);
   h.ws.all[1].open();
-  h.ws.all[1].drop(4401, JSON.stringify({ error: 'token_expired', detail: 'the token expired' }));
+  h.ws.all[1].drop(4001, 'retry=700');
   await h.clock.advance(0);
-  assert.equal(h.sub.readyState, 'closed');
-  assert.equal(h.events.find((e) => e.type === 'error' && e.fatal).error, 'token_expired');
+  assert.deepEqual(h.clock.pending(), [700]);
+  await h.clock.advance(700);
+  h.ws.all[2].open();
+  h.ws.all[2].drop(4000, 'token expired');
+  await h.clock.advance(0);
+  assert.equal(h.ws.all.length, 4, 'reconnected at once');
+  h.ws.all[3].open();
+  h.ws.all[3].drop(4003, 'retry=4000');
+  await h.clock.advance(0);
+  assert.equal(h.events.at(-1).error, 'unavailable');
+  assert.deepEqual(h.clock.pending(), [4000], 'history unavailable: at least its hint');
+  h.sub.close();
+});
+
+test('WebSocket: events, reset and pong messages; pings keep a live socket and a silent one fails', async () => {
+  const h = start({ lastEventId: '1', heartbeat: 10000, upgradeInterval: 600000 });
+  await h.clock.advance(0);
+  h.fetcher.last().resolve(new Stream().response());
+  await h.clock.advance(5000);
+  const sock = h.ws.all[0];
+  sock.autoPong = false;
+  sock.open();
+  sock.message({ type: 'reset', data: { reason: 'truncated', detail: 'retention', after: '1' } });
+  sock.message({ id: '7', topic: 'news', type: 'note', data: 'seven' });
+  await h.clock.advance(10000);
+  assert.deepEqual(sock.sent, ['{"type":"ping"}']);
+  sock.message({ type: 'pong' });
+  await h.clock.advance(10000);
+  sock.message({ type: 'pong' });
+  // The third ping, at 30 s, goes unanswered: 20 s later the socket failed.
+  await h.clock.advance(29999);
+  assert.equal(sock.sent.length, 4, 'one ping every 10 s');
+  assert.equal(h.sub.transport, 'ws');
+  await h.clock.advance(1);
+  assert.deepEqual(h.transports(), ['sse', 'ws', 'poll']);
+  assert.match(h.events.at(-1).reason, /no answer to a ping within 20 s/);
+  assert.deepEqual(h.messages(), ['7:seven']);
+  assert.deepEqual(h.events.filter((e) => e.type === 'reset').map((e) => [e.reason, e.message]), [['truncated', 'retention']]);
+  assert.equal(h.fetcher.last().url.searchParams.get('after'), '7');
+  h.sub.close();
+});
+
+test('SSE heartbeat events announce the interval and are not messages', async () => {
+  const h = start();
+  await h.clock.advance(0);
+  assert.equal(h.fetcher.last().url.searchParams.get('heartbeat'), 'event');
+  const s = new Stream();
+  h.fetcher.last().resolve(s.response());
+  s.push('retry: 3000\n\nevent: sseguard.heartbeat\ndata: {"interval_ms":4000}\n\n');
+  await h.clock.advance(7999);
+  assert.equal(h.sub.transport, 'sse');
+  await h.clock.advance(1);
+  assert.equal(h.sub.transport, 'ws');
+  assert.match(h.events.find((e) => e.type === 'transport' && e.transport === 'ws').reason, /no heartbeat within 8 s/);
+  assert.deepEqual(h.messages(), []);
+  h.sub.close();
 });
 
 test('a message that is not JSON closes the WebSocket and reconnects', async () => {
