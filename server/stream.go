@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
@@ -34,6 +37,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	cursor := r.Header.Get("Last-Event-ID")
 	if cursor == "" {
 		cursor = r.URL.Query().Get("lastEventId")
+	}
+	beatEvents, prob := heartbeatMode(r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
 	}
 	if r.Method == http.MethodHead {
 		s.profile.ApplyTo(w, r, policy.KindStream)
@@ -61,10 +69,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			src.Close()
 		}
 	}()
+	heartbeat := s.cfg.Stream.Heartbeat.D()
+	if beatEvents {
+		heartbeat = -1 // the feed below sends them, as events
+	}
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{
 		Profile:      s.profile,
 		Retry:        s.cfg.Stream.Retry.D(),
-		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
+		Heartbeat:    heartbeat,
 		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
 		Shutdown:     s.hub.Closing(),
 		Expires:      principal.Expires,
@@ -73,18 +85,115 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("stream not started", "err", err)
 		return
 	}
+	var feed sse.Feed = sub
+	if beatEvents {
+		// The first at once: it announces the interval, and a client
+		// can time the next from it.
+		if err := st.WriteEncoded(s.heartbeatEvent()); err != nil {
+			return
+		}
+	}
 	last, err := s.replay(r.Context(), log, &sseTarget{st: st}, topics, cursor)
 	if err != nil {
 		log.Debug("stream ended during replay", "err", err)
 		return
 	}
+	poller := s.poller
+	if beatEvents {
+		poller = s.beatPoller
+		if !s.parkable(r, poller) {
+			// Before GoLive, which may already signal queued events.
+			bf := newBeatFeed(sub, s.heartbeatEvent(), s.cfg.Stream.Heartbeat.D())
+			defer bf.stop()
+			feed = bf
+		}
+	}
 	sub.GoLive(last)
-	if s.park(w, r, log, src, principal.Expires) {
+	if s.park(w, r, log, poller, src, principal.Expires) {
 		parked = true
 		return
 	}
-	_ = st.Serve(r.Context(), sub) // its end is counted by src.Close
+	_ = st.Serve(r.Context(), feed) // its end is counted by src.Close
 }
+
+// heartbeatMode reads the heartbeat parameter of /events: absent, the
+// heartbeats are comments (": keep-alive"), which keep intermediaries
+// from closing an idle stream but which EventSource never shows to
+// scripts; "event" makes them the named event sseguard.heartbeat, without
+// an id so that Last-Event-ID is untouched, for a client that must tell
+// a live stream from one a proxy holds back.
+func heartbeatMode(r *http.Request) (events bool, prob *policy.Problem) {
+	switch v := r.URL.Query().Get("heartbeat"); v {
+	case "":
+		return false, nil
+	case "event":
+		return true, nil
+	default:
+		p := policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "heartbeat must be event or absent, got %q", lograte.Clip(v, 32))
+		return false, p
+	}
+}
+
+// HeartbeatEvent is the type of the heartbeat events of /events?heartbeat=event.
+const HeartbeatEvent = "sseguard.heartbeat"
+
+// heartbeatEvent is the heartbeat event's wire bytes: its data announces
+// the interval, so a client knows when to give up waiting for the next.
+func (s *Server) heartbeatEvent() []byte {
+	data := fmt.Sprintf(`{"interval_ms":%d}`, s.cfg.Stream.Heartbeat.D().Milliseconds())
+	b, _ := sse.Event{Type: HeartbeatEvent, Data: data}.AppendTo(nil)
+	return b
+}
+
+// beatFeed is a subscription that also yields the heartbeat event
+// whenever the stream has been idle for the interval, for a stream that
+// asked for heartbeat events and cannot be parked (TLS, HTTP/2):
+// sse.Stream's own heartbeats are comments.
+type beatFeed struct {
+	sub   *hub.Subscriber
+	beat  []byte
+	every time.Duration
+	wake  chan struct{}
+	timer *time.Timer
+	due   atomic.Bool
+}
+
+func newBeatFeed(sub *hub.Subscriber, beat []byte, every time.Duration) *beatFeed {
+	f := &beatFeed{sub: sub, beat: beat, every: every, wake: make(chan struct{}, 1)}
+	sub.SetNotify(f.signal) // a leaf: a send that never blocks
+	f.timer = time.AfterFunc(every, func() {
+		f.due.Store(true)
+		f.signal()
+	})
+	return f
+}
+
+func (f *beatFeed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ready implements sse.Feed.
+func (f *beatFeed) Ready() <-chan struct{} { return f.wake }
+
+// Pull implements sse.Feed: the queued events, or the heartbeat when none
+// are queued and the interval has passed since the last write.
+func (f *beatFeed) Pull(dst [][]byte) ([][]byte, bool) {
+	n := len(dst)
+	dst, cut := f.sub.Pull(dst)
+	if len(dst) == n && f.due.Load() {
+		dst = append(dst, f.beat)
+	}
+	if len(dst) > n {
+		f.due.Store(false)
+		f.timer.Reset(f.every)
+	}
+	return dst, cut
+}
+
+func (f *beatFeed) stop() { f.timer.Stop() }
 
 // replayTarget is what a replay writes to: an SSE stream (sseTarget) or
 // a WebSocket (wsTarget). Each frames events and resets for its protocol;
@@ -243,19 +352,25 @@ func (s *Server) endingReplay(t replayTarget) error {
 // park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
 // without a goroutine from here on. It reports whether it did; on false
 // the handler keeps serving the stream itself.
-func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, sub park.Source, expires time.Time) bool {
-	if s.poller == nil || r.ProtoMajor != 1 || r.TLS != nil {
+func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, poller *park.Poller, sub park.Source, expires time.Time) bool {
+	if !s.parkable(r, poller) {
 		return false
 	}
 	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
 	}
-	if err := s.poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
+	if err := poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
 		log.Debug("stream not parked", "err", err)
 	}
 	// Park closed the connection and the subscriber if it failed.
 	return true
+}
+
+// parkable reports whether poller can take r's stream: plain TCP and
+// HTTP/1.x, with a poller running.
+func (s *Server) parkable(r *http.Request, poller *park.Poller) bool {
+	return poller != nil && r.ProtoMajor == 1 && r.TLS == nil
 }
 
 // streamSource is a stream's subscription together with its place in the

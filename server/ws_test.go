@@ -19,7 +19,6 @@ import (
 	sseguardjs "github.com/sseguard/sseguard/clients/js"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
-	"github.com/sseguard/sseguard/store"
 )
 
 // wsURL is ts's /ws address with query.
@@ -296,40 +295,63 @@ func TestWSStreamLimits(t *testing.T) {
 	assertProblem(t, res, 429, policy.CodeTooManyStreams)
 }
 
-// TestWSCutOff: a subscriber that falls behind by more than
-// stream.queue_bytes is closed with 4001 and a jittered retry hint, and
-// its cursor resumes with nothing lost.
+// TestWSCutOff: a client that stops reading is closed with 4001 and a
+// jittered retry hint once it falls behind by more than
+// stream.queue_bytes, and its cursor resumes with nothing lost.
 func TestWSCutOff(t *testing.T) {
-	ts := start(t, func(c *config.Config) { c.Stream.QueueBytes = 4096 }, nil)
+	ts := start(t, func(c *config.Config) { c.Stream.QueueBytes = 64 << 10 }, nil)
 	tok := token(t, allPerms, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c := ts.dialWS(t, ctx, "topic=t", bearerHeader(tok))
+	c := ts.dialWS(t, ctx, "topic=big", bearerHeader(tok))
+	c.SetReadLimit(-1)
 	waitSubscribers(t, ts.hub, 1)
-	first := ts.mustPublish(t, tok, "t", "first")
-	if m := wsRead(t, ctx, c); m.ID != first {
-		t.Fatalf("got %+v", m)
+	big := strings.Repeat("z", 60<<10)
+	// The first is read before the client stalls, as in
+	// TestSlowConsumerCutAndCatchUp.
+	ids := []string{ts.mustPublish(t, tok, "big", fmt.Sprint(0, big))}
+	seen := []string{wsRead(t, ctx, c).ID}
+	for i := 1; i < 400 && ts.hub.Stats().CutOff == 0; i++ { // ~24 MB at most: more than socket buffers hold
+		ids = append(ids, ts.mustPublish(t, tok, "big", fmt.Sprint(i, big)))
 	}
-	// One commit of 16 KB: more than the queue holds at once.
-	var recs []store.Record
-	for i := range 16 {
-		recs = append(recs, store.Record{Topic: "t", Data: fmt.Sprint(i, strings.Repeat("x", 1000))})
+	if ts.hub.Stats().CutOff == 0 {
+		t.Fatal("the stalled subscriber was never cut off")
 	}
-	app, err := ts.hub.Publish(ctx, recs...)
-	if err != nil {
-		t.Fatal(err)
+	var code websocket.StatusCode
+	var reason string
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !asCloseError(err, &ce) {
+				t.Fatalf("the connection ended without a close frame: %v", err)
+			}
+			code, reason = ce.Code, ce.Reason
+			break
+		}
+		var m wsTestMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, m.ID)
 	}
-	code, reason := closeOf(t, ctx, c)
 	if code != CloseCutOff {
 		t.Fatalf("close %d %q, want %d", code, reason, CloseCutOff)
 	}
 	if ms := retryOf(t, reason); ms < 500 || ms > 1500 {
 		t.Fatalf("retry %d ms, want 500 to 1500", ms)
 	}
-	c2 := ts.dialWS(t, ctx, "topic=t&lastEventId="+first, bearerHeader(tok))
-	for _, a := range app {
-		if m := wsRead(t, ctx, c2); m.ID != a.Event.ID {
-			t.Fatalf("after the cut: got %+v, want %s", m, a.Event.ID)
+	if len(seen) >= len(ids) {
+		t.Fatalf("before the cut the client saw %d of %d events", len(seen), len(ids))
+	}
+	c2 := ts.dialWS(t, ctx, "topic=big&lastEventId="+seen[len(seen)-1], bearerHeader(tok))
+	c2.SetReadLimit(-1)
+	for len(seen) < len(ids) {
+		seen = append(seen, wsRead(t, ctx, c2).ID)
+	}
+	for i := range ids {
+		if seen[i] != ids[i] {
+			t.Fatalf("event %d: saw %s, published %s", i, seen[i], ids[i])
 		}
 	}
 }
