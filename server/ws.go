@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -367,10 +369,18 @@ func (ws *wsSession) read() string {
 	for {
 		typ, b, err := ws.conn.Read(ws.ctx)
 		if err != nil {
-			if errors.Is(err, websocket.ErrMessageTooBig) {
+			var opErr *net.OpError
+			switch {
+			case errors.Is(err, websocket.ErrMessageTooBig):
 				return telemetry.ReasonPolicy // the library closed it with 1009
+			case websocket.CloseStatus(err) != -1, ws.ctx.Err() != nil, errors.Is(err, io.EOF),
+				errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), errors.As(err, &opErr):
+				return telemetry.ReasonClientGone
 			}
-			return telemetry.ReasonClientGone
+			// What is left is a frame the library refused (unmasked,
+			// a reserved opcode or bit): say so, where it did not.
+			_ = ws.conn.Close(websocket.StatusProtocolError, "protocol error")
+			return telemetry.ReasonPolicy
 		}
 		now := time.Now()
 		tokens = min(float64(cfg.MessageBurst), tokens+now.Sub(last).Seconds()*cfg.MessageRate)
