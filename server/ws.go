@@ -190,12 +190,15 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// The origin was checked by authorizeRead, with the server's own rule
 	// (the CORS allowlist ∩ the principal's origins): the library's check,
 	// host patterns alone, would be a second and weaker copy of it.
+	// Counted before the 101 goes out, so a client that sees its socket
+	// open sees it in the metrics too.
+	ended := s.metrics.Connected(telemetry.TransportWS)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode})
 	if err != nil {
+		ended(telemetry.ReasonClientGone)
 		log.Debug("websocket not accepted", "err", err)
 		return
 	}
-	ended := s.metrics.Connected(telemetry.TransportWS)
 	reason := s.serveWS(conn, log, sub, topics, cursor, principal.Expires)
 	ended(reason)
 }
