@@ -437,14 +437,14 @@ function sec(ms) {
 async function failure(res) {
   const f = { status: res.status, retryAfter: retryAfter(res.headers.get('Retry-After')) };
   const ctype = res.headers.get('Content-Type') || '';
-  if (/^application\/(problem\+)?json/i.test(ctype)) {
+  if (res.ok) {
+    f.detail = 'answered ' + (ctype || 'no Content-Type');
+    f.demote = true; // a 200 of the wrong type: something on the path rewrote it
+  } else if (/^application\/(problem\+)?json/i.test(ctype)) {
     try {
       const p = await res.json();
       if (p && typeof p === 'object') f.problem = p;
     } catch (e) { /* not JSON after all */ }
-  } else if (res.ok) {
-    f.detail = 'answered ' + (ctype || 'no Content-Type');
-    f.demote = true; // a 200 of the wrong type: something on the path rewrote it
   }
   return f;
 }

@@ -450,3 +450,23 @@ test('close stops everything and dispatches nothing after', async () => {
   assert.equal(h.events.length, before);
   assert.equal(h.sub.readyState, 'closed');
 });
+
+test('a 200 that is not an event stream (a proxy page) switches down at once', async () => {
+  const h = start();
+  await h.clock.advance(0);
+  h.fetcher.last().resolve(new Response('<html>sign in to the wifi</html>', { status: 200, headers: { 'Content-Type': 'text/html' } }));
+  await h.clock.advance(0);
+  assert.deepEqual(h.transports(), ['sse', 'ws']);
+  assert.match(h.events.at(-1).reason, /answered text\/html/);
+  h.sub.close();
+});
+
+test('polling uses the path a problem named as its fallback', async () => {
+  const h = start({ transports: ['sse', 'poll'], lastEventId: '4' });
+  await h.clock.advance(0);
+  h.fetcher.last().resolve(problem(406, 'accept_not_acceptable', { fallback: '/hub/api/poll' }));
+  await h.clock.advance(0);
+  assert.equal(h.fetcher.last().url.pathname, '/hub/api/poll');
+  assert.equal(h.fetcher.last().url.searchParams.get('after'), '4');
+  h.sub.close();
+});
