@@ -235,8 +235,8 @@ export class Subscription extends EventTarget {
         conn.opened = true;
         this._state = 'open';
         if (name !== 'sse') {
-          // A WebSocket's pings are invisible to scripts: once open, only
-          // the hub's heartbeat messages (when it sends them) are watched.
+          // Open is proof enough: from now on a WebSocket is watched through
+          // the answers to its pings (pinged), a poll through each round.
           this._clear('watch');
           this._works();
         }
@@ -366,10 +366,10 @@ export class Subscription extends EventTarget {
       return;
     }
     let demote = '';
-    if (f.demote) demote = detail;
+    if (f.demote) demote = detail || 'the transport failed';
     else if (f.problem && f.problem.fallback) demote = 'the hub named a fallback (' + (code || f.status) + ')';
     else if (UNSUPPORTED.has(f.status)) demote = name + ' answered ' + f.status + (code ? ' ' + code : '');
-    else if (failed && !conn.opened) {
+    else if (failed && (!conn.opened || f.empty)) {
       this._fails++;
       if (this._fails >= 2) demote = name + ' failed before open twice in a row (' + (detail || code || 'network') + ')';
     }
@@ -539,6 +539,7 @@ const TRANSPORTS = {
         retry: (ms) => ctx.retry(ms),
       });
       const dec = new TextDecoder();
+      let sawByte = false;
       try {
         const reader = res.body.getReader();
         ac.signal.addEventListener('abort', () => { reader.cancel().catch(() => {}); });
@@ -548,6 +549,7 @@ const TRANSPORTS = {
           if (ac.signal.aborted) return;
           const text = dec.decode(value, { stream: true });
           if (text !== '') {
+            sawByte = true;
             ctx.byte();
             feed(text);
           }
@@ -556,7 +558,10 @@ const TRANSPORTS = {
         if (!ac.signal.aborted) ctx.ended({ network: true, detail: String(err) });
         return;
       }
-      if (!ac.signal.aborted) ctx.ended({ clean: true });
+      if (ac.signal.aborted) return;
+      // A stream that ends before its first byte (not even retry:) was
+      // never a stream: it counts as failing before open.
+      ctx.ended(sawByte ? { clean: true } : { empty: true, detail: 'the stream ended before its first byte' });
     })();
     return { close() { ac.abort(); } };
   },

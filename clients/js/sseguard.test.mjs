@@ -470,3 +470,21 @@ test('polling uses the path a problem named as its fallback', async () => {
   assert.equal(h.fetcher.last().url.searchParams.get('after'), '4');
   h.sub.close();
 });
+
+test('a stream that ends before its first byte counts as failing before open', async () => {
+  const h = start();
+  await h.clock.advance(0);
+  for (let i = 0; i < 2; i++) {
+    const s = new Stream();
+    h.fetcher.last().resolve(s.response());
+    s.end();
+    await h.clock.advance(0);
+    if (i === 0) {
+      assert.deepEqual(h.transports(), ['sse']);
+      await h.clock.advance(h.clock.pending()[0]);
+    }
+  }
+  assert.deepEqual(h.transports(), ['sse', 'ws']);
+  assert.match(h.events.at(-1).reason, /ended before its first byte/);
+  h.sub.close();
+});
