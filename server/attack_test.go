@@ -210,6 +210,7 @@ func TestAttackTable(t *testing.T) {
 		{"token for topic a cannot open a WebSocket on b", "GET", "/ws?topic=b", upgrade(bearer(tokA), ""), "", 403, policy.CodeTopicForbidden},
 		{"a forged token cannot open a WebSocket", "GET", "/ws?topic=secret", upgrade(bearer(forged), ""), "", 401, policy.CodeTokenInvalid},
 		{"a WebSocket request with a body is refused", "GET", "/ws?topic=secret", upgrade(bearer(good), ""), "xx", 400, policy.CodeBadRequest},
+		{"query token is ignored on /ws when the option is off", "GET", "/ws?topic=secret&access_token=" + good, upgrade(http.Header{}, ""), "", 401, policy.CodeTokenMissing},
 		{"GET /ws without an upgrade is refused", "GET", "/ws?topic=secret", bearer(good), "", 400, policy.CodeBadRequest},
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}

@@ -295,6 +295,43 @@ func TestWSStreamLimits(t *testing.T) {
 	assertProblem(t, res, 429, policy.CodeTooManyStreams)
 }
 
+// TestWSQueryTokenWhenEnabled: with auth.query_param set, a socket may
+// carry its token in the query, as a stream may.
+func TestWSQueryTokenWhenEnabled(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.Auth.QueryParam = "access_token" }, nil)
+	tok := token(t, auth.Permissions{Subscribe: []string{"secret"}}, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := ts.dialWS(t, ctx, "topic=secret&access_token="+tok, nil)
+	waitSubscribers(t, ts.hub, 1)
+	id := ts.mustPublish(t, token(t, allPerms, time.Hour), "secret", "x")
+	if m := wsRead(t, ctx, c); m.ID != id {
+		t.Fatalf("got %+v", m)
+	}
+	if strings.Contains(ts.logs(), tok) {
+		t.Fatal("the query token reached the log")
+	}
+}
+
+// TestWSStreamsPerIP: sockets count against limits.streams_per_ip with
+// streams, whatever their principals.
+func TestWSStreamsPerIP(t *testing.T) {
+	ts := start(t, func(c *config.Config) { n := 1; c.Limits.StreamsPerIP = &n }, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ts.dialWS(t, ctx, "topic=t", bearerHeader(token(t, allPerms, time.Hour)))
+	other, err := auth.Mint(testKey, "someone-else", allPerms, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, res, err := websocket.Dial(ctx, ts.wsURL("topic=t"), &websocket.DialOptions{HTTPHeader: bearerHeader(other)})
+	if err == nil {
+		t.Fatal("a second socket from the address was upgraded")
+	}
+	defer res.Body.Close()
+	assertProblem(t, res, 429, policy.CodeTooManyStreams)
+}
+
 // TestWSCutOff: a client that stops reading is closed with 4001 and a
 // jittered retry hint once it falls behind by more than
 // stream.queue_bytes, and its cursor resumes with nothing lost.
