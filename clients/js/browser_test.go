@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sseguard/sseguard/auth"
+	sseguardjs "github.com/sseguard/sseguard/clients/js"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/hub"
 	"github.com/sseguard/sseguard/internal/browser"
@@ -165,6 +167,7 @@ type page struct {
 
 func openPage(t *testing.T, url string) *page {
 	t.Helper()
+	checkServed(t, url)
 	ctx := browser.New(t, 2*time.Minute)
 	messages, _ := browser.Console(t, ctx)
 	t.Cleanup(func() {
@@ -176,6 +179,34 @@ func openPage(t *testing.T, url string) *page {
 		t.Fatal(err)
 	}
 	return &page{t: t, ctx: ctx, messages: messages}
+}
+
+// checkServed checks, through whatever is in front of the hub, that the
+// demo page has the strict page policy and that /sseguard.js is the
+// embedded client, byte for byte.
+func checkServed(t *testing.T, url string) {
+	t.Helper()
+	res, err := http.Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("the demo page's CSP is %q, want a strict one", csp)
+	}
+	res, err = http.Get(url + "/sseguard.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/javascript") || !bytes.Equal(b, sseguardjs.Source) {
+		t.Fatalf("/sseguard.js: %s %q, %d bytes; want 200 text/javascript with the %d bytes of Source", res.Status, res.Header.Get("Content-Type"), len(b), len(sseguardjs.Source))
+	}
 }
 
 // seen is what the page shows: the data of each row, oldest first, the
