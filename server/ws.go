@@ -275,6 +275,18 @@ func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscr
 		<-readDone // the reader ends once the connection is closed
 	}()
 
+	// failed names the end of a socket whose write or ping failed: the
+	// reader's verdict when it closed the socket for a rule the client
+	// broke (a write racing that close fails too), else a write error.
+	failed := func() string {
+		readerEnded := ctx.Err() != nil
+		_ = conn.CloseNow() // ends the reader, if the failure did not
+		if r := wsReaderReason(readDone); readerEnded || r == telemetry.ReasonPolicy {
+			return r
+		}
+		return telemetry.ReasonWriteError
+	}
+
 	last, err := s.replay(ctx, log, wsTarget{ws}, topics, cursor)
 	if err != nil {
 		log.Debug("websocket ended during replay", "err", err)
@@ -283,10 +295,7 @@ func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscr
 			return telemetry.ReasonShutdown
 		default:
 		}
-		if ctx.Err() != nil {
-			return wsReaderReason(readDone)
-		}
-		return telemetry.ReasonWriteError
+		return failed()
 	}
 	sub.GoLive(last)
 
@@ -318,10 +327,7 @@ func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscr
 			for i, f := range frames {
 				if err := ws.write(eventMessage(f.Event)); err != nil {
 					clear(frames)
-					if ctx.Err() != nil {
-						return wsReaderReason(readDone)
-					}
-					return telemetry.ReasonWriteError
+					return failed()
 				}
 				frames[i] = nil // keep no event alive past its write
 			}
@@ -345,11 +351,8 @@ func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscr
 		case err := <-pinged:
 			pinging = false
 			if err != nil {
-				if ctx.Err() != nil {
-					return wsReaderReason(readDone)
-				}
 				log.Debug("websocket ping unanswered", "err", err)
-				return telemetry.ReasonWriteError
+				return failed()
 			}
 		}
 	}
