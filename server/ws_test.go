@@ -19,6 +19,7 @@ import (
 	sseguardjs "github.com/sseguard/sseguard/clients/js"
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/store"
 )
 
 // wsURL is ts's /ws address with query.
@@ -612,5 +613,51 @@ func TestClientJSServed(t *testing.T) {
 	}
 	if res.Header.Get("Content-Security-Policy") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Errorf("no page policy: %v", res.Header)
+	}
+}
+
+// TestWSOverTLS: wss:// works (HTTP/1.1 over TLS, as browsers open
+// WebSockets), replay included, and a WebSocket handshake over HTTP/2 is
+// a 400 problem naming the fallback, not an upgrade.
+func TestWSOverTLS(t *testing.T) {
+	ts, h2 := startTLS(t, nil)
+	tok := token(t, allPerms, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	app, err := ts.hub.Publish(ctx, store.Record{Topic: "t", Data: "1"}, store.Record{Topic: "t", Data: "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := h2.Transport.(*http.Transport).Clone()
+	tr.ForceAttemptHTTP2 = false
+	tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	defer tr.CloseIdleConnections()
+	url := "wss" + strings.TrimPrefix(ts.base, "https") + "/ws?topic=t&lastEventId=" + app[0].Event.ID
+	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTPHeader: bearerHeader(tok)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if m := wsRead(t, ctx, c); m.ID != app[1].Event.ID {
+		t.Fatalf("got %+v, want %s", m, app[1].Event.ID)
+	}
+
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/ws?topic=t", nil)
+	// HTTP/2 has no Connection header (Go's client would fall back to
+	// HTTP/1.1 for one): the version alone must refuse it.
+	req.Header = http.Header{"Authorization": {"Bearer " + tok}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
+	res, err := h2.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.ProtoMajor != 2 {
+		t.Fatalf("the client spoke %s, not HTTP/2", res.Proto)
+	}
+	var p policy.Problem
+	body, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != 400 || p.Code != policy.CodeBadRequest ||
+		!strings.Contains(p.Detail, "HTTP/1.1") || p.Fallback == "" {
+		t.Fatalf("%d %s, want 400 bad_request naming HTTP/1.1 and a fallback", res.StatusCode, body)
 	}
 }
