@@ -54,9 +54,12 @@ type hubProc struct {
 // startHub starts a hub on addr ("127.0.0.1:0" for a new port) with its
 // events in the bolt file db, verifying tokens with secret. It stops when
 // the test ends, if not before.
-func startHub(t *testing.T, addr, db string, secret []byte) *hubProc {
+func startHub(t *testing.T, addr, db string, secret []byte, configure ...func(*config.Config)) *hubProc {
 	t.Helper()
 	c := config.Default()
+	for _, f := range configure {
+		f(c)
+	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +131,11 @@ func (b *lockedBuffer) String() string {
 }
 
 // newHub starts a hub on a new port with a new store and secret.
-func newHub(t *testing.T) *hubProc {
+func newHub(t *testing.T, configure ...func(*config.Config)) *hubProc {
 	t.Helper()
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	return startHub(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "events.db"), secret)
+	return startHub(t, "127.0.0.1:0", filepath.Join(t.TempDir(), "events.db"), secret, configure...)
 }
 
 // publish publishes data to the demo topic and returns its ID.
