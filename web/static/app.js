@@ -38,7 +38,8 @@ const show = (e) => {
 };
 
 const options = { lastEventId: '0' }; // the first connection replays the topic's history
-if (params.get('transports')) options.transports = params.get('transports').split(',');
+const chosen = (params.get('transports') || '').split(',').filter((t) => ['sse', 'ws', 'poll'].includes(t));
+if (chosen.length) options.transports = chosen;
 const sub = subscribe(topic, options);
 
 sub.addEventListener('message', show);
