@@ -295,8 +295,15 @@ func TestAttackTable(t *testing.T) {
 			}
 		})
 	}
-	t.Run("ws: garbage frames are closed with 1002", func(t *testing.T) {
+	t.Run("ws: a ping flood is closed with 1008, garbage frames with 1002", func(t *testing.T) {
 		// An unmasked frame: RFC 6455 §5.1 requires the server to close.
+		var pings []byte
+		for range 50 {
+			pings = append(pings, 0x89, 0x80, 1, 2, 3, 4) // masked pings, no payload
+		}
+		if code := rawWSClose(t, rig.testServer, "Bearer "+good, pings); code != websocket.StatusPolicyViolation {
+			t.Fatalf("a ping flood: close %d, want %d", code, websocket.StatusPolicyViolation)
+		}
 		for name, frame := range map[string][]byte{
 			"unmasked":        {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},
 			"reserved opcode": {0x83, 0x80, 1, 2, 3, 4},

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -193,18 +195,84 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// Counted before the 101 goes out, so a client that sees its socket
 	// open sees it in the metrics too.
 	ended := s.metrics.Connected(telemetry.TransportWS)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode})
+	limit := newWSLimiter(s.cfg.WS.MessageRate, s.cfg.WS.MessageBurst)
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode,
+		OnPingReceived: func(context.Context, []byte) bool { return limit.controlFrame() },
+		OnPongReceived: func(context.Context, []byte) { limit.controlFrame() }})
 	if err != nil {
 		ended(telemetry.ReasonClientGone)
 		log.Debug("websocket not accepted", "err", err)
 		return
 	}
-	reason := s.serveWS(conn, log, sub, topics, cursor, principal.Expires)
+	limit.conn = conn
+	reason := s.serveWS(conn, limit, log, sub, topics, cursor, principal.Expires)
 	ended(reason)
+}
+
+// wsLimiter is the token bucket of one socket's client messages and
+// control frames (ws.message_rate, ws.message_burst). Only the socket's
+// reader uses it: the library calls the ping and pong hooks from Read.
+type wsLimiter struct {
+	rate, burst, tokens float64
+	last                time.Time
+	// flooded is set once the client sent too much; the socket is then
+	// being closed with 1008.
+	flooded atomic.Bool
+	once    sync.Once
+	closed  chan struct{}   // closed when flood's close is done
+	conn    *websocket.Conn // set once accepted, before the first read
+}
+
+func newWSLimiter(rate float64, burst int) *wsLimiter {
+	return &wsLimiter{rate: rate, burst: float64(burst), tokens: float64(burst), last: time.Now(), closed: make(chan struct{})}
+}
+
+// allow takes a token, or reports false when none is left.
+func (l *wsLimiter) allow() bool {
+	now := time.Now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+// controlFrame counts a ping or pong frame, which the library answers
+// inside Read without returning a message: a flood of them closes the
+// socket as a flood of messages does. It returns whether to answer.
+func (l *wsLimiter) controlFrame() bool {
+	if l.allow() {
+		return true
+	}
+	l.flood()
+	return false
+}
+
+// flood closes the socket with 1008, once. From a hook inside Read the
+// close cannot run on the reader's goroutine: its handshake reads.
+func (l *wsLimiter) flood() {
+	l.once.Do(func() {
+		l.flooded.Store(true)
+		go func() {
+			defer close(l.closed)
+			_ = l.conn.Close(websocket.StatusPolicyViolation, "too many messages")
+		}()
+	})
+}
+
+// wait returns once the close that flood started is done; at once when
+// there was none.
+func (l *wsLimiter) wait() {
+	if l.flooded.Load() {
+		<-l.closed
+	}
 }
 
 // wsSession is one accepted /ws connection.
 type wsSession struct {
+	limit   *wsLimiter
 	s       *Server
 	conn    *websocket.Conn
 	ctx     context.Context // ends when the connection does
@@ -258,11 +326,11 @@ func (t wsTarget) end(why replayEnd) {
 // serveWS runs an accepted connection to its end and returns the
 // disconnect reason for the metrics. One goroutine reads what the client
 // sends (readWS); this one writes.
-func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscriber, topics []string, cursor string, expires time.Time) string {
+func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logger, sub *hub.Subscriber, topics []string, cursor string, expires time.Time) string {
 	conn.SetReadLimit(int64(s.cfg.WS.MaxMessageBytes))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ws := &wsSession{s: s, conn: conn, ctx: ctx, timeout: s.cfg.Stream.WriteTimeout.D()}
+	ws := &wsSession{limit: limit, s: s, conn: conn, ctx: ctx, timeout: s.cfg.Stream.WriteTimeout.D()}
 
 	readDone := make(chan string, 1)
 	go func() {
@@ -273,6 +341,7 @@ func (s *Server) serveWS(conn *websocket.Conn, log *slog.Logger, sub *hub.Subscr
 		_ = conn.CloseNow() // a no-op after a Close with a code
 		cancel()
 		<-readDone // the reader ends once the connection is closed
+		limit.wait()
 	}()
 
 	// failed names the end of a socket whose write or ping failed: the
@@ -370,10 +439,11 @@ func wsReaderReason(readDone chan string) string {
 // was closed with a code (binary 1003, too big 1009, too many or not a
 // message the hub reads 1008).
 func (ws *wsSession) read() string {
-	cfg := ws.s.cfg.WS
-	tokens, last := float64(cfg.MessageBurst), time.Now()
 	for {
 		typ, b, err := ws.conn.Read(ws.ctx)
+		if ws.limit.flooded.Load() {
+			return telemetry.ReasonPolicy
+		}
 		if err != nil {
 			var opErr *net.OpError
 			switch {
@@ -388,14 +458,10 @@ func (ws *wsSession) read() string {
 			_ = ws.conn.Close(websocket.StatusProtocolError, "protocol error")
 			return telemetry.ReasonPolicy
 		}
-		now := time.Now()
-		tokens = min(float64(cfg.MessageBurst), tokens+now.Sub(last).Seconds()*cfg.MessageRate)
-		last = now
-		if tokens < 1 {
+		if !ws.limit.allow() {
 			_ = ws.conn.Close(websocket.StatusPolicyViolation, "too many messages")
 			return telemetry.ReasonPolicy
 		}
-		tokens--
 		if typ != websocket.MessageText {
 			_ = ws.conn.Close(websocket.StatusUnsupportedData, "binary messages are not read")
 			return telemetry.ReasonPolicy
