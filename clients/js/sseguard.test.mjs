@@ -488,3 +488,35 @@ test('a stream that ends before its first byte counts as failing before open', a
   assert.match(h.events.at(-1).reason, /ended before its first byte/);
   h.sub.close();
 });
+
+test('from polling, an upgrade tries SSE, then WebSocket, and keeps the first that works', async () => {
+  const h = start({ lastEventId: '1', upgradeInterval: 60000 });
+  await h.clock.advance(0);
+  h.fetcher.last().resolve(new Stream().response()); // buffered
+  await h.clock.advance(5000);
+  h.ws.all[0].drop(1006);
+  await h.clock.advance(500);
+  h.ws.all[1].drop(1006);
+  await h.clock.advance(0);
+  assert.deepEqual(h.transports(), ['sse', 'ws', 'poll']);
+  const answer = () => h.fetcher.last().resolve(json({ events: [], next: '1', retry_ms: 1000 }));
+  answer();
+  await h.clock.advance(0);
+  // The upgrade is due 45 s after the switch (random() = 0.5).
+  for (let t = 0; t < 44; t++) {
+    await h.clock.advance(1000);
+    if (h.fetcher.last().url.pathname === '/api/poll' && !h.fetcher.last().aborted) answer();
+  }
+  await h.clock.advance(1000);
+  assert.deepEqual(h.transports(), ['sse', 'ws', 'poll', 'sse']);
+  h.fetcher.last().resolve(new Stream().response()); // still buffered
+  await h.clock.advance(5000);
+  assert.deepEqual(h.transports(), ['sse', 'ws', 'poll', 'sse', 'ws'], 'then the next better one');
+  const sock = h.ws.all[2];
+  assert.equal(sock.url.searchParams.get('lastEventId'), '1');
+  sock.open();
+  await h.clock.advance(0);
+  assert.equal(h.sub.transport, 'ws');
+  assert.equal(h.fetcher.open().filter((r) => r.url.pathname === '/api/poll').length, 0, 'polling stopped');
+  h.sub.close();
+});
