@@ -189,13 +189,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.WS.Compression {
 		mode = websocket.CompressionContextTakeover
 	}
-	// The origin was checked by authorizeRead, with the server's own rule
-	// (the CORS allowlist ∩ the principal's origins): the library's check,
-	// host patterns alone, would be a second and weaker copy of it.
 	// Counted before the 101 goes out, so a client that sees its socket
 	// open sees it in the metrics too.
 	ended := s.metrics.Connected(telemetry.TransportWS)
 	limit := newWSLimiter(s.cfg.WS.MessageRate, s.cfg.WS.MessageBurst)
+	// The origin was checked by authorizeRead, with the server's own rule
+	// (the CORS allowlist ∩ the principal's origins): the library's check,
+	// host patterns alone, would be a second and weaker copy of it.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: mode,
 		OnPingReceived: func(context.Context, []byte) bool { return limit.controlFrame() },
 		OnPongReceived: func(context.Context, []byte) { limit.controlFrame() }})
@@ -379,6 +379,12 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 	}
 	pinged := make(chan error, 1)
 	pinging := false
+	defer func() {
+		cancel() // ends a ping in flight
+		if pinging {
+			<-pinged
+		}
+	}()
 	var frames []*hub.Frame
 	for {
 		select {

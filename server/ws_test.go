@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -659,5 +661,39 @@ func TestWSOverTLS(t *testing.T) {
 	if err := json.Unmarshal(body, &p); err != nil || res.StatusCode != 400 || p.Code != policy.CodeBadRequest ||
 		!strings.Contains(p.Detail, "HTTP/1.1") || p.Fallback == "" {
 		t.Fatalf("%d %s, want 400 bad_request naming HTTP/1.1 and a fallback", res.StatusCode, body)
+	}
+}
+
+// TestWSUnansweredPingCloses: a client that does not answer the hub's
+// pings (a dead path that keeps the TCP connection) is closed after the
+// write timeout, and counted as a write error.
+func TestWSUnansweredPingCloses(t *testing.T) {
+	ts := start(t, func(c *config.Config) {
+		c.Stream.Heartbeat = config.Duration(50 * time.Millisecond)
+		c.Stream.WriteTimeout = config.Duration(300 * time.Millisecond)
+	}, nil)
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+	fmt.Fprintf(c, "GET /ws?topic=demo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", res, err)
+	}
+	// Read (pings included) and never answer, until the hub closes.
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("the hub did not close the connection: %v", err)
+	}
+	want := `sseguard_disconnects_total{reason="write_error",transport="ws"} 1`
+	deadline := time.Now().Add(10 * time.Second)
+	for m := scrape(t, ts); !strings.Contains(m, want); m = scrape(t, ts) {
+		if time.Now().After(deadline) {
+			t.Fatalf("want %s in:\n%s", want, grepLines(m, "disconnects"))
+		}
 	}
 }
