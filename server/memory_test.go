@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +54,15 @@ func serveChildHub() int {
 	fmt.Printf("listening %s\n", ln.Addr())
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		// Each line asks for a sample: a full collection first, so that
+		// the heap in use is what is live, not what awaits the collector.
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("%d %d\n", ms.HeapInuse, ms.StackInuse)
+		}
 		cancel()
 	}()
 	if err := srv.Run(ctx, ln); err != nil {
@@ -66,7 +75,8 @@ func serveChildHub() int {
 // childHub is a hub in another process.
 type childHub struct {
 	cmd   *exec.Cmd
-	stdin io.Closer
+	stdin io.WriteCloser
+	out   *bufio.Reader
 	addr  string
 }
 
@@ -86,13 +96,14 @@ func startChildHub(t *testing.T) *childHub {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	out := bufio.NewReader(stdout)
+	line, err := out.ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Fatalf("the child hub did not start: %v", err)
 	}
-	c := &childHub{cmd: cmd, stdin: stdin, addr: strings.TrimSpace(strings.TrimPrefix(line, "listening "))}
+	c := &childHub{cmd: cmd, stdin: stdin, out: out, addr: strings.TrimSpace(strings.TrimPrefix(line, "listening "))}
 	t.Cleanup(func() {
 		_ = c.stdin.Close()
 		done := make(chan error, 1)
@@ -144,9 +155,21 @@ func (c *childHub) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// goMemory is the child's Go heap and stacks in use.
-func (c *childHub) goMemory(t *testing.T) float64 {
-	return c.metric(t, "go_memstats_heap_inuse_bytes") + c.metric(t, "go_memstats_stack_inuse_bytes")
+// goMemory is the child's Go heap and stacks in use after a full
+// collection.
+func (c *childHub) goMemory(t *testing.T) (heap, stacks float64) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, "sample\n"); err != nil {
+		t.Fatal(err)
+	}
+	line, err := c.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no sample from the child hub: %v", err)
+	}
+	if _, err := fmt.Sscan(line, &heap, &stacks); err != nil {
+		t.Fatalf("sample %q: %v", line, err)
+	}
+	return heap, stacks
 }
 
 // settledRSS samples the child's RSS every 200 ms until two samples are
@@ -252,7 +275,8 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 	per := map[string][2]float64{}
 	for _, transport := range []string{"sse", "ws"} {
 		hub := startChildHub(t)
-		baseRSS, baseGo, baseStack := hub.settledRSS(t), hub.goMemory(t), hub.metric(t, "go_memstats_stack_inuse_bytes")
+		baseHeap, baseStack := hub.goMemory(t)
+		baseRSS := hub.settledRSS(t)
 		conns := openIdle(t, hub.addr, transport, n)
 		deadline := time.Now().Add(60 * time.Second)
 		for hub.metric(t, `sseguard_open_streams{transport="`+transport+`"}`) < float64(n) {
@@ -260,9 +284,10 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 				t.Fatalf("%s: %d connections never all counted open", transport, n)
 			}
 		}
-		rss, goMem := hub.settledRSS(t), hub.goMemory(t)
-		per[transport] = [2]float64{float64(rss-baseRSS) / float64(n) / 1024, (goMem - baseGo) / float64(n) / 1024}
-		stacks := (hub.metric(t, "go_memstats_stack_inuse_bytes") - baseStack) / float64(n) / 1024
+		heap, stack := hub.goMemory(t)
+		rss := hub.settledRSS(t)
+		per[transport] = [2]float64{float64(rss-baseRSS) / float64(n) / 1024, (heap + stack - baseHeap - baseStack) / float64(n) / 1024}
+		stacks := (stack - baseStack) / float64(n) / 1024
 		t.Logf("%s: %d idle connections: RSS %.1f MB -> %.1f MB, %.2f KB each; Go heap+stacks %.2f KB each, of which stacks %.2f KB; goroutines %g (parked SSE streams: %g)",
 			transport, n, float64(baseRSS)/(1<<20), float64(rss)/(1<<20), per[transport][0], per[transport][1], stacks,
 			hub.metric(t, "go_goroutines"), hub.metric(t, "sseguard_parked_streams"))
@@ -272,6 +297,9 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 		if per[transport][1] <= 0 {
 			t.Errorf("%s: connections added no Go memory: the measurement is broken", transport)
 		}
+	}
+	if per["ws"][1] <= per["sse"][1] {
+		t.Errorf("a socket measured no more Go memory than a parked stream (%.2f <= %.2f KB): the measurement is broken", per["ws"][1], per["sse"][1])
 	}
 	t.Logf("a WebSocket costs %.1fx an SSE stream in RSS, %.1fx in Go heap+stacks",
 		per["ws"][0]/per["sse"][0], per["ws"][1]/per["sse"][1])
