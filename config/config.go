@@ -76,6 +76,7 @@ type Config struct {
 	Store     Store     `yaml:"store"`
 	Stream    Stream    `yaml:"stream"`
 	Poll      Poll      `yaml:"poll"`
+	WS        WS        `yaml:"ws"`
 	Publish   Publish   `yaml:"publish"`
 	Auth      Auth      `yaml:"auth"`
 	CORS      CORS      `yaml:"cors"`
@@ -172,6 +173,25 @@ type Poll struct {
 	MaxEvents int `yaml:"max_events"`
 	// Retry is the retry hint returned to pollers. Default 1s.
 	Retry Duration `yaml:"retry"`
+}
+
+// WS configures GET /ws, the WebSocket transport. Its stream settings
+// (heartbeat, write_timeout, queue_bytes, max_topics) are the stream
+// section's: one subscription, two framings.
+type WS struct {
+	// MaxMessageBytes bounds one message a client sends (it is closed
+	// with 1009 beyond). Default 1024.
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MessageRate is the messages per second one connection may send
+	// (token bucket); more closes it with 1008. Default 1.
+	MessageRate float64 `yaml:"message_rate"`
+	// MessageBurst is how many messages may come at once before the rate
+	// applies. Default 5.
+	MessageBurst int `yaml:"message_burst"`
+	// Compression offers permessage-deflate. Default false: compressing
+	// attacker-chosen data with secrets in one context leaks the secrets
+	// (CRIME, BREACH).
+	Compression bool `yaml:"compression"`
 }
 
 // Publish configures POST /api/publish.
@@ -272,6 +292,11 @@ func (c *Config) Fill() {
 	setDur(&c.Poll.MaxWait, 30*time.Second)
 	setInt(&c.Poll.MaxEvents, 100)
 	setDur(&c.Poll.Retry, time.Second)
+	setInt(&c.WS.MaxMessageBytes, 1024)
+	if c.WS.MessageRate == 0 {
+		c.WS.MessageRate = 1
+	}
+	setInt(&c.WS.MessageBurst, 5)
 	if c.Publish.MaxBodyBytes == 0 {
 		c.Publish.MaxBodyBytes = 1 << 20
 	}
@@ -414,6 +439,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Poll.MaxEvents < 1 || c.Poll.MaxEvents > 10000 {
 		pr.add("poll.max_events", "want 1 to 10000, got %d", c.Poll.MaxEvents)
+	}
+	if c.WS.MaxMessageBytes < 64 || c.WS.MaxMessageBytes > 1<<20 {
+		pr.add("ws.max_message_bytes", "want 64 to 1048576, got %d", c.WS.MaxMessageBytes)
+	}
+	if c.WS.MessageRate <= 0 {
+		pr.add("ws.message_rate", "must be more than 0, got %g", c.WS.MessageRate)
+	}
+	if c.WS.MessageBurst < 1 {
+		pr.add("ws.message_burst", "at least 1, got %d", c.WS.MessageBurst)
 	}
 	if c.Publish.MaxBodyBytes < 1024 {
 		pr.add("publish.max_body_bytes", "at least 1024, got %d", c.Publish.MaxBodyBytes)

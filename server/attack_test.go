@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -11,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sseguard/sseguard/auth"
@@ -153,6 +156,18 @@ func TestAttackTable(t *testing.T) {
 		return h
 	}
 	withOrigin := func(h http.Header, origin string) http.Header { h.Set("Origin", origin); return h }
+	cookie := func(tok string) http.Header { return http.Header{"Cookie": {auth.DefaultCookie + "=" + tok}} }
+	// upgrade makes h a WebSocket handshake, from origin when not empty.
+	upgrade := func(h http.Header, origin string) http.Header {
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+		h.Set("Sec-WebSocket-Version", "13")
+		h.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		return h
+	}
 
 	attacks := []attack{
 		{"forged signature is refused", "GET", "/events?topic=secret", stream(forged), "", 401, policy.CodeTokenInvalid},
@@ -188,6 +203,15 @@ func TestAttackTable(t *testing.T) {
 		{"* does not reach a reserved topic", "GET", "/events?topic=sseguard:dashboard", stream(good), "", 403, policy.CodeTopicForbidden},
 		{"a subscribe-only token cannot publish", "POST", "/api/publish", withCT(bearer(subOnly)), `{"topic":"t","data":"x"}`, 403, policy.CodeTopicForbidden},
 		{"a stream request with a body is refused", "GET", "/events?topic=secret", stream(good), strings.Repeat("b", 100<<10), 400, policy.CodeBadRequest},
+		{"cross-site WebSocket hijacking with a victim's cookie gets no upgrade", "GET", "/ws?topic=secret", upgrade(cookie(good), "https://evil.test"), "", 403, policy.CodeOriginForbidden},
+		{"a WebSocket with the cookie and no Origin gets no upgrade", "GET", "/ws?topic=secret", upgrade(cookie(good), ""), "", 403, policy.CodeOriginForbidden},
+		{"a WebSocket from the null Origin gets no upgrade", "GET", "/ws?topic=secret", upgrade(bearer(good), "null"), "", 403, policy.CodeOriginForbidden},
+		{"a WebSocket from an allowed origin the token does not list gets no upgrade", "GET", "/ws?topic=a", upgrade(bearer(tokA), rigOrigin), "", 403, policy.CodeOriginForbidden},
+		{"token for topic a cannot open a WebSocket on b", "GET", "/ws?topic=b", upgrade(bearer(tokA), ""), "", 403, policy.CodeTopicForbidden},
+		{"a forged token cannot open a WebSocket", "GET", "/ws?topic=secret", upgrade(bearer(forged), ""), "", 401, policy.CodeTokenInvalid},
+		{"a WebSocket request with a body is refused", "GET", "/ws?topic=secret", upgrade(bearer(good), ""), "xx", 400, policy.CodeBadRequest},
+		{"query token is ignored on /ws when the option is off", "GET", "/ws?topic=secret&access_token=" + good, upgrade(http.Header{}, ""), "", 401, policy.CodeTokenMissing},
+		{"GET /ws without an upgrade is refused", "GET", "/ws?topic=secret", bearer(good), "", 400, policy.CodeBadRequest},
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}
 	ctx := context.Background()
@@ -224,6 +248,72 @@ func TestAttackTable(t *testing.T) {
 			}
 		})
 	}
+
+	// Attacks over an open socket: each closes it with its code, and
+	// nothing is stored, even by a token that may publish.
+	for _, a := range []struct {
+		name string
+		send func(ctx context.Context, c *websocket.Conn) error
+		code websocket.StatusCode
+	}{
+		{"an oversized client message is closed with 1009", func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping","pad":"`+strings.Repeat("x", 2048)+`"}`))
+		}, websocket.StatusMessageTooBig},
+		{"a message flood is closed with 1008", func(ctx context.Context, c *websocket.Conn) error {
+			for range 50 {
+				if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+					return nil // closed while flooding
+				}
+			}
+			return nil
+		}, websocket.StatusPolicyViolation},
+		{"a binary message is closed with 1003", func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageBinary, []byte{0, 1, 2})
+		}, websocket.StatusUnsupportedData},
+		{"a message that is not JSON is closed with 1008", func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte("\x00garbage{"))
+		}, websocket.StatusPolicyViolation},
+		{"a client message trying to publish is closed with 1008", func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte(`{"type":"publish","topic":"secret","data":"x"}`))
+		}, websocket.StatusPolicyViolation},
+		{"an event sent back as a client message is closed with 1008", func(ctx context.Context, c *websocket.Conn) error {
+			return c.Write(ctx, websocket.MessageText, []byte(`{"id":"1","topic":"secret","type":"message","data":"x"}`))
+		}, websocket.StatusPolicyViolation},
+	} {
+		t.Run("ws: "+a.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			c := rig.dialWS(t, ctx, "topic=secret", bearer(good))
+			if err := a.send(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+			if code, reason := closeOf(t, ctx, c); code != a.code {
+				t.Fatalf("close %d %q, want %d", code, reason, a.code)
+			}
+			if head, _ := rig.store.Head(ctx); head != headBefore {
+				t.Fatalf("something was stored: head %q -> %q", headBefore, head)
+			}
+		})
+	}
+	t.Run("ws: a ping flood is closed with 1008, garbage frames with 1002", func(t *testing.T) {
+		// An unmasked frame: RFC 6455 §5.1 requires the server to close.
+		var pings []byte
+		for range 50 {
+			pings = append(pings, 0x89, 0x80, 1, 2, 3, 4) // masked pings, no payload
+		}
+		if code := rawWSClose(t, rig.testServer, "Bearer "+good, pings); code != websocket.StatusPolicyViolation {
+			t.Fatalf("a ping flood: close %d, want %d", code, websocket.StatusPolicyViolation)
+		}
+		for name, frame := range map[string][]byte{
+			"unmasked":        {0x81, 0x05, 'h', 'e', 'l', 'l', 'o'},
+			"reserved opcode": {0x83, 0x80, 1, 2, 3, 4},
+			"reserved bit":    {0xA1, 0x80, 1, 2, 3, 4},
+		} {
+			if code := rawWSClose(t, rig.testServer, "Bearer "+good, frame); code != websocket.StatusProtocolError {
+				t.Fatalf("%s frame: close %d, want %d", name, code, websocket.StatusProtocolError)
+			}
+		}
+	})
 
 	// Controls: the same rig accepts what it should, so the refusals above
 	// are not an artefact of a broken setup.
@@ -370,5 +460,56 @@ func TestDataCannotStartAnEvent(t *testing.T) {
 	}
 	if e := nextEvent(t, p); e.ID != after {
 		t.Fatalf("an extra event arrived: %+v", e)
+	}
+}
+
+// rawWSClose opens /ws?topic=secret over a raw connection with the
+// Authorization value auth, writes frame, and returns the code of the
+// close frame the hub answers with.
+func rawWSClose(t *testing.T, ts *testServer, authz string, frame []byte) websocket.StatusCode {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(ts.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(c, "GET /ws?topic=secret HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: %s\r\n\r\n", authz)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		n := int(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var ext [2]byte
+			_, _ = io.ReadFull(br, ext[:])
+			n = int(ext[0])<<8 | int(ext[1])
+		case 127:
+			t.Fatal("an 8-byte frame length from the hub")
+		}
+		payload := make([]byte, n)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		if h[0]&0x0f == 0x8 {
+			if len(payload) < 2 {
+				return websocket.StatusNoStatusRcvd
+			}
+			return websocket.StatusCode(int(payload[0])<<8 | int(payload[1]))
+		}
 	}
 }

@@ -23,7 +23,12 @@ import (
 	"github.com/sseguard/sseguard/store/memory"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childHubEnv) != "" {
+		os.Exit(serveChildHub())
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // openFDs counts the process's open file descriptors.
 func openFDs(t *testing.T) int {

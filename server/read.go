@@ -14,22 +14,32 @@ type readKind int
 const (
 	readStream readKind = iota // GET /events
 	readPoll                   // GET /api/poll
+	readWS                     // GET /ws
 )
 
 // authorizeRead decides, the same way for the stream and for polling,
 // whether r may read the topics it names, in this order:
 //
 //   - the request's shape: a stream request carries no body
-//     (bodyOnStream); a poll accepts JSON;
+//     (bodyOnStream); a WebSocket request is a well-formed handshake
+//     (wsHandshake); a poll accepts JSON;
 //   - its topics (topicsOf);
 //   - a principal that may subscribe to every one of them (subscriber);
 //   - its origin, allowed for that principal (checkOrigin, which also
-//     sets the CORS headers).
+//     sets the CORS headers); a WebSocket authenticated by the cookie
+//     must send one (browsers always do on a WebSocket handshake, and a
+//     hop that strips it would otherwise switch the check off).
 //
 // On a refusal it writes the problem and reports false. A stream's topic
 // problems carry the poll fallback; a poll's do not, as it is the fallback.
 func (s *Server) authorizeRead(w http.ResponseWriter, r *http.Request, kind readKind) ([]string, *auth.Principal, bool) {
 	switch kind {
+	case readWS:
+		if prob := wsHandshake(r); prob != nil {
+			policy.WriteProblem(w, r, prob)
+			return nil, nil, false
+		}
+		fallthrough
 	case readStream:
 		if prob := bodyOnStream(r); prob != nil {
 			policy.WriteProblem(w, r, prob)
@@ -44,7 +54,7 @@ func (s *Server) authorizeRead(w http.ResponseWriter, r *http.Request, kind read
 	}
 	topics, prob := s.topicsOf(r)
 	if prob != nil {
-		if kind == readStream {
+		if kind != readPoll {
 			prob.Fallback = s.profile.Fallback
 		}
 		policy.WriteProblem(w, r, prob)
@@ -56,6 +66,11 @@ func (s *Server) authorizeRead(w http.ResponseWriter, r *http.Request, kind read
 		return nil, nil, false
 	}
 	if !s.checkOrigin(w, r, principal) {
+		return nil, nil, false
+	}
+	if kind == readWS && r.Header.Get("Origin") == "" && s.viaCookie(r, principal) {
+		policy.WriteProblem(w, r, policy.NewProblem(http.StatusForbidden, policy.CodeOriginForbidden,
+			"a WebSocket authenticated by cookie must send Origin; clients that are not browsers send Authorization: Bearer"))
 		return nil, nil, false
 	}
 	return topics, principal, true

@@ -41,13 +41,17 @@ type Server struct {
 	// poller parks idle HTTP/1.x streams while Run runs; nil before, and
 	// where parking is unsupported. pollerMu guards it for the metrics
 	// gauge: handlers only run once Run has set it.
-	poller   *park.Poller
-	pollerMu sync.Mutex
-	started  atomic.Bool // Run was called
-	running  handlerCount
-	metrics  *telemetry.Metrics
-	guard    *guard
-	history  *historyBudget // bounds the history pages held in memory (replay.go)
+	poller *park.Poller
+	// beatPoller parks the streams that asked for heartbeat events
+	// (heartbeat=event): a poller has one heartbeat block for all its
+	// streams. Nil like poller.
+	beatPoller *park.Poller
+	pollerMu   sync.Mutex
+	started    atomic.Bool // Run was called
+	running    handlerCount
+	metrics    *telemetry.Metrics
+	guard      *guard
+	history    *historyBudget // bounds the history pages held in memory (replay.go)
 	// logs keeps per-request warnings (refused origins, failed store
 	// reads) to one line a minute per kind, with a count.
 	logs lograte.Limiter
@@ -91,12 +95,14 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		Help: "Streams parked on the epoll set (no goroutine of their own)."},
 		func() float64 {
 			s.pollerMu.Lock()
-			p := s.poller
-			s.pollerMu.Unlock()
-			if p == nil {
-				return 0
+			defer s.pollerMu.Unlock()
+			n := 0
+			for _, p := range []*park.Poller{s.poller, s.beatPoller} {
+				if p != nil {
+					n += p.Len()
+				}
 			}
-			return float64(p.Len())
+			return float64(n)
 		}))
 	s.profile.Observe = s.metrics.ObserveResponse
 	h.SetObserver(s.metrics)
@@ -113,6 +119,9 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	mux.Handle("OPTIONS /api/poll", harden(s.handlePreflight("GET")))
 	mux.Handle("OPTIONS /api/publish", harden(s.handlePreflight("POST")))
 	mux.Handle("/events", only(stream(http.HandlerFunc(s.handleEvents)), "GET", "HEAD"))
+	// /ws hijacks its connection: no body deadline, which would stay on it.
+	mux.Handle("/ws", hardenOnly(only(http.HandlerFunc(s.handleWS), "GET")))
+	mux.Handle("/sseguard.js", harden(only(http.HandlerFunc(s.handleClientJS), "GET", "HEAD")))
 	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
 	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))
@@ -433,6 +442,15 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	} else {
 		s.log.Info("streams will not be parked", "err", err)
 	}
+	if p, err := park.New(park.Options{
+		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
+		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
+		Comment:      s.heartbeatEvent(),
+	}); err == nil {
+		s.pollerMu.Lock()
+		s.beatPoller = p
+		s.pollerMu.Unlock()
+	}
 	metricsCtx, stopMetrics := context.WithCancel(context.Background())
 	metricsDone := make(chan struct{})
 	go func() { defer close(metricsDone); s.metrics.Run(metricsCtx) }()
@@ -455,8 +473,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	if !s.running.wait(s.cfg.ShutdownTimeout.D()) {
 		s.log.Warn("handlers still running after the shutdown; closing the parked streams")
 	}
-	if s.poller != nil {
-		s.poller.Close(func() []byte { return sse.AppendRetry(nil, sse.ShutdownRetry()) })
+	for _, p := range []*park.Poller{s.poller, s.beatPoller} {
+		if p != nil {
+			p.Close(func() []byte { return sse.AppendRetry(nil, sse.ShutdownRetry()) })
+		}
 	}
 	stopHub() // when serving failed, no shutdown hook ran
 	t := time.NewTimer(s.cfg.ShutdownTimeout.D())

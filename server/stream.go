@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/sseguard/sseguard/hub"
+	"github.com/sseguard/sseguard/internal/lograte"
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
@@ -34,6 +37,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	cursor := r.Header.Get("Last-Event-ID")
 	if cursor == "" {
 		cursor = r.URL.Query().Get("lastEventId")
+	}
+	beatEvents, prob := heartbeatMode(r)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
 	}
 	if r.Method == http.MethodHead {
 		s.profile.ApplyTo(w, r, policy.KindStream)
@@ -61,10 +69,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			src.Close()
 		}
 	}()
+	heartbeat := s.cfg.Stream.Heartbeat.D()
+	if beatEvents {
+		heartbeat = -1 // the feed below sends them, as events
+	}
 	st, err := sse.NewStream(w, r, &sse.StreamOptions{
 		Profile:      s.profile,
 		Retry:        s.cfg.Stream.Retry.D(),
-		Heartbeat:    s.cfg.Stream.Heartbeat.D(),
+		Heartbeat:    heartbeat,
 		WriteTimeout: s.cfg.Stream.WriteTimeout.D(),
 		Shutdown:     s.hub.Closing(),
 		Expires:      principal.Expires,
@@ -73,17 +85,178 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("stream not started", "err", err)
 		return
 	}
-	last, err := s.replay(r.Context(), log, st, topics, cursor)
+	var feed sse.Feed = sub
+	if beatEvents {
+		// The first at once: it announces the interval, and a client
+		// can time the next from it.
+		if err := st.WriteEncoded(s.heartbeatEvent()); err != nil {
+			return
+		}
+	}
+	last, err := s.replay(r.Context(), log, &sseTarget{st: st}, topics, cursor)
 	if err != nil {
 		log.Debug("stream ended during replay", "err", err)
 		return
 	}
+	poller := s.poller
+	if beatEvents {
+		poller = s.beatPoller
+		if !s.parkable(r, poller) {
+			// Before GoLive, which may already signal queued events.
+			bf := newBeatFeed(sub, s.heartbeatEvent(), s.cfg.Stream.Heartbeat.D())
+			defer bf.stop()
+			feed = bf
+		}
+	}
 	sub.GoLive(last)
-	if s.park(w, r, log, src, principal.Expires) {
+	if s.park(w, r, log, poller, src, principal.Expires) {
 		parked = true
 		return
 	}
-	_ = st.Serve(r.Context(), sub) // its end is counted by src.Close
+	_ = st.Serve(r.Context(), feed) // its end is counted by src.Close
+}
+
+// heartbeatMode reads the heartbeat parameter of /events: absent, the
+// heartbeats are comments (": keep-alive"), which keep intermediaries
+// from closing an idle stream but which EventSource never shows to
+// scripts; "event" makes them the named event sseguard.heartbeat, without
+// an id so that Last-Event-ID is untouched, for a client that must tell
+// a live stream from one a proxy holds back.
+func heartbeatMode(r *http.Request) (events bool, prob *policy.Problem) {
+	switch v := r.URL.Query().Get("heartbeat"); v {
+	case "":
+		return false, nil
+	case "event":
+		return true, nil
+	default:
+		p := policy.Errorf(http.StatusBadRequest, policy.CodeBadRequest, "heartbeat must be event or absent, got %q", lograte.Clip(v, 32))
+		return false, p
+	}
+}
+
+// HeartbeatEvent is the type of the heartbeat events of /events?heartbeat=event.
+const HeartbeatEvent = "sseguard.heartbeat"
+
+// heartbeatEvent is the heartbeat event's wire bytes: its data announces
+// the interval, so a client knows when to give up waiting for the next.
+func (s *Server) heartbeatEvent() []byte {
+	data := fmt.Sprintf(`{"interval_ms":%d}`, s.cfg.Stream.Heartbeat.D().Milliseconds())
+	b, _ := sse.Event{Type: HeartbeatEvent, Data: data}.AppendTo(nil)
+	return b
+}
+
+// beatFeed is a subscription that also yields the heartbeat event
+// whenever the stream has been idle for the interval, for a stream that
+// asked for heartbeat events and cannot be parked (TLS, HTTP/2):
+// sse.Stream's own heartbeats are comments.
+type beatFeed struct {
+	sub   *hub.Subscriber
+	beat  []byte
+	every time.Duration
+	wake  chan struct{}
+	timer *time.Timer
+	due   atomic.Bool
+}
+
+func newBeatFeed(sub *hub.Subscriber, beat []byte, every time.Duration) *beatFeed {
+	f := &beatFeed{sub: sub, beat: beat, every: every, wake: make(chan struct{}, 1)}
+	sub.SetNotify(f.signal) // a leaf: a send that never blocks
+	f.timer = time.AfterFunc(every, func() {
+		f.due.Store(true)
+		f.signal()
+	})
+	return f
+}
+
+func (f *beatFeed) signal() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ready implements sse.Feed.
+func (f *beatFeed) Ready() <-chan struct{} { return f.wake }
+
+// Pull implements sse.Feed: the queued events, or the heartbeat when none
+// are queued and the interval has passed since the last write.
+func (f *beatFeed) Pull(dst [][]byte) ([][]byte, bool) {
+	n := len(dst)
+	dst, cut := f.sub.Pull(dst)
+	if len(dst) == n && f.due.Load() {
+		dst = append(dst, f.beat)
+	}
+	if len(dst) > n {
+		f.due.Store(false)
+		f.timer.Reset(f.every)
+	}
+	return dst, cut
+}
+
+func (f *beatFeed) stop() { f.timer.Stop() }
+
+// replayTarget is what a replay writes to: an SSE stream (sseTarget) or
+// a WebSocket (wsTarget). Each frames events and resets for its protocol;
+// the replay's order, paging and retention checks are the same for both.
+type replayTarget interface {
+	// event sends e, or buffers it until flush.
+	event(e store.Event) error
+	// reset sends the reset message: history after after is missing.
+	reset(reason, detail, after string) error
+	// flush sends what is buffered.
+	flush() error
+	// end ends the stream with a retry hint for why; the replay then
+	// returns.
+	end(why replayEnd)
+}
+
+// replayEnd says why a replay ended the stream before going live.
+type replayEnd int
+
+const (
+	endShutdown replayEnd = iota // the hub is shutting down
+	endBusy                      // the history budget stayed full
+	endFailed                    // the store failed
+)
+
+// sseTarget frames a replay as event-stream bytes, written in batches of
+// about replayWrite bytes.
+type sseTarget struct {
+	st  *sse.Stream
+	buf []byte
+}
+
+func (t *sseTarget) event(e store.Event) error {
+	t.buf = append(t.buf, hub.Encode(e)...)
+	if len(t.buf) >= replayWrite {
+		return t.flush()
+	}
+	return nil
+}
+
+func (t *sseTarget) reset(reason, detail, after string) error {
+	t.buf = append(t.buf, resetEvent(reason, detail, after)...)
+	return nil
+}
+
+func (t *sseTarget) flush() error {
+	if len(t.buf) == 0 {
+		return nil
+	}
+	err := t.st.WriteEncoded(t.buf)
+	t.buf = t.buf[:0]
+	if cap(t.buf) > 2*replayWrite {
+		t.buf = nil // one large event must not pin its buffer for the whole replay
+	}
+	return err
+}
+
+func (t *sseTarget) end(why replayEnd) {
+	if why == endBusy {
+		_ = t.st.Retry(sse.CutRetry())
+		return
+	}
+	_ = t.st.Retry(sse.ShutdownRetry())
 }
 
 // replay writes the stored events after cursor and returns the ID of the
@@ -94,16 +267,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 // historyBudget) and written event by event under the write timeout, so a
 // client that stops reading during a replay is cut off as a live one is,
 // and holds at most one page. Every page checks for a retention gap: a
-// slow replay that retention overtakes gets event: reset, never a silent
-// skip.
-func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, topics []string, cursor string) (string, error) {
+// slow replay that retention overtakes gets a reset, never a silent skip.
+func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, topics []string, cursor string) (string, error) {
 	if cursor == "" {
 		return "", nil
 	}
 	last := cursor
-	var buf []byte
 	for {
-		if err := s.endingReplay(st); err != nil {
+		if err := s.endingReplay(t); err != nil {
 			return "", err
 		}
 		start := time.Now()
@@ -111,50 +282,46 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
 			s.metrics.Reset("unknown_cursor")
-			return "", st.WriteEncoded(resetEvent("unknown_cursor",
-				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
+			if err := t.reset("unknown_cursor",
+				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor); err != nil {
+				return "", err
+			}
+			return "", t.flush()
 		}
 		if errors.Is(err, errReplayBusy) {
 			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
-			_ = st.Retry(sse.CutRetry())
+			t.end(endBusy)
 			return "", err
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				if serr := s.endingReplay(st); serr != nil {
+				if serr := s.endingReplay(t); serr != nil {
 					return "", serr
 				}
 				log.Error("replay read failed", "err", err)
-				_ = st.Retry(sse.ShutdownRetry())
+				t.end(endFailed)
 			}
 			return "", err
 		}
 		if page.Truncated {
 			s.metrics.Reset("truncated")
-			buf = append(buf, resetEvent("truncated",
-				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last)...)
-		}
-		for i, e := range page.Events {
-			buf = append(buf, hub.Encode(e)...)
-			last = e.ID
-			page.Events[i] = store.Event{} // written events need not stay in memory
-			if len(buf) >= replayWrite || i == len(page.Events)-1 {
-				if err := st.WriteEncoded(buf); err != nil {
-					release()
-					return "", err
-				}
-				buf = buf[:0]
-				if cap(buf) > 2*replayWrite {
-					buf = nil // one large event must not pin its buffer for the whole replay
-				}
-			}
-		}
-		if len(buf) > 0 { // a reset with no events after it
-			if err := st.WriteEncoded(buf); err != nil {
+			if err := t.reset("truncated",
+				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last); err != nil {
 				release()
 				return "", err
 			}
-			buf = buf[:0]
+		}
+		for i, e := range page.Events {
+			if err := t.event(e); err != nil {
+				release()
+				return "", err
+			}
+			last = e.ID
+			page.Events[i] = store.Event{} // written events need not stay in memory
+		}
+		if err := t.flush(); err != nil {
+			release()
+			return "", err
 		}
 		release()
 		s.metrics.Replayed(len(page.Events))
@@ -172,10 +339,10 @@ const replayWrite = 32 << 10
 
 // endingReplay ends a replay at shutdown with a jittered retry hint, so
 // streams that were still catching up reconnect like live ones.
-func (s *Server) endingReplay(st *sse.Stream) error {
+func (s *Server) endingReplay(t replayTarget) error {
 	select {
 	case <-s.hub.Closing():
-		_ = st.Retry(sse.ShutdownRetry())
+		t.end(endShutdown)
 		return hub.ErrClosed
 	default:
 		return nil
@@ -185,19 +352,25 @@ func (s *Server) endingReplay(st *sse.Stream) error {
 // park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
 // without a goroutine from here on. It reports whether it did; on false
 // the handler keeps serving the stream itself.
-func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, sub park.Source, expires time.Time) bool {
-	if s.poller == nil || r.ProtoMajor != 1 || r.TLS != nil {
+func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, poller *park.Poller, sub park.Source, expires time.Time) bool {
+	if !s.parkable(r, poller) {
 		return false
 	}
 	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
 	}
-	if err := s.poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
+	if err := poller.Park(nc, sub, r.ProtoMinor >= 1, expires); err != nil {
 		log.Debug("stream not parked", "err", err)
 	}
 	// Park closed the connection and the subscriber if it failed.
 	return true
+}
+
+// parkable reports whether poller can take r's stream: plain TCP and
+// HTTP/1.x, with a poller running.
+func (s *Server) parkable(r *http.Request, poller *park.Poller) bool {
+	return poller != nil && r.ProtoMajor == 1 && r.TLS == nil
 }
 
 // streamSource is a stream's subscription together with its place in the

@@ -27,7 +27,7 @@ const (
 type Minute struct {
 	// Time is the start of the minute.
 	Time time.Time `json:"time"`
-	// OpenStreams is the most streams (sse and poll) open at once in it.
+	// OpenStreams is the most streams (sse, ws and poll) open at once in it.
 	OpenStreams float64 `json:"open_streams"`
 	Events      float64 `json:"events"`
 	Delivered   float64 `json:"delivered"`

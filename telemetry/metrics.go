@@ -22,12 +22,23 @@ const (
 	ReasonShutdown     = "shutdown"
 	ReasonTokenExpired = "token_expired"
 	ReasonWriteError   = "write_error"
+	// ReasonPolicy ends a WebSocket whose client broke the protocol's
+	// rules: a message too big, too many, or not one the hub reads.
+	ReasonPolicy = "policy_violation"
 )
 
 // Transports, the values of the transport label.
 const (
 	TransportSSE  = "sse"
 	TransportPoll = "poll"
+	TransportWS   = "ws"
+)
+
+// transports are the values of the transport label, and streaming the
+// ones whose ends are counted by reason (a long poll ends by answering).
+var (
+	transports = []string{TransportSSE, TransportWS, TransportPoll}
+	streaming  = []string{TransportSSE, TransportWS}
 )
 
 // Counters is what the hub counts itself; Metrics reads it through a
@@ -96,7 +107,7 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 		connects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sseguard_connects_total",
 			Help: "Streams and long polls started, by transport."}, []string{"transport"}),
 		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sseguard_disconnects_total",
-			Help: "Streams ended, by reason."}, []string{"reason"}),
+			Help: "Streams (SSE and WebSocket) ended, by transport and reason."}, []string{"transport", "reason"}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sseguard_replayed_events_total",
 			Help: "Events sent from history after a reconnect (Last-Event-ID) or a poll."}),
 		resets: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sseguard_replay_resets_total",
@@ -134,16 +145,19 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 		counter("sseguard_delivered_bytes_total", "Bytes of events handed to subscribers.", func(c Counters) uint64 { return c.DeliveredBytes }),
 		counter("sseguard_slow_consumer_cutoffs_total", "Subscribers cut off for falling behind.", func(c Counters) uint64 { return c.CutOff }),
 	)
-	for _, t := range []string{TransportSSE, TransportPoll} {
+	for _, t := range transports {
 		m.openStreams.WithLabelValues(t)
 		m.connects.WithLabelValues(t)
 	}
 	for _, op := range []string{"append", "read"} {
 		m.storeLatency.WithLabelValues(op)
 	}
-	for _, r := range []string{ReasonClientGone, ReasonCutOff, ReasonShutdown, ReasonTokenExpired, ReasonWriteError} {
-		m.disconnects.WithLabelValues(r)
+	for _, t := range streaming {
+		for _, r := range []string{ReasonClientGone, ReasonCutOff, ReasonShutdown, ReasonTokenExpired, ReasonWriteError} {
+			m.disconnects.WithLabelValues(t, r)
+		}
 	}
+	m.disconnects.WithLabelValues(TransportWS, ReasonPolicy)
 	return m
 }
 
@@ -157,8 +171,8 @@ func (m *Metrics) Connected(transport string) (ended func(reason string)) {
 	return func(reason string) {
 		once.Do(func() {
 			g.Dec()
-			if transport == TransportSSE {
-				m.disconnects.WithLabelValues(reason).Inc()
+			if slices.Contains(streaming, transport) {
+				m.disconnects.WithLabelValues(transport, reason).Inc()
 			}
 		})
 	}
@@ -322,7 +336,7 @@ func (m *Metrics) tick(now time.Time) {
 		st.Log = []LogLine{}
 	}
 	m.mu.Unlock()
-	for _, t := range []string{TransportSSE, TransportPoll} {
+	for _, t := range transports {
 		st.OpenStreams[t] = gaugeValue(m.openStreams.WithLabelValues(t))
 	}
 	b, _ := json.Marshal(st)

@@ -165,7 +165,7 @@ func (c *conformance) do(req *http.Request) *answer {
 		c.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	a := &answer{status: resp.StatusCode, header: resp.Header}
-	if mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); mt == "text/event-stream" {
+	if mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); mt == "text/event-stream" || resp.StatusCode == http.StatusSwitchingProtocols {
 		a.stream = resp.Body // the head is what is validated
 		return a
 	}
@@ -333,6 +333,34 @@ func TestResponsesConform(t *testing.T) {
 		c.check(c.req("HEAD", "/events?topic=news", "", h(bearer(reader), []string{"Accept", "*/*"})...), 406, "")
 	})
 
+	t.Run("heartbeat", func(t *testing.T) {
+		c.check(c.req("GET", "/events?topic=news&heartbeat=event", "", h(sse, bearer(reader))...), 200, "")
+		c.check(c.req("GET", "/events?topic=news&heartbeat=comment", "", h(sse, bearer(reader))...), 400, policy.CodeBadRequest)
+	})
+
+	t.Run("websocket", func(t *testing.T) {
+		upgrade := []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+		cookie := func(tok string) []string { return []string{"Cookie", auth.DefaultCookie + "=" + tok} }
+		c.check(c.req("GET", "/ws?topic=news&lastEventId="+first, "", h(upgrade, bearer(reader), []string{"Origin", appOrigin})...), 101, "")
+		c.check(c.req("GET", "/ws?topic=news", "", h(upgrade, cookie(reader), []string{"Origin", c.base})...), 101, "")
+		c.check(c.req("GET", "/ws?topic=news", "", bearer(reader)...), 400, policy.CodeBadRequest)
+		c.check(c.req("GET", "/ws?topic=news&after=a&lastEventId=b", "", h(upgrade, bearer(reader))...), 400, policy.CodeBadRequest)
+		c.check(c.req("GET", "/ws?topic=news", "", upgrade...), 401, policy.CodeTokenMissing)
+		c.check(c.req("GET", "/ws?topic=news", "", h(upgrade, bearer(expired))...), 401, policy.CodeTokenExpired)
+		c.check(c.req("GET", "/ws?topic=secret", "", h(upgrade, bearer(reader))...), 403, policy.CodeTopicForbidden)
+		c.check(c.req("GET", "/ws?topic=news", "", h(upgrade, cookie(reader), []string{"Origin", evilOrigin})...), 403, policy.CodeOriginForbidden)
+		c.check(c.req("GET", "/ws?topic=news", "", h(upgrade, cookie(reader))...), 403, policy.CodeOriginForbidden)
+		wsLimited := c.token("ws-limited", auth.Permissions{Subscribe: []string{"news"}})
+		for range 2 {
+			a := c.do(c.req("GET", "/ws?topic=news", "", h(upgrade, bearer(wsLimited))...))
+			if a.stream == nil {
+				t.Fatalf("socket refused: %d %s", a.status, a.body)
+			}
+			defer a.stream.Close()
+		}
+		c.check(c.req("GET", "/ws?topic=news", "", h(upgrade, bearer(wsLimited))...), 429, policy.CodeTooManyStreams)
+	})
+
 	t.Run("preflight", func(t *testing.T) {
 		for path, method := range map[string]string{"/events": "GET", "/api/poll": "GET", "/api/publish": "POST"} {
 			c.check(c.req("OPTIONS", path, "", "Origin", appOrigin, "Access-Control-Request-Method", method), 204, "")
@@ -419,6 +447,8 @@ func TestResponsesConform(t *testing.T) {
 		for _, asset := range []string{"/app.js", "/app.css", "/favicon.svg", "/dashboard.js"} {
 			c.check(c.req("GET", asset, ""), 200, "")
 		}
+		c.check(c.req("GET", "/sseguard.js", ""), 200, "")
+		c.check(c.req("HEAD", "/sseguard.js", ""), 200, "")
 		c.check(c.req("GET", "/nope", ""), 404, policy.CodeNotFound)
 
 		cookie := func(tok string) []string { return []string{"Cookie", server.DashboardCookie + "=" + tok} }
