@@ -557,7 +557,7 @@ func TestProfileFor(t *testing.T) {
 			if err := c.TLS.Validate("tls"); err != nil {
 				t.Fatal(err)
 			}
-			p := c.Policy.ProfileFor(c.TLS)
+			p := c.Policy.ProfileFor(c.TLS, c.CORS)
 			if p == tt.base {
 				t.Error("ProfileFor returned the shared profile, not a copy")
 			}

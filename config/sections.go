@@ -47,11 +47,12 @@ func (p *Policy) Validate(prefix string) error {
 }
 
 // ProfileFor returns a copy of the header profile that profile names,
-// with the accept key and the TLS section's HSTS applied, for the caller to change (serve sets its
+// with the accept key, the TLS section's HSTS and the CORS allowlist (who
+// may read refusals) applied, for the caller to change (serve sets its
 // poll fallback on it, for instance: ProfileFor sets none). It expects a
 // validated section: an unknown profile gives strict, and an unknown
 // accept value is ignored.
-func (p Policy) ProfileFor(t TLS) *policy.Profile {
+func (p Policy) ProfileFor(t TLS, cors CORS) *policy.Profile {
 	base, err := policy.Lookup(p.Profile)
 	if err != nil {
 		base = policy.Strict
@@ -59,6 +60,7 @@ func (p Policy) ProfileFor(t TLS) *policy.Profile {
 	c := base.Clone()
 	_ = ApplyAccept(c, p.Accept) // validated
 	c.SetHSTS(t.HSTSValue())
+	c.RefusalOrigins = slices.Clone(cors.AllowedOrigins)
 	return c
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -69,8 +70,9 @@ func CheckOrigin(w http.ResponseWriter, r *http.Request, global, principal []str
 }
 
 // IsSameOrigin reports whether origin is the origin r was sent to:
-// scheme, host and port equal (the scheme from the connection, the host
-// from the Host header).
+// scheme, host and port equal (the scheme from the connection, or the one
+// a trusted proxy reported, see WithClientScheme; the host from the Host
+// header).
 func IsSameOrigin(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	if err != nil || u.Path != "" || u.User != nil {
@@ -79,6 +81,9 @@ func IsSameOrigin(r *http.Request, origin string) bool {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
+	}
+	if s, ok := r.Context().Value(schemeKey{}).(string); ok {
+		scheme = s
 	}
 	return strings.EqualFold(u.Scheme, scheme) && strings.EqualFold(hostPort(u.Host, scheme), hostPort(r.Host, scheme))
 }
@@ -120,4 +125,18 @@ func applyCORS(h http.Header, origin string) {
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Expose-Headers", CORSExposeHeaders)
 	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+}
+
+type schemeKey struct{}
+
+// WithClientScheme records the scheme the client used, "http" or "https",
+// as a proxy that ends TLS in front reports it (X-Forwarded-Proto), for
+// IsSameOrigin: behind such a proxy the connection the server sees is
+// plain HTTP while the page's origin is https. Only a server that trusts
+// the peer that sent the report may call it; other values are ignored.
+func WithClientScheme(ctx context.Context, scheme string) context.Context {
+	if scheme != "http" && scheme != "https" {
+		return ctx
+	}
+	return context.WithValue(ctx, schemeKey{}, scheme)
 }

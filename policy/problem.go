@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -186,10 +187,20 @@ func WriteProblem(w http.ResponseWriter, r *http.Request, prob *Problem) {
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	if e := findEnforcer(w); e != nil {
 		e.problemCode = prob.Code
-		e.corsOrigin = "" // a refusal is never readable cross-origin
+		e.corsOrigin = refusalOrigin(r) // readable only by an allowed origin
 	}
 	w.WriteHeader(prob.Status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// refusalOrigin returns the Origin of r when r's profile lets it read
+// refusals (Profile.RefusalOrigins), else "".
+func refusalOrigin(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	if origin == "" || !slices.Contains(FromContext(r.Context()).RefusalOrigins, origin) {
+		return ""
+	}
+	return origin
 }

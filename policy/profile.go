@@ -82,6 +82,13 @@ type Profile struct {
 	// member of stream refusals. Empty means none is offered.
 	Fallback string
 
+	// RefusalOrigins may read refusals cross-origin: serve and proxy set
+	// their global CORS allowlist here, so that a page of an allowed
+	// origin can tell a 401 or 403 from a network failure (and stop), or
+	// read Retry-After and fallback. A refusal is never readable by any
+	// other origin. Empty: refusals are same-origin only.
+	RefusalOrigins []string
+
 	// Observe, when set, is called once per response that Middleware or
 	// Harden saw written, with its status and, for a problem, its code
 	// (empty otherwise). Servers count refusals with it.
@@ -195,6 +202,7 @@ func (p *Profile) Clone() *Profile {
 	c.JSON = append([]Header(nil), p.JSON...)
 	c.Problem = append([]Header(nil), p.Problem...)
 	c.Page = append([]Header(nil), p.Page...)
+	c.RefusalOrigins = append([]string(nil), p.RefusalOrigins...)
 	return &c
 }
 

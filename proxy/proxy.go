@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	}
 	p := &Proxy{
 		cfg:         &c,
-		profile:     c.Policy.ProfileFor(c.TLS),
+		profile:     c.Policy.ProfileFor(c.TLS, c.CORS),
 		log:         log,
 		lim:         newLimiter(c.DriftLogInterval.D()),
 		reg:         telemetry.NewRegistry(),

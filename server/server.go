@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +77,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		v = &auth.Verifier{}
 	}
 	cfg = withDefaults(cfg)
-	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.Policy.ProfileFor(cfg.TLS)}
+	s := &Server{cfg: cfg, hub: h, auth: v, log: log, profile: cfg.Policy.ProfileFor(cfg.TLS, cfg.CORS)}
 	s.profile.Fallback = "/api/poll"
 	s.guard = newGuard(cfg)
 	s.history = newHistoryBudget(cfg.Stream.ReplayBytes, cfg.Stream.QueueBytes, cfg.Publish.MaxDataBytes, cfg.Stream.WriteTimeout.D())
@@ -148,6 +149,11 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		}
 		if len(r.Header["X-Forwarded-For"]) > 0 {
 			s.checkForwarded(r)
+		}
+		if proto := r.Header.Get("X-Forwarded-Proto"); proto != "" && s.guard.isTrusted(peerAddr(r)) {
+			// Behind a trusted proxy that ends TLS, the page's origin is
+			// https although this connection is not (the /ws Origin check).
+			r = r.WithContext(policy.WithClientScheme(r.Context(), strings.ToLower(proto)))
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -697,3 +697,42 @@ func TestWSUnansweredPingCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestWSSameOriginBehindTLSProxy: behind a proxy that ends TLS, the page's
+// origin is https while the hub's connection is plain: the hub takes the
+// scheme from X-Forwarded-Proto only when the peer is a trusted proxy, so
+// the same-origin page's socket is upgraded there, and a client that is
+// no proxy cannot claim https for itself.
+func TestWSSameOriginBehindTLSProxy(t *testing.T) {
+	victim := token(t, auth.Permissions{Subscribe: []string{"*"}}, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tt := range []struct {
+		name    string
+		trusted []string
+		status  int
+	}{
+		{"from a trusted proxy", []string{"127.0.0.1/32"}, 101},
+		{"from a peer that is no trusted proxy", nil, 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := start(t, func(c *config.Config) { c.Limits.TrustedProxies = tt.trusted }, nil)
+			origin := "https://" + strings.TrimPrefix(ts.base, "http://")
+			hdr := http.Header{"Cookie": {auth.DefaultCookie + "=" + victim}, "Origin": {origin}, "X-Forwarded-Proto": {"https"}}
+			c, res, err := websocket.Dial(ctx, ts.wsURL("topic=secret"), &websocket.DialOptions{HTTPHeader: hdr})
+			if tt.status == 101 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				c.CloseNow()
+				return
+			}
+			if err == nil {
+				c.CloseNow()
+				t.Fatal("upgraded")
+			}
+			defer res.Body.Close()
+			assertProblem(t, res, tt.status, policy.CodeOriginForbidden)
+		})
+	}
+}

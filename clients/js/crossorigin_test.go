@@ -154,3 +154,39 @@ func seenTwice(s []string) bool {
 	}
 	return false
 }
+
+// TestBrowserRefusalOnAnotherOrigin: a refusal to an allowed origin is
+// readable there (the hub's CORS allowlist may read refusals), so the
+// client stops with the problem's code instead of taking it for a broken
+// transport and stepping down: here an allowed origin that may not read
+// anonymous topics gets 403 origin_forbidden.
+func TestBrowserRefusalOnAnotherOrigin(t *testing.T) {
+	a := startApp(t)
+	h := newHub(t, func(c *config.Config) { c.CORS.AllowedOrigins = []string{a.Origin} })
+	a.setHub(h.addr)
+	ctx := browser.New(t, 2*time.Minute)
+	url := fmt.Sprintf("%s/?hub=%s&transports=sse,ws,poll", a.Origin, h.URL)
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	var s appState
+	if !eventually.Wait(30*time.Second, func() bool {
+		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`JSON.stringify({got: window.got || [], errors: window.errors || [], switches: window.switches || [], state: window.sub ? window.sub.readyState : ''})`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(raw), &s); err != nil {
+			t.Fatal(err)
+		}
+		return s.State == "closed"
+	}) {
+		t.Fatalf("the subscription did not stop: %+v", s)
+	}
+	if len(s.Errors) != 1 || s.Errors[0]["error"] != "origin_forbidden" || s.Errors[0]["fatal"] != true {
+		t.Errorf("errors %v, want one fatal origin_forbidden", s.Errors)
+	}
+	if !slices.Equal(s.Switches, []string{"sse"}) || len(s.Got) != 0 {
+		t.Errorf("switches %q, got %q: want it to stop on SSE with nothing", s.Switches, s.Got)
+	}
+}
