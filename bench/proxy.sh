@@ -70,10 +70,13 @@ sseguard)
   ;;
 nginx)
   [ -x "$nginx" ] || { echo "nginx not found at $nginx (set NGINX_BIN)" >&2; exit 2; }
+  # nginx cannot listen on port 0: a port below the ephemeral range
+  # that no socket uses.
+  lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
   port=
   for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    if [ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ]; then port=$p; break; fi
+    p=$((10000 + RANDOM % (lo - 10000)))
+    if [ -z "$(ss -Htan "sport = :$p" 2>/dev/null)" ]; then port=$p; break; fi
   done
   [ -n "$port" ] || { echo "no free port" >&2; exit 1; }
   mkdir -p "$dir/ngx"
@@ -81,10 +84,10 @@ nginx)
 daemon off;
 master_process off;
 worker_processes 1;
-worker_rlimit_nofile $((2 * count + 512));
+worker_rlimit_nofile $((3 * count + 1536));
 pid $dir/ngx/nginx.pid;
 error_log $dir/ngx/error.log warn;
-events { worker_connections $((2 * count + 256)); }
+events { worker_connections $((3 * count + 1024)); }
 http {
     access_log off;
     client_body_temp_path $dir/ngx/client_body;
@@ -142,4 +145,10 @@ EOF
   exit 2
   ;;
 esac
-"$bin" bench "$addr" --streams "$count" --pid "$front" "$@"
+rc=0
+"$bin" bench "$addr" --streams "$count" --pid "$front" "$@" || rc=$?
+if [ "$which" = nginx ] && [ -s "$dir/ngx/error.log" ]; then
+  echo "nginx error.log (last lines):" >&2
+  tail -5 "$dir/ngx/error.log" >&2
+fi
+exit $rc
