@@ -191,7 +191,16 @@ func (p *Proxy) registerMetrics() {
 		Name: "sseguard_proxy_stream_ends_total",
 		Help: "Proxied streams that the upstream ended, by route and how: clean (at an event boundary), mid_event, or error.",
 	}, []string{"route", "how"})
-	p.reg.MustRegister(responses, p.m.upstreamErrors, p.m.heartbeats, p.m.streamEnds)
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sseguard_proxy_parked_streams",
+		Help: "Proxied streams parked on the epoll sets (no goroutine or buffer of their own).",
+	}, func() float64 {
+		if p.parker == nil {
+			return 0
+		}
+		return float64(p.parker.count())
+	})
+	p.reg.MustRegister(responses, p.m.upstreamErrors, p.m.heartbeats, p.m.streamEnds, parked)
 	p.profile.Observe = func(_ *http.Request, status int, code string) {
 		responses.WithLabelValues(strconv.Itoa(status), code).Inc()
 	}
@@ -205,7 +214,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.Se
 // sseguard_proxy_responses_total{status,code},
 // sseguard_proxy_upstream_errors_total{route,reason},
 // sseguard_proxy_heartbeats_total{result},
-// sseguard_proxy_stream_ends_total{route,how}, and the Go and process
+// sseguard_proxy_stream_ends_total{route,how},
+// sseguard_proxy_parked_streams, and the Go and process
 // collectors.
 func (p *Proxy) Metrics() http.Handler {
 	return telemetry.Handler(p.reg)

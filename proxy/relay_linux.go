@@ -95,6 +95,13 @@ func (k *parker) park(client, upstream net.Conn, chunked bool, r *relay) error {
 	return k.poller.Park(client, r, chunked, time.Time{})
 }
 
+// count returns how many streams are parked.
+func (k *parker) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.relays)
+}
+
 // close ends every parked stream at its next event boundary, waits for
 // them at most timeout, then cuts those left (their client gets the end of
 // the body where it is: an unfinished event is discarded) and stops.

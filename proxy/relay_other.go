@@ -27,3 +27,5 @@ func (*parker) park(client, upstream net.Conn, _ bool, _ *relay) error {
 }
 
 func (*parker) close(time.Duration) {}
+
+func (*parker) count() int { return 0 }
