@@ -68,11 +68,21 @@ func TestStreamsAreParked(t *testing.T) {
 		checkStreamHead(t, streams[i], policy.Strict)
 	}
 	waitMetric(t, tp, "sseguard_proxy_parked_streams", n)
-	stacks := goroutineStacks(t)
-	for _, frame := range []string{"proxy.(*Proxy).serve", "proxy.(*streamBody).pump", "net/http.(*persistConn).readLoop"} {
-		if c := strings.Count(stacks, frame); c > 0 {
-			t.Errorf("%d goroutines in %s: the streams are not parked", c, frame)
+	// The handlers return just after they parked their stream.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		stacks, busy := goroutineStacks(t), ""
+		for _, frame := range []string{"proxy.(*Proxy).serve", "proxy.(*streamBody).pump", "net/http.(*persistConn).readLoop"} {
+			if c := strings.Count(stacks, frame); c > 0 {
+				busy += fmt.Sprintf(" %d in %s", c, frame)
+			}
 		}
+		if busy == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines%s: the streams are not parked", busy)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition with a deadline
 	}
 	close(release)
 	for i, r := range streams {
