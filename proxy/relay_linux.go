@@ -168,6 +168,7 @@ type relay struct {
 	id       int32 // in k.up
 	notify   atomic.Pointer[func()]
 	readable atomic.Bool // epoll said so, and a read did not since find it empty
+	hup      atomic.Bool // epoll said the upstream hung up or failed
 	stop     atomic.Bool // shutdown: end at the next boundary
 	expired  atomic.Bool // the credentials ran out: end at the next boundary
 	closed   atomic.Bool
@@ -295,9 +296,18 @@ func (r *relay) read() (data []byte, eof bool, err error) {
 		for {
 			m, rerr := unix.Read(r.fd, buf)
 			switch {
-			case m > 0:
+			case m == len(buf):
 				n = m
-				r.readable.Store(true) // perhaps more: the next Pull reads until EAGAIN
+				r.readable.Store(true) // perhaps more: the next Pull reads on
+			case m > 0:
+				// A short read took all there was; bytes arriving after it
+				// make epoll report the socket again, as it reports every
+				// arrival. That saves a read that would find nothing, unless
+				// the upstream hung up: its end may be waiting behind.
+				n = m
+				if r.hup.Load() {
+					r.readable.Store(true)
+				}
 			case errors.Is(rerr, unix.EINTR):
 				continue
 			case errors.Is(rerr, unix.EAGAIN):
@@ -483,7 +493,10 @@ func (u *upPoller) loop() {
 			r := u.relays[ev.Fd]
 			u.mu.Unlock()
 			if r != nil {
-				r.wake(true) // readable, hung up or failed: the read says which
+				if ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+					r.hup.Store(true)
+				}
+				r.wake(true) // the read says what happened
 			}
 		}
 	}
