@@ -71,6 +71,9 @@ func (p *Proxy) parkStream(ex *exchange, res *http.Response, expires time.Time) 
 	}
 	w.WriteHeader(res.StatusCode)
 	err := w.FlushError()
+	// A deadline left on the connection would keep a timer, and through it
+	// this request, alive for write_timeout after the stream is parked.
+	w.done()
 	var nc net.Conn
 	if err == nil {
 		nc, _, err = http.NewResponseController(w).Hijack()
