@@ -15,6 +15,7 @@ import (
 
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/proxy"
 )
 
 // waitMetric polls the proxy's metric until it equals want, for at most
@@ -192,5 +193,29 @@ func TestParkedHTTP10Client(t *testing.T) {
 	body, err := io.ReadAll(res.Body)
 	if err != nil || string(body) != "data: a\n\n" {
 		t.Fatalf("body %q, err %v", body, err)
+	}
+}
+
+// On an auto route, a request that asks for an event stream gets a
+// connection of its own upstream; when the upstream answers with
+// something else, the answer is proxied as before, and not parked.
+func TestOwnUpstreamConnectionServesOtherAnswers(t *testing.T) {
+	up := upstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"ok":true}`)
+	})
+	tp := startProxy(t, &proxy.Config{Upstream: up.URL})
+	r := rawGet(t, tp.addr, "/anything", "Accept: text/event-stream, application/json")
+	if r.code() != 200 {
+		t.Fatalf("status %d", r.code())
+	}
+	if got := r.values("Content-Type"); !slices.Equal(got, []string{"application/json"}) {
+		t.Errorf("Content-Type %q", got)
+	}
+	if body := r.readAll(5 * time.Second); body != `{"ok":true}` || !r.clean {
+		t.Errorf("body %q (clean %v)", body, r.clean)
+	}
+	if n := tp.metric(t, "sseguard_proxy_parked_streams"); n != 0 {
+		t.Errorf("parked %v, want 0", n)
 	}
 }
