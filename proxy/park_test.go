@@ -2,8 +2,10 @@ package proxy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -217,5 +219,48 @@ func TestOwnUpstreamConnectionServesOtherAnswers(t *testing.T) {
 	}
 	if n := tp.metric(t, "sseguard_proxy_parked_streams"); n != 0 {
 		t.Errorf("parked %v, want 0", n)
+	}
+}
+
+// A parked stream whose upstream stalls inside an event at shutdown gets
+// until shutdown_timeout to reach a boundary, then is ended where it is:
+// the client's body ends cleanly, the unfinished event without a blank
+// line (so the client discards it), and Serve returns.
+func TestShutdownCutsStalledParkedStream(t *testing.T) {
+	up := rawUpstream(t, func(conn net.Conn, _ *http.Request, done <-chan struct{}) {
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		writeChunk(conn, "data: one\n\ndata: tw")
+		<-done
+	})
+	cfg := baseConfig(up)
+	cfg.ShutdownTimeout = config.Duration(300 * time.Millisecond)
+	px, err := proxy.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- px.Serve(ctx, ln, nil) }()
+	r := rawGet(t, ln.Addr().String(), "/events", "Accept: text/event-stream")
+	r.readUntil(func(b string) bool { return strings.HasSuffix(b, "data: tw") }, 5*time.Second)
+	start := time.Now()
+	cancel()
+	if body := r.readAll(10 * time.Second); body != "data: one\n\ndata: tw" || !r.clean {
+		t.Errorf("body %q (clean %v), want the bytes so far and the body's end", body, r.clean)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return 10 s after the shutdown began")
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("the stalled stream was cut after %s, before the 300 ms shutdown timeout", d)
 	}
 }
