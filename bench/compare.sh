@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures one hub with sseguard bench, each hub in a process of its own on
 # loopback, so runs of sseguard and of the naive reference hub can be put
-# side by side (docs/benchmarks.md).
+# side by side (docs/benchmarks.md). bench/proxy.sh does the same for
+# sseguard proxy and nginx in front of the naive hub.
 #
 # usage: bench/compare.sh sseguard|naive STREAMS [bench flags...]
 #        bench/compare.sh replay STALLED [bench flags...]

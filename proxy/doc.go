@@ -43,6 +43,13 @@
 //     a token ends at the token's exp plus the leeway, at an event
 //     boundary, with "retry: 0".
 //
+// An HTTP/1.x stream over plain TCP is parked once its head is written, as
+// the hub parks its own (package internal/park): the client's connection is
+// hijacked onto the hub's epoll set, the upstream's (opened for this stream
+// alone) onto one of the proxy's, and a writer goroutine per CPU relays
+// bytes between them, so that an idle stream holds no goroutine and no
+// buffer. Every rule above holds for parked streams unchanged.
+//
 // Package proxy does not serve events itself (package server does) and
 // does not cache, retry, load-balance or tunnel WebSocket upgrades.
 package proxy

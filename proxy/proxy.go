@@ -36,6 +36,7 @@ type Proxy struct {
 	stopJWKS  func()
 	leeway    time.Duration // tolerated past a token's exp, as the verifier does
 	transport *http.Transport
+	parker    *parker // nil where streams cannot be parked
 	rp        *httputil.ReverseProxy
 	handler   http.Handler
 	log       *slog.Logger
@@ -60,7 +61,8 @@ type route struct {
 	target    *url.URL
 	fold      string // the prefix as loosePath reads it
 	respAllow map[string]bool
-	methods   []string // what preflights may ask for
+	methods   []string     // what preflights may ask for
+	hooks     *streamHooks // of its parked streams
 }
 
 // exchange is one proxied request's state, shared by the edge handler,
@@ -73,6 +75,10 @@ type exchange struct {
 	cancel    context.CancelFunc // cancels the upstream request
 	hop       http.Header        // connection-specific headers the upstream sent
 	body      *bodyReader        // the request body, nil when there is none
+	// w is the client's writer when the stream may be parked (an HTTP/1.x
+	// GET over plain TCP, with a parker): streamTransport then makes the
+	// upstream request on a connection of its own.
+	w *clientWriter
 }
 
 type exchangeKey struct{}
@@ -117,6 +123,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	slices.SortStableFunc(p.routes, func(a, b *route) int { return len(b.Prefix) - len(a.Prefix) })
 
 	p.registerMetrics()
+	for _, rt := range p.routes {
+		rt.hooks = p.parkHooks(rt)
+	}
 	p.drift = &driftReporter{log: log, lim: p.lim, counter: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sseguard_proxy_header_drift_total",
 		Help: "Upstream response headers that differed from the policy, by header (a fixed list, else other) and kind.",
@@ -132,8 +141,9 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	dialer := &net.Dialer{Timeout: c.DialTimeout.D(), KeepAlive: 30 * time.Second}
 	p.transport = &http.Transport{
-		DialContext:            (&net.Dialer{Timeout: c.DialTimeout.D(), KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            dialer.DialContext,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           100,
 		MaxIdleConnsPerHost:    100,
@@ -148,13 +158,19 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      snapshotTransport{p.transport},
+		Transport:      snapshotTransport{&streamTransport{next: p.transport, dialer: dialer, headerTimeout: c.HeaderTimeout.D()}},
 		FlushInterval:  -1,
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.proxyError,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	p.handler = policy.Harden(p.profile, policy.WithLogger(log))(http.HandlerFunc(p.serve))
+	// Streams are parked, as the hub parks its own: no goroutine and no
+	// buffer per idle stream, on either side.
+	if p.parker, err = newParker(c.Heartbeat.D(), c.WriteTimeout.D()); err != nil {
+		log.Debug("proxied streams will not be parked", "err", err)
+		p.parker = nil
+	}
 	return p, nil
 }
 
@@ -175,7 +191,16 @@ func (p *Proxy) registerMetrics() {
 		Name: "sseguard_proxy_stream_ends_total",
 		Help: "Proxied streams that the upstream ended, by route and how: clean (at an event boundary), mid_event, or error.",
 	}, []string{"route", "how"})
-	p.reg.MustRegister(responses, p.m.upstreamErrors, p.m.heartbeats, p.m.streamEnds)
+	parked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sseguard_proxy_parked_streams",
+		Help: "Proxied streams parked on the epoll sets (no goroutine or buffer of their own).",
+	}, func() float64 {
+		if p.parker == nil {
+			return 0
+		}
+		return float64(p.parker.count())
+	})
+	p.reg.MustRegister(responses, p.m.upstreamErrors, p.m.heartbeats, p.m.streamEnds, parked)
 	p.profile.Observe = func(_ *http.Request, status int, code string) {
 		responses.WithLabelValues(strconv.Itoa(status), code).Inc()
 	}
@@ -189,7 +214,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.handler.Se
 // sseguard_proxy_responses_total{status,code},
 // sseguard_proxy_upstream_errors_total{route,reason},
 // sseguard_proxy_heartbeats_total{result},
-// sseguard_proxy_stream_ends_total{route,how}, and the Go and process
+// sseguard_proxy_stream_ends_total{route,how},
+// sseguard_proxy_parked_streams, and the Go and process
 // collectors.
 func (p *Proxy) Metrics() http.Handler {
 	return telemetry.Handler(p.reg)
@@ -200,11 +226,19 @@ func (p *Proxy) Metrics() http.Handler {
 // that the rate limit held back. Call it when shutting down, before
 // http.Server.Shutdown, so that streams let the server stop. Serve calls it
 // itself. It is safe to call more than once.
+//
+// Parked streams (HTTP/1.x over plain TCP, which the server no longer
+// tracks) end at their next event boundary too: Close waits for them at
+// most Config.ShutdownTimeout, then ends those still inside an event
+// where they are (the client discards the unfinished event).
 func (p *Proxy) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.stopStreams)
 		p.stopJWKS()
 		p.transport.CloseIdleConnections()
+		if p.parker != nil {
+			p.parker.close(p.cfg.ShutdownTimeout.D())
+		}
 		p.lim.close()
 	})
 	return nil
@@ -237,7 +271,9 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	return hs.Serve(ctx, ln)
+	err = hs.Serve(ctx, ln)
+	_ = p.Close() // parked streams are not the server's: wait for them too
+	return err
 }
 
 // serve runs the edge checks, then forwards. It runs inside policy.Harden,
@@ -301,6 +337,9 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	ex.in = r
 	cw := &clientWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: p.cfg.WriteTimeout.D()}
 	defer cw.done()
+	if p.parker != nil && r.ProtoMajor == 1 && r.TLS == nil && r.Method == http.MethodGet && canHijack(w) {
+		ex.w = cw
+	}
 	p.rp.ServeHTTP(cw, r)
 }
 

@@ -66,25 +66,22 @@ func (p *Proxy) modifyResponse(res *http.Response) error {
 	}
 	if known && kind == policy.KindStream {
 		res.ContentLength = -1
-		sb := newStreamBody(res.Body, ex.cancel, p.cfg.Heartbeat.D())
-		sb.stop = p.stopStreams
+		var expires time.Time
 		if pr := ex.principal; pr != nil && !pr.Expires.IsZero() {
 			// The hub ends a stream at exp; the proxy, which accepts a token
 			// until exp plus the leeway, ends it there.
-			sb.expires = pr.Expires.Add(p.leeway)
-			sb.onExpire = func() {
-				p.log.LogAttrs(in.Context(), slog.LevelDebug, "token expired: ending the stream at the next event boundary",
-					slog.String("route", rt.Prefix))
-			}
+			expires = pr.Expires.Add(p.leeway)
 		}
-		sb.onBeat = func(sent bool) {
-			if sent {
-				p.m.heartbeats.WithLabelValues("sent").Inc()
-				return
-			}
-			p.m.heartbeats.WithLabelValues("skipped_mid_event").Inc()
-			p.log.LogAttrs(in.Context(), slog.LevelDebug, "heartbeat skipped: upstream stalled mid-event", slog.String("route", rt.Prefix))
+		if !decoded && p.parkStream(ex, res, expires) {
+			return errParked
 		}
+		sb := newStreamBody(res.Body, ex.cancel, p.cfg.Heartbeat.D())
+		sb.stop = p.stopStreams
+		if !expires.IsZero() {
+			sb.expires = expires
+			sb.onExpire = func() { p.expired(in.Context(), rt) }
+		}
+		sb.onBeat = func(sent bool) { p.beat(in.Context(), rt, sent) }
 		sb.onEnd = func(mid bool, err error) { p.streamEnded(in, rt, mid, err) }
 		res.Body = sb
 	}
@@ -363,6 +360,9 @@ func isTokenList(s string) bool {
 // a refusal from modifyResponse, a body too large, a timeout (504) or any
 // other transport failure (502), and logs it, rate-limited per route.
 func (p *Proxy) proxyError(w http.ResponseWriter, out *http.Request, err error) {
+	if errors.Is(err, errParked) {
+		return
+	}
 	ex := exchangeFrom(out.Context())
 	in := ex.in
 	var ue *upstreamError
@@ -419,12 +419,19 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// streamEnded records how the upstream ended a stream.
+// streamEnded records how the upstream ended a stream served from its
+// handler.
 func (p *Proxy) streamEnded(in *http.Request, rt *route, mid bool, err error) {
+	if in.Context().Err() != nil {
+		return // the client left or the proxy is stopping: not the upstream's doing
+	}
+	p.upstreamEnded(rt, mid, err)
+}
+
+// upstreamEnded records how the upstream ended a stream.
+func (p *Proxy) upstreamEnded(rt *route, mid bool, err error) {
 	how := "clean"
 	switch {
-	case in.Context().Err() != nil:
-		return // the client left or the proxy is stopping: not the upstream's doing
 	case mid:
 		how = "mid_event"
 	case err != nil:
@@ -443,7 +450,7 @@ func (p *Proxy) streamEnded(in *http.Request, rt *route, mid bool, err error) {
 		if mid {
 			msg = "upstream ended the stream mid-event; the client discards the unfinished event"
 		}
-		p.log.LogAttrs(in.Context(), slog.LevelWarn, msg, attrs...)
+		p.log.LogAttrs(context.Background(), slog.LevelWarn, msg, attrs...)
 	}
 	if n, ok := p.lim.allow("end\x00"+rt.Prefix+"\x00"+how, logLine); ok {
 		logLine(n)

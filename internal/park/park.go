@@ -73,6 +73,18 @@ type Source interface {
 	Close()
 }
 
+// HeartbeatGate is implemented by a Source whose bytes may stop inside an
+// event, such as a relay of another server's stream: a heartbeat there
+// would cut the event in two. When a stream of such a source is due a
+// heartbeat (idle for Options.Heartbeat, nothing pending), the Poller asks
+// HeartbeatDue, with the stream's lock held, and writes the heartbeat only
+// when it returns true; it asks again at its next check (about every
+// second) for as long as the stream stays idle. A Source that does not
+// implement it gets every heartbeat due.
+type HeartbeatGate interface {
+	HeartbeatDue() bool
+}
+
 // Options configure a Poller. Zero values mean the documented defaults.
 type Options struct {
 	// Heartbeat is the idle time after which a stream gets Comment. Zero

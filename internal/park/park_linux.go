@@ -434,11 +434,18 @@ func (c *Conn) heartbeatOrExpire(now time.Time) {
 	case c.expires != 0 && now.UnixNano() >= c.expires:
 		c.finishing = true
 		c.pending = c.frame(c.pending, [][]byte{c.p.opts.ExpiredRetry}, true)
-	case len(c.pending) == 0:
+	case len(c.pending) == 0 && c.beatAllowed():
 		c.pending = c.frame(c.pending, [][]byte{c.p.opts.Comment}, false)
 	}
 	c.mu.Unlock()
 	c.flush()
+}
+
+// beatAllowed asks the source whether a heartbeat may go now; see
+// HeartbeatGate. c.mu is held.
+func (c *Conn) beatAllowed() bool {
+	g, ok := c.src.(HeartbeatGate)
+	return !ok || g.HeartbeatDue()
 }
 
 // frame appends parts to dst in the stream's framing: one chunk for all

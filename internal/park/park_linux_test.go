@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,6 +68,14 @@ func (f *fakeSource) cutOff() {
 // stream's body and the server's source.
 func parked(t *testing.T, opts Options, chunked bool) (*Poller, *fakeSource, *bufio.Reader, net.Conn) {
 	t.Helper()
+	src := newSource()
+	p, body, client := parkedSource(t, opts, chunked, src)
+	return p, src, body, client
+}
+
+// parkedSource is parked with a source of the test's.
+func parkedSource(t *testing.T, opts Options, chunked bool, src Source) (*Poller, *bufio.Reader, net.Conn) {
+	t.Helper()
 	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +103,6 @@ func parked(t *testing.T, opts Options, chunked bool) (*Poller, *fakeSource, *bu
 	if _, err := io.WriteString(srv, head); err != nil {
 		t.Fatal(err)
 	}
-	src := newSource()
 	if err := p.Park(srv, src, chunked, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +111,7 @@ func parked(t *testing.T, opts Options, chunked bool) (*Poller, *fakeSource, *bu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, src, bufio.NewReader(res.Body), client
+	return p, bufio.NewReader(res.Body), client
 }
 
 func readLine(t *testing.T, br *bufio.Reader) string {
@@ -145,6 +153,45 @@ func TestParkedStreamHeartbeat(t *testing.T) {
 			t.Fatalf("heartbeat line %q", got)
 		}
 		readLine(t, body)
+	}
+}
+
+// gatedSource is a fakeSource that allows heartbeats only when told to.
+type gatedSource struct {
+	*fakeSource
+	allow atomic.Bool
+	asked chan struct{}
+}
+
+func (g *gatedSource) HeartbeatDue() bool {
+	select {
+	case g.asked <- struct{}{}:
+	default:
+	}
+	return g.allow.Load()
+}
+
+// A source that may stop mid-event decides when a heartbeat goes: none
+// while it says no (the event pushed after two refusals is the first
+// thing the client reads), then one once it says yes.
+func TestHeartbeatGate(t *testing.T) {
+	src := &gatedSource{fakeSource: newSource(), asked: make(chan struct{})}
+	_, body, _ := parkedSource(t, Options{Heartbeat: 20 * time.Millisecond}, true, src)
+	for range 2 {
+		select {
+		case <-src.asked:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the poller did not ask the gate within 10 s")
+		}
+	}
+	src.push("data: x\n\n")
+	if got := readLine(t, body); got != "data: x\n" {
+		t.Fatalf("first line %q: a heartbeat went through a closed gate", got)
+	}
+	readLine(t, body)
+	src.allow.Store(true)
+	if got := readLine(t, body); got != ": keep-alive\n" {
+		t.Fatalf("line %q, want the heartbeat the gate allowed", got)
 	}
 }
 
