@@ -164,7 +164,7 @@ func TestPublishRefusesUnsafeType(t *testing.T) {
 	if _, err := h.Publish(context.Background(), store.Record{Topic: "t", Type: "x\nevent: y"}); err == nil {
 		t.Fatal("type with LF accepted")
 	}
-	if head, _ := h.Store().Head(context.Background()); head != "" {
+	if head, _ := h.Store().Head(context.Background(), nil); head != "" {
 		t.Fatalf("something was stored: head %q", head)
 	}
 }

@@ -191,7 +191,7 @@ func TestAttackTable(t *testing.T) {
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}
 	ctx := context.Background()
-	headBefore, _ := rig.store.Head(ctx)
+	headBefore, _ := rig.store.Head(ctx, nil)
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
 			req, _ := http.NewRequest(a.method, rig.base+a.path, strings.NewReader(a.body))
@@ -219,7 +219,7 @@ func TestAttackTable(t *testing.T) {
 			if got := res.Header.Get("Access-Control-Allow-Origin"); got != "" {
 				t.Fatalf("a refusal carries Access-Control-Allow-Origin %q", got)
 			}
-			if head, _ := rig.store.Head(ctx); head != headBefore {
+			if head, _ := rig.store.Head(ctx, nil); head != headBefore {
 				t.Fatalf("something was stored: head %q -> %q", headBefore, head)
 			}
 		})

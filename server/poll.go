@@ -52,7 +52,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after := q.Get("after")
 	if !q.Has("after") {
-		s.answerHead(w, r, ans, nil) // a first poll starts from now: the cursor, not history
+		s.answerHead(w, r, topics, ans, nil) // a first poll starts from now: the cursor, not history
 		return
 	}
 
@@ -81,7 +81,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		defer func() { release() }()
 	}
 	if errors.Is(err, store.ErrUnknownCursor) {
-		s.answerHead(w, r, ans, &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"})
+		s.answerHead(w, r, topics, ans, &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"})
 		return
 	}
 	if err != nil {
@@ -127,8 +127,8 @@ func (s *Server) pollWait(r *http.Request) (time.Duration, *policy.Problem) {
 
 // answerHead answers a poll with no events: only the cursor to go on
 // from, the store's head, and reset when history was not available.
-func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, ans pollAnswer, reset *pollReset) {
-	head, err := s.hub.Store().Head(r.Context())
+func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, topics []string, ans pollAnswer, reset *pollReset) {
+	head, err := s.hub.Store().Head(r.Context(), topics)
 	if err != nil {
 		s.storeFailed(w, r, err)
 		return
