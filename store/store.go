@@ -234,14 +234,28 @@ type Store interface {
 // Feed store fans out only what Follow delivers, never its own commits
 // directly, so that no node delivers an event twice.
 type Feed interface {
-	// Follow calls deliver with newly committed events (those committed
-	// after Follow started), in order per topic, each exactly once, until
-	// ctx ends, and then returns ctx's error. deliver is called from one
-	// goroutine at a time and must not keep the slice. A gap Follow
-	// cannot fill (retention passed it, the store lost data) is reported
-	// by calling gap with the topic, never skipped silently; the hub then
-	// cuts the topic's subscribers loose, so that they resume from their
-	// cursors and get Truncated. Follow returns another error only when it
-	// cannot go on at all; while the store is unreachable it retries.
-	Follow(ctx context.Context, deliver func([]Event), gap func(topic string)) error
+	// Follow reads newly committed events into sink until ctx ends, and
+	// then returns ctx's error. It calls sink.Started once it is in place
+	// (subscribed): every event committed after that point reaches
+	// sink.Deliver, in order per topic, exactly once. A gap it cannot fill
+	// (retention passed it, the store lost data) goes to sink.Gap, never
+	// skipped silently. While the store is unreachable Follow retries and
+	// then catches up; it returns another error only when it cannot go on
+	// at all. Follow calls sink from one goroutine at a time.
+	Follow(ctx context.Context, sink FeedSink) error
+}
+
+// FeedSink receives what Feed.Follow reads; package hub implements it.
+type FeedSink interface {
+	// Started says that from now on every committed event will be
+	// delivered. Subscribers that registered before it may have missed
+	// events: the hub cuts them loose, and they resume from their cursors.
+	Started()
+	// Deliver hands over newly committed events, in order per topic. The
+	// sink does not keep the slice.
+	Deliver(events []Event)
+	// Gap says that events of topic were lost to the feed (retention, data
+	// loss): the hub cuts the topic's subscribers loose, so that they
+	// resume from their cursors and get Truncated (event: reset).
+	Gap(topic string)
 }
