@@ -19,6 +19,8 @@ require (
 
 require golang.org/x/sync v0.25.0
 
+require github.com/redis/go-redis/v9 v9.23.0
+
 require (
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-openapi/jsonpointer v1.0.2 // indirect

@@ -1,0 +1,320 @@
+package redis
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sseguard/sseguard/store"
+)
+
+var errEmptyTopic = errors.New("empty topic")
+
+// keySlack keeps an idempotency key in Redis a little past the window, so
+// that Trim, not Redis's expiry, decides when a key is forgotten while
+// Trim runs, and Redis still frees keys when it does not.
+const keySlack = time.Minute
+
+// Append runs one script per record, all in one pipeline, and with
+// MinReplicas a WAIT after them on the same connection. See the package doc
+// for what an error means for the batch.
+func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Appended, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		if recs[i].Topic == "" {
+			return nil, fmt.Errorf("redis store: append: record %d: %w", i, errEmptyTopic)
+		}
+	}
+	end, err := s.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
+	if len(recs) == 0 {
+		return []store.Appended{}, nil
+	}
+	calls := make([]appendCall, len(recs))
+	for i, rec := range recs {
+		calls[i] = s.appendCall(rec)
+	}
+	fresh := s.unknownTopics(recs)
+	if err := s.runAppends(ctx, calls, fresh); err != nil {
+		return nil, fmt.Errorf("redis store: append: %w", err)
+	}
+	out := make([]store.Appended, len(recs))
+	var created []string
+	for i := range calls {
+		a, isNew, err := calls[i].result(recs[i])
+		if err != nil {
+			return nil, fmt.Errorf("redis store: append: record %d: %w", i, err)
+		}
+		if isNew && !contains(fresh, recs[i].Topic) {
+			created = append(created, recs[i].Topic)
+		}
+		out[i] = a
+	}
+	// A topic this process knew but whose epoch the script created again:
+	// Redis lost it, and the topic set with it.
+	if len(created) > 0 {
+		if err := s.c.SAdd(ctx, s.topicSet(), toAny(created)...).Err(); err != nil {
+			return nil, fmt.Errorf("redis store: append: %w", unavailable(err))
+		}
+	}
+	return out, nil
+}
+
+// appendCall is one record's script call and, once run, its reply.
+type appendCall struct {
+	keys []string
+	args []any
+	cmd  *goredis.Cmd
+}
+
+func (s *Store) appendCall(rec store.Record) appendCall {
+	k := s.keys(rec.Topic)
+	keys := []string{k.meta, k.stream}
+	maxLen := "0"
+	if s.r.MaxEventsPerTopic > 0 {
+		maxLen = strconv.Itoa(s.r.MaxEventsPerTopic)
+	}
+	fp := ""
+	if rec.IdempotencyKey != "" {
+		keys = append(keys, k.idem(rec.IdempotencyKey), k.index)
+		sum := store.Fingerprint(rec)
+		fp = hex.EncodeToString(sum[:])
+	}
+	args := []any{
+		newEpoch(), topicHash(rec.Topic), maxLen, strconv.FormatInt(s.window.Microseconds(), 10), fp,
+		rec.Type, rec.Data, rec.Topic, s.channel(), rec.IdempotencyKey,
+		strconv.FormatInt((s.window + keySlack).Milliseconds(), 10),
+	}
+	return appendCall{keys: keys, args: args}
+}
+
+// unknownTopics returns the topics of recs this process has not put in the
+// topic set yet, and marks them known.
+func (s *Store) unknownTopics(recs []store.Record) []string {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	var out []string
+	for _, rec := range recs {
+		if s.known[rec.Topic] {
+			continue
+		}
+		if len(s.known) >= maxKnown {
+			clear(s.known)
+		}
+		s.known[rec.Topic] = true
+		out = append(out, rec.Topic)
+	}
+	return out
+}
+
+func (s *Store) forget(topics []string) {
+	s.knownMu.Lock()
+	defer s.knownMu.Unlock()
+	for _, t := range topics {
+		delete(s.known, t)
+	}
+}
+
+// runAppends sends the calls (and an SADD of fresh topics first) and
+// leaves each call's reply in its cmd. It returns an error for the whole
+// batch when Redis could not be reached or the WAIT came short.
+func (s *Store) runAppends(ctx context.Context, calls []appendCall, fresh []string) (err error) {
+	defer func() {
+		if err != nil {
+			s.forget(fresh)
+		}
+	}()
+	if s.cluster != nil && s.minRepl > 0 {
+		return s.runAppendsPerMaster(ctx, calls, fresh)
+	}
+	var wait *goredis.Cmd
+	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		if len(fresh) > 0 {
+			p.SAdd(ctx, s.topicSet(), toAny(fresh)...)
+		}
+		for i := range calls {
+			calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
+		}
+		if s.minRepl > 0 {
+			wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
+		}
+		return nil
+	})
+	if err != nil && !scriptErrorsOnly(calls, err) {
+		return unavailable(err)
+	}
+	if err := s.retryNoScript(ctx, calls); err != nil {
+		return err
+	}
+	if wait != nil {
+		if n, _ := wait.Int64(); n < int64(s.minRepl) {
+			return fmt.Errorf("%w (%d of %d within %v): %w", ErrNotReplicated, n, s.minRepl, s.replTO, ErrUnavailable)
+		}
+	}
+	return nil
+}
+
+// runAppendsPerMaster sends each master its calls and a WAIT in one
+// pipeline: WAIT counts the writes of its own connection, so it must
+// follow them on the connection that made them.
+func (s *Store) runAppendsPerMaster(ctx context.Context, calls []appendCall, fresh []string) error {
+	if len(fresh) > 0 {
+		if err := s.c.SAdd(ctx, s.topicSet(), toAny(fresh)...).Err(); err != nil {
+			return unavailable(err)
+		}
+	}
+	groups := map[*goredis.Client][]int{}
+	for i := range calls {
+		m, err := s.cluster.MasterForKey(ctx, calls[i].keys[0])
+		if err != nil {
+			return unavailable(err)
+		}
+		groups[m] = append(groups[m], i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(groups))
+	for m, idx := range groups {
+		wg.Go(func() {
+			var wait *goredis.Cmd
+			_, err := m.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for _, i := range idx {
+					calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
+				}
+				wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
+				return nil
+			})
+			if err != nil && !scriptErrorsOnly(calls, err) {
+				errs <- unavailable(err)
+				return
+			}
+			if n, _ := wait.Int64(); n < int64(s.minRepl) {
+				errs <- fmt.Errorf("%w (%d of %d within %v on %s): %w", ErrNotReplicated, n, s.minRepl, s.replTO, m.Options().Addr, ErrUnavailable)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	return s.retryNoScript(ctx, calls)
+}
+
+// scriptErrorsOnly reports whether a pipeline's error is one of its
+// scripts' replies (NOSCRIPT, or an error the script raised), which
+// result reports per record, rather than a failure to reach Redis.
+func scriptErrorsOnly(calls []appendCall, err error) bool {
+	for i := range calls {
+		if calls[i].cmd != nil && calls[i].cmd.Err() == err {
+			return isRedisError(err)
+		}
+	}
+	return false
+}
+
+func isRedisError(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re)
+}
+
+// retryNoScript loads the scripts and runs again the calls that Redis
+// refused with NOSCRIPT (it had not run them).
+func (s *Store) retryNoScript(ctx context.Context, calls []appendCall) error {
+	var again []int
+	for i := range calls {
+		if isNoScript(calls[i].cmd.Err()) {
+			again = append(again, i)
+		}
+	}
+	if len(again) == 0 {
+		return nil
+	}
+	if err := s.loadScripts(ctx); err != nil {
+		return unavailable(err)
+	}
+	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, i := range again {
+			calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
+		}
+		return nil
+	})
+	if err != nil && !scriptErrorsOnly(calls, err) {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// result turns a call's reply into the record's result; created reports
+// that the script made the topic's epoch.
+func (c *appendCall) result(rec store.Record) (a store.Appended, created bool, err error) {
+	vals, err := c.cmd.Slice()
+	if err != nil {
+		return a, false, unavailable(err)
+	}
+	if len(vals) < 5 {
+		return a, false, fmt.Errorf("%w: append script replied %v", ErrUnavailable, vals)
+	}
+	status, _ := vals[0].(int64)
+	epoch, _ := vals[1].(string)
+	off, _ := vals[2].(int64)
+	us, _ := vals[3].(int64)
+	flag, _ := vals[4].(int64)
+	ev := store.Event{
+		ID:    pos{hash: topicHash(rec.Topic), epoch: epoch, offset: uint64(off)}.String(),
+		Topic: rec.Topic,
+		Time:  time.UnixMicro(us).UTC(),
+	}
+	if status == 0 {
+		ev.Type, ev.Data = rec.Type, rec.Data
+		return store.Appended{Event: ev}, flag == 1, nil
+	}
+	if len(vals) > 5 {
+		if fields, ok := vals[5].([]any); ok {
+			ev.Type, ev.Data = entryFields(fields)
+		}
+	}
+	return store.Appended{Event: ev, Duplicate: true, Conflict: flag == 1}, false, nil
+}
+
+// entryFields reads a stream entry's type and data.
+func entryFields(fields []any) (typ, data string) {
+	for i := 0; i+1 < len(fields); i += 2 {
+		name, _ := fields[i].(string)
+		val, _ := fields[i+1].(string)
+		switch name {
+		case "t":
+			typ = val
+		case "d":
+			data = val
+		}
+	}
+	return typ, data
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

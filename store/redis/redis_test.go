@@ -1,0 +1,77 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sseguard/sseguard/internal/redistest"
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/storetest"
+)
+
+// prefixes gives every store of a test binary its own key prefix, so that
+// stores on one redis-server start empty.
+var prefixes atomic.Int64
+
+func nextPrefix() string { return fmt.Sprintf("test%d", prefixes.Add(1)) }
+
+// testClient returns a client for addrs (one: a single Redis; more: a
+// Cluster) with the timeouts serve uses.
+func testClient(addrs ...string) goredis.UniversalClient {
+	return goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:                 addrs,
+		IsClusterMode:         len(addrs) > 1,
+		DialTimeout:           time.Second,
+		ReadTimeout:           2 * time.Second,
+		WriteTimeout:          2 * time.Second,
+		MaxRetries:            -1,
+		ContextTimeoutEnabled: true,
+	})
+}
+
+func openStore(t testing.TB, c Config) *Store {
+	t.Helper()
+	if c.Prefix == "" {
+		c.Prefix = nextPrefix()
+	}
+	s, err := Open(context.Background(), c)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	storetest.Run(t, func(t *testing.T, r store.Retention) store.Store {
+		return openStore(t, Config{Client: testClient(srv.Addr), Retention: r})
+	})
+}
+
+func TestConformanceCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	c := redistest.StartCluster(t, 3, 0, redistest.Options{})
+	storetest.Run(t, func(t *testing.T, r store.Retention) store.Store {
+		return openStore(t, Config{Client: testClient(c.Addrs()...), Retention: r})
+	})
+}
+
+// TestLoss: a Redis restarted without persistence loses the topics; a
+// cursor from before is a reset, never a silent gap.
+func TestLoss(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	storetest.RunLoss(t, func(t *testing.T) (store.Store, func()) {
+		s := openStore(t, Config{Client: testClient(srv.Addr)})
+		return s, func() {
+			srv.Kill()
+			srv.Restart()
+		}
+	})
+}
