@@ -91,9 +91,13 @@ func (s *Store) appendCall(rec store.Record) appendCall {
 		sum := store.Fingerprint(rec)
 		fp = hex.EncodeToString(sum[:])
 	}
+	channel := s.channel()
+	if s.silent {
+		channel = ""
+	}
 	args := []any{
 		newEpoch(), topicHash(rec.Topic), maxLen, strconv.FormatInt(s.window.Microseconds(), 10), fp,
-		rec.Type, rec.Data, rec.Topic, s.channel(), rec.IdempotencyKey,
+		rec.Type, rec.Data, rec.Topic, channel, rec.IdempotencyKey,
 		strconv.FormatInt((s.window + keySlack).Milliseconds(), 10),
 	}
 	return appendCall{keys: keys, args: args}

@@ -91,7 +91,7 @@ func (s *Store) followErr(ctx context.Context) error {
 }
 
 type follower struct {
-	s       *Store
+	s    *Store
 	sink store.FeedSink
 	// at is the last position delivered (or, at the start, committed) of
 	// each topic.

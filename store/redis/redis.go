@@ -126,6 +126,10 @@ type Store struct {
 	// Append adds each once, not with every record.
 	knownMu sync.Mutex
 	known   map[string]bool
+
+	// silent appends without publishing: tests use it to make the events
+	// that pub/sub loses.
+	silent bool
 }
 
 var (

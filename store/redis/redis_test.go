@@ -43,6 +43,7 @@ func openStore(t testing.TB, c Config) *Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 
