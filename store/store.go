@@ -24,13 +24,21 @@
 // A cursor is at most MaxCursor bytes of [A-Za-z0-9._~-], so that it fits
 // an SSE id line and a URL query unchanged.
 //
-// A cursor issued for one topic set may be used with another (a client
-// that adds a topic keeps its Last-Event-ID): the positions of the topics
-// it names hold, and a topic it does not name is read as with the empty
-// cursor, from its oldest retained event, without Truncated. A store may
-// start such a topic later (a global sequence positions every topic), but
-// never after the point where the cursor was issued: nothing committed
-// after that point is skipped.
+// A cursor positions every topic it was made for: Head names each topic
+// of its set (one with no event yet at "before its first event"), and
+// Next keeps every position and moves the event's topic. A reader that
+// starts live starts from Head, so that its cursor says, for each topic,
+// what it has been given.
+//
+// A cursor may name fewer topics than the reader's set: it was made for
+// another set (a client that adds a topic keeps its Last-Event-ID), or
+// folded by Next from the empty cursor. The positions of the topics it
+// names hold; a topic it does not name is read from its oldest retained
+// event, and Read reports Truncated when that topic has lost events to
+// retention or data loss (the reader may have been owed them: a loss is
+// never silent). A store may start such a topic later (a global sequence
+// positions every topic), but never after the point where the cursor was
+// issued.
 //
 // Package store does not fan events out to subscribers (package hub does).
 package store
@@ -190,8 +198,9 @@ type Store interface {
 
 	// Head returns the cursor of a reader of topics that has seen every
 	// event committed so far: reading after it returns only events
-	// committed later. It is "" when the store has no event of topics
-	// (the empty cursor then reads exactly the later events too).
+	// committed later, and nothing committed later is Seen at it. It
+	// names every topic of topics (see the package doc). For an empty
+	// store it may be "" (stores with one sequence return "").
 	Head(ctx context.Context, topics []string) (string, error)
 
 	// Next returns the cursor of a reader of topics that was at cursor

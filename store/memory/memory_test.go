@@ -13,3 +13,11 @@ func TestConformance(t *testing.T) {
 		return memory.New(r)
 	})
 }
+
+// TestSharedConformance runs the suite on per-topic numbering and vector
+// cursors, the shape of store/redis.
+func TestSharedConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, r store.Retention) store.Store {
+		return memory.NewShared(r)
+	})
+}

@@ -8,9 +8,13 @@
 //     Truncated: the caller asked for whatever history there is. A cursor
 //     reports Truncated when an event of a requested topic with an ID after
 //     the cursor was removed by retention, and only then.
-//   - Idempotency keys are one namespace for the whole store: a repeated key
-//     returns the first event even when the new record names another topic.
-//     Callers that serve several principals scope the key themselves.
+//   - Idempotency keys are one namespace per topic at least: a repeated key
+//     of one topic returns the first event. A store may make them one
+//     namespace for the whole store (memory and bolt do: the key then
+//     returns the first event even for another topic); a store sharded by
+//     topic keeps them with the topic, so that the key and the event are
+//     stored in one atomic step. Callers that serve several principals
+//     scope the key themselves.
 //   - A key is remembered while its first event is at most the window old;
 //     Trim(now) forgets older ones. Trim(now) removes events more than MaxAge
 //     older than now, and at most MaxEventsPerTopic newest events per topic
@@ -99,9 +103,18 @@ func Run(t *testing.T, open func(t *testing.T, r store.Retention) store.Store) {
 func testHeadOfEmptyStore(t *testing.T, open opener) {
 	s := open(t, store.Retention{})
 	for _, topics := range [][]string{{"a"}, {"a", "b"}, nil} {
-		if head := mustHead(t, s, topics...); head != "" {
-			t.Errorf("Head(%q) of an empty store = %q, want \"\"", topics, head)
+		head := mustHead(t, s, topics...)
+		later := appendMix(t, s, []string{"a", "b"}, 4, fmt.Sprint(topics))
+		for _, e := range later {
+			if contains(topics, e.Topic) && s.Seen(head, topics, e) {
+				t.Errorf("Head(%q) of an empty store = %q has Seen a later %s", topics, head, brief(e))
+			}
 		}
+		if len(topics) > 0 {
+			page := mustRead(t, s, topics, head, 0)
+			assertMerged(t, page.Events, events(filter(asAppended(later), topics...)))
+		}
+		s = open(t, store.Retention{})
 	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Errorf("Ping of an open store: %v", err)
@@ -196,8 +209,8 @@ func testAppendEmptyBatch(t *testing.T, open opener) {
 	if len(got) != 0 {
 		t.Errorf("Append(nil) returned %d results", len(got))
 	}
-	if head := mustHead(t, s); head != "" {
-		t.Errorf("Head after an empty Append = %q, want \"\"", head)
+	if page := mustRead(t, s, []string{"a"}, "", 0); len(page.Events) != 0 {
+		t.Errorf("events after an empty Append: %s", briefs(page.Events))
 	}
 }
 
@@ -432,6 +445,9 @@ func testIdempotencyDuplicate(t *testing.T, open opener) {
 		// conflicts[i][j] says whether record j of batch i reused its key
 		// for a different record (Appended.Conflict).
 		conflicts [][]bool
+		// perTopic is set where a store whose keys are per topic stores
+		// the second record as a new event instead.
+		perTopic bool
 	}{
 		{
 			name:      "same batch",
@@ -453,6 +469,7 @@ func testIdempotencyDuplicate(t *testing.T, open opener) {
 			dups:      [][]bool{{false}, {true}},
 			firsts:    [][]int{{0}, {0}},
 			conflicts: [][]bool{{false}, {true}},
+			perTopic:  true,
 		},
 		{
 			name:      "three times",
@@ -469,6 +486,14 @@ func testIdempotencyDuplicate(t *testing.T, open opener) {
 			var stored []store.Event
 			for i, batch := range tt.batches {
 				got := mustAppend(t, s, batch...)
+				if tt.perTopic && i > 0 && !got[0].Duplicate {
+					// Keys per topic: a new event of its own.
+					if got[0].Conflict || got[0].Event.Topic != batch[0].Topic || got[0].Event.Data != batch[0].Data {
+						t.Errorf("key of another topic: %+v, want a duplicate of the first event or a new event", got[0])
+					}
+					stored = append(stored, got[0].Event)
+					continue
+				}
 				for j, g := range got {
 					if g.Duplicate != tt.dups[i][j] {
 						t.Errorf("batch %d record %d: Duplicate = %v, want %v", i, j, g.Duplicate, tt.dups[i][j])
