@@ -307,6 +307,12 @@ func (f *follower) catchUp(ctx context.Context, first bool) error {
 					f.sink.Gap(t)
 				}
 				delete(f.at, t)
+			case known && at.epoch == epoch && last < at.offset:
+				// The topic went back: events this process delivered are
+				// gone and their offsets would be reused.
+				if err := f.rollback(ctx, t, head); err != nil {
+					return err
+				}
 			case known && at.epoch == epoch:
 				if last > at.offset {
 					if err := f.fill(ctx, t, at, last); err != nil {
@@ -323,6 +329,22 @@ func (f *follower) catchUp(ctx context.Context, first bool) error {
 			}
 		}
 	}
+	return nil
+}
+
+// rollback starts a new epoch of topic, which is at head though this
+// process delivered more of it, and reports the gap. Its retained events
+// take the new epoch's IDs, so that readers holding IDs of the lost ones
+// get Truncated; they are not delivered again (the hub's subscribers
+// resume from the store).
+func (f *follower) rollback(ctx context.Context, topic string, head pos) error {
+	k := f.s.keys(topic)
+	epoch, err := epochScript.Run(ctx, f.s.c, []string{k.meta}, head.epoch, newEpoch()).Text()
+	if err != nil {
+		return unavailable(err)
+	}
+	f.sink.Gap(topic)
+	f.at[topic] = pos{hash: head.hash, epoch: epoch, offset: head.offset}
 	return nil
 }
 

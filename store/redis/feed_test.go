@@ -328,3 +328,42 @@ func TestFollowReportsRetentionGap(t *testing.T) {
 		t.Errorf("%d gaps reported, want 1", n)
 	}
 }
+
+// TestFollowRollbackStartsNewEpoch: Redis restarts from an older snapshot
+// (RDB), so a topic's last offset goes back below what the follower
+// delivered. The follower reports the gap and starts a new epoch, so that
+// the offsets given again to new events are not mistaken for the lost
+// ones: a reader holding a lost event's ID gets Truncated and the new
+// events.
+func TestFollowRollbackStartsNewEpoch(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	a := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	b := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	k := follow(t, b)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, mustAppend(t, a, store.Record{Topic: "x", Data: fmt.Sprint(i)})[0].Event.ID)
+		if i == 2 {
+			if _, err := srv.Do("SAVE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually.True(t, 0, func() bool { return k.has(map[string][]string{"x": ids}) }, "the follower has the 5 events")
+	srv.Kill()
+	srv.Restart() // from the snapshot of 3 events
+	eventually.True(t, 0, func() bool { return k.gapCount("x") == 1 }, "a gap for the topic that went back")
+	fresh := mustAppend(t, a, store.Record{Topic: "x", Data: "new"})[0].Event
+	if fresh.ID == ids[3] {
+		t.Fatalf("the new event got the ID %s of a lost one", fresh.ID)
+	}
+	eventually.True(t, 0, func() bool { return k.has(map[string][]string{"x": {fresh.ID}}) }, "the follower has the new event")
+	if b.Seen(ids[4], []string{"x"}, fresh) {
+		t.Errorf("the new event %s is Seen at the lost event's ID %s", fresh.ID, ids[4])
+	}
+	page, err := a.Read(context.Background(), []string{"x"}, ids[4], 0)
+	if err != nil || !page.Truncated || len(page.Events) != 4 || page.Events[3].Data != "new" {
+		t.Errorf("Read after a lost event's ID = %+v, %v; want Truncated with the 3 kept events and the new one", page, err)
+	}
+}

@@ -76,3 +76,16 @@ func TestLoss(t *testing.T) {
 		}
 	})
 }
+
+// TestDurable: a store opened again on the same Redis and prefix (a hub
+// restarted, or another node) has every event, key and position.
+func TestDurable(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefixOf := map[string]string{}
+	storetest.RunDurable(t, func(t *testing.T, dir string, r store.Retention) store.Store {
+		if prefixOf[dir] == "" {
+			prefixOf[dir] = nextPrefix()
+		}
+		return openStore(t, Config{Client: testClient(srv.Addr), Retention: r, Prefix: prefixOf[dir]})
+	})
+}

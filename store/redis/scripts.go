@@ -133,4 +133,24 @@ end
 return removed
 `)
 
-var scripts = []*goredis.Script{appendScript, readScript, trimScript}
+// epochScript starts a new epoch of a topic whose history went back (Redis
+// restored an older snapshot, or a replica that had not received the
+// newest events took over): its offsets would otherwise be given again to
+// new events, under IDs that readers already hold. It does so only if the
+// topic still has the epoch the caller saw (another process may have
+// started the new one first).
+//
+// KEYS: meta
+// ARGV: 1 epoch seen, 2 new epoch
+//
+// Returns the topic's epoch after the call.
+var epochScript = goredis.NewScript(`
+local e = redis.call('HGET', KEYS[1], 'e')
+if e == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'e', ARGV[2])
+  return ARGV[2]
+end
+return e
+`)
+
+var scripts = []*goredis.Script{appendScript, readScript, trimScript, epochScript}
