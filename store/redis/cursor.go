@@ -17,8 +17,10 @@ import (
 // Redis lost the topic), and the event's offset in its topic (decimal, from
 // 1, contiguous). A cursor is one such position per topic, sorted by hash
 // and joined with "~"; a cursor of one topic is the ID of the last event
-// its reader was given. Every byte is in store.ValidCursor's alphabet, and
-// 32 positions fit store.MaxCursor with offsets of up to 10 digits.
+// its reader was given. "<topic hash>.0" is the position before a topic's
+// first event, of any epoch: Head names a topic that has no event yet so.
+// Every byte is in store.ValidCursor's alphabet, and 32 positions fit
+// store.MaxCursor with offsets of up to 10 digits.
 const (
 	hashLen  = 8
 	epochLen = 8
@@ -54,11 +56,17 @@ type pos struct {
 }
 
 func (p pos) String() string {
+	if p.epoch == "" {
+		return p.hash + ".0"
+	}
 	return p.hash + "." + p.epoch + "." + strconv.FormatUint(p.offset, 10)
 }
 
-// parsePos parses one position (an ID).
+// parsePos parses one position (an ID, or a topic's start).
 func parsePos(s string) (pos, bool) {
+	if len(s) == hashLen+2 && s[hashLen:] == ".0" && isB64(s[:hashLen]) {
+		return pos{hash: s[:hashLen]}, true
+	}
 	if len(s) < hashLen+1+epochLen+2 || s[hashLen] != '.' || s[hashLen+1+epochLen] != '.' {
 		return pos{}, false
 	}

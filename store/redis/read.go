@@ -104,6 +104,11 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 			if len(ps) > 0 && (len(evs) > 0 && offsetOf(evs[0]) > 1 || len(evs) == 0 && last > 0) {
 				page.Truncated = true
 			}
+		case r.at.epoch == "":
+			// Positioned before the topic's first event: owed all of it.
+			if len(evs) > 0 && offsetOf(evs[0]) > 1 || len(evs) == 0 && last > 0 {
+				page.Truncated = true
+			}
 		case epoch == "" || epoch != r.at.epoch:
 			// The topic was lost (and maybe started again) since the
 			// cursor's epoch.
@@ -198,9 +203,9 @@ func merge(lists [][]store.Event, limit int) (out []store.Event, more bool) {
 	return out, total > limit
 }
 
-// Head returns the positions of the topics that have events (or had:
-// their offsets go on after retention removed everything). It is "" when
-// none has.
+// Head returns the position of each topic: its last offset (which goes on
+// after retention removed everything), or before its first event when it
+// has none.
 func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -230,6 +235,7 @@ func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 		n, _ := vals[1].(string)
 		off, err := strconv.ParseUint(n, 10, 64)
 		if epoch == "" || err != nil || off == 0 {
+			ps = append(ps, pos{hash: topicHash(t)})
 			continue
 		}
 		ps = append(ps, pos{hash: topicHash(t), epoch: epoch, offset: off})
