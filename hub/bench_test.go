@@ -54,7 +54,7 @@ func benchEvent(i int) []store.Appended {
 // iterations, outside the timer, as their writers would.
 func BenchmarkFanOut(b *testing.B) {
 	h, subs := benchHub(b, benchSubscribers, Options{})
-	var frames []*Frame
+	var frames []Delivery
 	drain := func() {
 		for _, s := range subs {
 			<-s.Ready()

@@ -40,9 +40,9 @@ func publish(t *testing.T, h *Hub, topic, data string) store.Event {
 	return res[0].Event
 }
 
-func waitFrames(t *testing.T, s *Subscriber, n int) []*Frame {
+func waitFrames(t *testing.T, s *Subscriber, n int) []Delivery {
 	t.Helper()
-	var got []*Frame
+	var got []Delivery
 	deadline := time.After(10 * time.Second)
 	for len(got) < n {
 		select {

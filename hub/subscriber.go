@@ -3,6 +3,8 @@ package hub
 import (
 	"sync"
 	"time"
+
+	"github.com/sseguard/sseguard/store"
 )
 
 // Subscriber is one stream's registration with the hub. Its handler reads
@@ -16,20 +18,27 @@ type Subscriber struct {
 	registered bool // guarded by hub.mu
 
 	mu    sync.Mutex
-	queue []*Frame
+	queue []Delivery
 	bytes int
 	live  bool // false while the handler replays history
-	// floor is the last ID the replay delivered: a frame at or before it
-	// that is fanned out after GoLive (its commit raced the replay read) is
-	// dropped, not sent twice. Cleared by the first frame after it, since
-	// frames arrive in ID order.
-	floor    string
-	cut      bool
-	closed   bool
-	notify   chan struct{} // capacity 1: "the queue has something"
-	onPush   func()        // replaces notify when set; see SetNotify
-	label    string        // names s in log lines; see SetLabel
-	observed int           // deliveries seen, for sampling latencies
+	// cursor is the subscriber's cursor after the last queued frame (see
+	// store.Store.Next); it starts where the replay ended.
+	cursor string
+	// floor is set while a frame fanned out after GoLive may be one the
+	// replay already delivered (its commit raced the replay read): such a
+	// frame is Seen at cursor and dropped, not sent twice. Frames of one
+	// topic arrive in order, so the first frame of a topic that is not
+	// Seen clears that topic (uncleared counts the rest); the last clears
+	// floor.
+	floor     bool
+	cleared   []bool // per topic, while floor is set; nil for one topic
+	uncleared int
+	cut       bool
+	closed    bool
+	notify    chan struct{} // capacity 1: "the queue has something"
+	onPush    func()        // replaces notify when set; see SetNotify
+	label     string        // names s in log lines; see SetLabel
+	observed  int           // deliveries seen, for sampling latencies
 }
 
 // Subscribe registers a subscriber for topics, buffering live events until
@@ -74,24 +83,77 @@ func (s *Subscriber) push(f *Frame) pushResult {
 	if s.cut || s.closed {
 		return pushDropped
 	}
-	if s.floor != "" {
-		if s.hub.store.Compare(f.Event.ID, s.floor) <= 0 {
+	d := Delivery{Frame: f}
+	if s.live {
+		if s.floor && s.seen(f) {
 			return pushed // the replay already sent it
 		}
-		s.floor = ""
+		d.Cursor = s.next(f.Event)
 	}
-	if s.bytes > 0 && s.bytes+len(f.Wire) > s.limit { // one event alone never counts as falling behind
-		s.cut = true
-		s.queue, s.bytes = nil, 0
-		s.signal()
+	size := d.size()
+	if s.bytes > 0 && s.bytes+size > s.limit { // one event alone never counts as falling behind
+		s.cutLocked()
 		return pushCut
 	}
-	s.queue = append(s.queue, f)
-	s.bytes += len(f.Wire)
+	s.queue = append(s.queue, d)
+	s.bytes += size
 	if s.live {
+		s.cursor = d.Cursor
 		s.signal()
 	}
 	return pushed
+}
+
+// cutLocked cuts s off: its queue is dropped and its handler told; s.mu
+// is held.
+func (s *Subscriber) cutLocked() {
+	s.cut = true
+	s.queue, s.bytes = nil, 0
+	s.signal()
+}
+
+// cutLoose cuts s off unless it is already cut or closed, and reports
+// whether it did.
+func (s *Subscriber) cutLoose() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut || s.closed {
+		return false
+	}
+	s.cutLocked()
+	return true
+}
+
+// next returns the cursor after f for s; s.mu is held. A reader of one
+// topic has the event's ID as its cursor (store.Store.Next says so), which
+// saves the store call on the hot path.
+func (s *Subscriber) next(e store.Event) string {
+	if len(s.topics) == 1 {
+		return e.ID
+	}
+	return s.hub.store.Next(s.cursor, s.topics, e)
+}
+
+// seen reports whether f is Seen at s's cursor, clearing f's topic from
+// the floor when it is not; s.mu is held.
+func (s *Subscriber) seen(f *Frame) bool {
+	if s.hub.store.Seen(s.cursor, s.topics, f.Event) {
+		return true
+	}
+	if s.cleared == nil {
+		s.floor = false
+		return false
+	}
+	for i, t := range s.topics {
+		if t == f.Event.Topic && !s.cleared[i] {
+			s.cleared[i] = true
+			if s.uncleared--; s.uncleared == 0 {
+				s.floor, s.cleared = false, nil
+			}
+			break
+		}
+	}
+	return false
 }
 
 func (s *Subscriber) signal() {
@@ -105,28 +167,32 @@ func (s *Subscriber) signal() {
 	}
 }
 
-// GoLive ends buffering: frames with IDs at or before lastID, which the
-// replay already delivered, are dropped, and Ready fires for the rest. An
-// empty lastID keeps every buffered frame.
-func (s *Subscriber) GoLive(lastID string) {
+// GoLive ends buffering at cursor, the cursor of the subscriber's topics
+// after the replay: frames Seen at it, which the replay already delivered,
+// are dropped, and Ready fires for the rest, each carrying its cursor. An
+// empty cursor keeps every buffered frame.
+func (s *Subscriber) GoLive(cursor string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lastID != "" {
-		keep := s.queue[:0]
-		for _, f := range s.queue {
-			if s.hub.store.Compare(f.Event.ID, lastID) > 0 {
-				keep = append(keep, f)
-			} else {
-				s.bytes -= len(f.Wire)
-			}
+	s.cursor = cursor
+	s.floor = cursor != ""
+	if s.floor && len(s.topics) > 1 {
+		s.cleared, s.uncleared = make([]bool, len(s.topics)), len(s.topics)
+	}
+	keep := s.queue[:0]
+	s.bytes = 0
+	for _, d := range s.queue {
+		if s.floor && s.seen(d.Frame) {
+			continue
 		}
-		clear(s.queue[len(keep):])
-		s.queue = keep
+		d.Cursor = s.next(d.Frame.Event)
+		s.cursor = d.Cursor
+		keep = append(keep, d)
+		s.bytes += d.size()
 	}
+	clear(s.queue[len(keep):])
+	s.queue = keep
 	s.live = true
-	if len(s.queue) == 0 { // else the queued frames are newer, and so is all that follows
-		s.floor = lastID
-	}
 	if len(s.queue) > 0 || s.cut {
 		s.signal()
 	}
@@ -135,9 +201,10 @@ func (s *Subscriber) GoLive(lastID string) {
 // Ready fires when Take (or Pull) has frames or a cut to report.
 func (s *Subscriber) Ready() <-chan struct{} { return s.notify }
 
-// Take moves the queued frames into dst and returns it, and reports whether
-// s was cut off for falling behind; a cut subscriber gets nothing more.
-func (s *Subscriber) Take(dst []*Frame) ([]*Frame, bool) {
+// Take moves the queued deliveries into dst and returns it, and reports
+// whether s was cut off for falling behind; a cut subscriber gets nothing
+// more.
+func (s *Subscriber) Take(dst []Delivery) ([]Delivery, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
@@ -187,8 +254,8 @@ func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
-	for _, f := range s.queue {
-		dst = append(dst, f.Wire)
+	for _, d := range s.queue {
+		dst = d.appendParts(dst)
 	}
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0
@@ -208,14 +275,14 @@ func (s *Subscriber) observe() {
 		return
 	}
 	var now time.Time
-	for _, f := range s.queue {
+	for _, d := range s.queue {
 		if s.observed++; s.observed%observeEvery != 0 {
 			continue
 		}
 		if now.IsZero() {
 			now = time.Now()
 		}
-		o.Delivered(now.Sub(f.Event.Time))
+		o.Delivered(now.Sub(d.Frame.Event.Time))
 	}
 }
 
