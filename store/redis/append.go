@@ -16,9 +16,9 @@ import (
 
 var errEmptyTopic = errors.New("empty topic")
 
-// keySlack keeps an idempotency key in Redis a little past the window, so
-// that Trim, not Redis's expiry, decides when a key is forgotten while
-// Trim runs, and Redis still frees keys when it does not.
+// keySlack keeps an idempotency key in Redis a little past the window: the
+// append script decides by the key's time whether it is still in the
+// window, and Redis's expiry only frees it.
 const keySlack = time.Minute
 
 // Append runs one script per record, all in one pipeline, and with
@@ -41,10 +41,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	if len(recs) == 0 {
 		return []store.Appended{}, nil
 	}
-	calls := make([]appendCall, len(recs))
-	for i, rec := range recs {
-		calls[i] = s.appendCall(rec)
-	}
+	calls := s.appendCalls(recs)
 	fresh := s.unknownTopics(recs)
 	if err := s.runAppends(ctx, calls, fresh); err != nil {
 		return nil, fmt.Errorf("redis store: append: %w", err)
@@ -52,14 +49,13 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	out := make([]store.Appended, len(recs))
 	var created []string
 	for i := range calls {
-		a, isNew, err := calls[i].result(recs[i])
+		isNew, err := calls[i].results(recs, out)
 		if err != nil {
-			return nil, fmt.Errorf("redis store: append: record %d: %w", i, err)
+			return nil, fmt.Errorf("redis store: append %q: %w", calls[i].topic, err)
 		}
-		if isNew && !contains(fresh, recs[i].Topic) {
-			created = append(created, recs[i].Topic)
+		if isNew && !contains(fresh, calls[i].topic) {
+			created = append(created, calls[i].topic)
 		}
-		out[i] = a
 	}
 	// A topic this process knew but whose epoch the script created again:
 	// Redis lost it, and the topic set with it.
@@ -71,36 +67,60 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	return out, nil
 }
 
-// appendCall is one record's script call and, once run, its reply.
+// appendCall is one script call: the records of one topic in a batch
+// (recs[idx[i]]), and, once run, its reply.
 type appendCall struct {
-	keys []string
-	args []any
-	cmd  *goredis.Cmd
+	topic string
+	idx   []int
+	keys  []string
+	args  []any
+	cmd   *goredis.Cmd
 }
 
-func (s *Store) appendCall(rec store.Record) appendCall {
-	k := s.keys(rec.Topic)
-	keys := []string{k.meta, k.stream}
+// appendCalls groups recs by topic, in the order of each topic's first
+// record, keeping each topic's records in order.
+func (s *Store) appendCalls(recs []store.Record) []appendCall {
+	var calls []appendCall
+	byTopic := map[string]int{}
+	for i, rec := range recs {
+		j, ok := byTopic[rec.Topic]
+		if !ok {
+			j = len(calls)
+			byTopic[rec.Topic] = j
+			calls = append(calls, s.newCall(rec.Topic))
+		}
+		c := &calls[j]
+		c.idx = append(c.idx, i)
+		k, fp := 0, ""
+		if rec.IdempotencyKey != "" {
+			c.keys = append(c.keys, s.keys(rec.Topic).idem(rec.IdempotencyKey))
+			k = len(c.keys)
+			sum := store.Fingerprint(rec)
+			fp = hex.EncodeToString(sum[:])
+		}
+		c.args = append(c.args, rec.Type, rec.Data, fp, k)
+	}
+	return calls
+}
+
+func (s *Store) newCall(topic string) appendCall {
+	k := s.keys(topic)
 	maxLen := "0"
 	if s.r.MaxEventsPerTopic > 0 {
 		maxLen = strconv.Itoa(s.r.MaxEventsPerTopic)
-	}
-	fp := ""
-	if rec.IdempotencyKey != "" {
-		keys = append(keys, k.idem(rec.IdempotencyKey), k.index)
-		sum := store.Fingerprint(rec)
-		fp = hex.EncodeToString(sum[:])
 	}
 	channel := s.channel()
 	if s.silent {
 		channel = ""
 	}
-	args := []any{
-		newEpoch(), topicHash(rec.Topic), maxLen, strconv.FormatInt(s.window.Microseconds(), 10), fp,
-		rec.Type, rec.Data, rec.Topic, channel, rec.IdempotencyKey,
-		strconv.FormatInt((s.window + keySlack).Milliseconds(), 10),
+	return appendCall{
+		topic: topic,
+		keys:  []string{k.meta, k.stream},
+		args: []any{
+			newEpoch(), topicHash(topic), maxLen, strconv.FormatInt(s.window.Microseconds(), 10), channel,
+			strconv.FormatInt((s.window + keySlack).Milliseconds(), 10), topic,
+		},
 	}
-	return appendCall{keys: keys, args: args}
 }
 
 // unknownTopics returns the topics of recs this process has not put in the
@@ -259,36 +279,41 @@ func (s *Store) retryNoScript(ctx context.Context, calls []appendCall) error {
 	return nil
 }
 
-// result turns a call's reply into the record's result; created reports
-// that the script made the topic's epoch.
-func (c *appendCall) result(rec store.Record) (a store.Appended, created bool, err error) {
+// results fills out with the results of the call's records; created
+// reports that the script made the topic's epoch.
+func (c *appendCall) results(recs []store.Record, out []store.Appended) (created bool, err error) {
 	vals, err := c.cmd.Slice()
 	if err != nil {
-		return a, false, unavailable(err)
+		return false, unavailable(err)
 	}
-	if len(vals) < 5 {
-		return a, false, fmt.Errorf("%w: append script replied %v", ErrUnavailable, vals)
+	if len(vals) != 2+5*len(c.idx) {
+		return false, fmt.Errorf("%w: append script replied %d values for %d records", ErrUnavailable, len(vals), len(c.idx))
 	}
-	status, _ := vals[0].(int64)
+	flag, _ := vals[0].(int64)
 	epoch, _ := vals[1].(string)
-	off, _ := vals[2].(int64)
-	us, _ := vals[3].(int64)
-	flag, _ := vals[4].(int64)
-	ev := store.Event{
-		ID:    pos{hash: topicHash(rec.Topic), epoch: epoch, offset: uint64(off)}.String(),
-		Topic: rec.Topic,
-		Time:  time.UnixMicro(us).UTC(),
-	}
-	if status == 0 {
-		ev.Type, ev.Data = rec.Type, rec.Data
-		return store.Appended{Event: ev}, flag == 1, nil
-	}
-	if len(vals) > 5 {
-		if fields, ok := vals[5].([]any); ok {
+	hash := topicHash(c.topic)
+	for j, i := range c.idx {
+		v := vals[2+5*j:]
+		status, _ := v[0].(int64)
+		off, _ := v[1].(int64)
+		us, _ := v[2].(int64)
+		conflict, _ := v[3].(int64)
+		ev := store.Event{
+			ID:    pos{hash: hash, epoch: epoch, offset: uint64(off)}.String(),
+			Topic: c.topic,
+			Time:  time.UnixMicro(us).UTC(),
+		}
+		if status == 0 {
+			ev.Type, ev.Data = recs[i].Type, recs[i].Data
+			out[i] = store.Appended{Event: ev}
+			continue
+		}
+		if fields, ok := v[4].([]any); ok {
 			ev.Type, ev.Data = entryFields(fields)
 		}
+		out[i] = store.Appended{Event: ev, Duplicate: true, Conflict: conflict == 1}
 	}
-	return store.Appended{Event: ev, Duplicate: true, Conflict: flag == 1}, false, nil
+	return flag == 1, nil
 }
 
 // entryFields reads a stream entry's type and data.

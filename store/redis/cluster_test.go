@@ -36,7 +36,7 @@ func TestClusterSpreadsTopics(t *testing.T) {
 		}
 		keys := a.keys(topic)
 		slot := -1
-		for _, key := range []string{keys.meta, keys.stream, keys.index, keys.idem("k0")} {
+		for _, key := range []string{keys.meta, keys.stream, keys.idem("k0")} {
 			reply, err := c.Nodes[0].Do("CLUSTER", "KEYSLOT", key)
 			if err != nil {
 				t.Fatal(err)

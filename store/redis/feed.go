@@ -158,46 +158,65 @@ func (f *follower) session(ctx context.Context, first bool) error {
 	}
 }
 
-// message handles one published event: "<id> <µs> <len topic> <len
-// type>\n<topic><type><data>".
+// message handles one published message: the events one append script
+// stored for a topic, each "<id> <µs> <len topic> <len type> <len
+// data>\n" followed by topic, type and data. They are delivered together,
+// after whatever a hole before them needed read.
 func (f *follower) message(ctx context.Context, payload string) error {
-	head, body, ok := strings.Cut(payload, "\n")
-	fields := strings.Fields(head)
-	if !ok || len(fields) != 4 {
-		return nil // not ours
-	}
-	p, ok1 := parsePos(fields[0])
-	us, err1 := strconv.ParseInt(fields[1], 10, 64)
-	tl, err2 := strconv.Atoi(fields[2])
-	yl, err3 := strconv.Atoi(fields[3])
-	if !ok1 || err1 != nil || err2 != nil || err3 != nil || tl < 0 || yl < 0 || tl+yl > len(body) {
-		return nil
-	}
-	e := store.Event{ID: fields[0], Topic: body[:tl], Type: body[tl : tl+yl], Data: body[tl+yl:], Time: time.UnixMicro(us).UTC()}
-	at, known := f.at[e.Topic]
-	switch {
-	case known && at.epoch == p.epoch && p.offset <= at.offset:
-		return nil // delivered already (by a catch-up)
-	case known && at.epoch == p.epoch && p.offset == at.offset+1:
-	case known && at.epoch == p.epoch:
-		if err := f.fill(ctx, e.Topic, at, p.offset-1); err != nil {
-			return err
+	var pending []store.Event
+	for payload != "" {
+		head, rest, ok := strings.Cut(payload, "\n")
+		fields := strings.Fields(head)
+		if !ok || len(fields) != 5 {
+			break // not ours
 		}
-	default:
-		// A topic new to this process (made after the positions were
-		// taken), or a new epoch of one: its events from the first.
-		if known {
-			f.sink.Gap(e.Topic)
+		p, ok1 := parsePos(fields[0])
+		us, err1 := strconv.ParseInt(fields[1], 10, 64)
+		tl, err2 := strconv.Atoi(fields[2])
+		yl, err3 := strconv.Atoi(fields[3])
+		dl, err4 := strconv.Atoi(fields[4])
+		if !ok1 || err1 != nil || err2 != nil || err3 != nil || err4 != nil || tl < 0 || yl < 0 || dl < 0 || tl+yl+dl > len(rest) {
+			break
 		}
-		if err := f.fill(ctx, e.Topic, pos{hash: p.hash, epoch: p.epoch}, p.offset-1); err != nil {
-			return err
+		e := store.Event{ID: fields[0], Topic: rest[:tl], Type: rest[tl : tl+yl], Data: rest[tl+yl : tl+yl+dl], Time: time.UnixMicro(us).UTC()}
+		payload = rest[tl+yl+dl:]
+
+		at, known := f.at[e.Topic]
+		if known && at.epoch == p.epoch && p.offset <= at.offset {
+			continue // delivered already (by a catch-up)
 		}
+		if !known || at.epoch != p.epoch || p.offset != at.offset+1 {
+			// A hole before e: deliver what came before it, then read the
+			// hole from the stream.
+			if len(pending) > 0 {
+				f.sink.Deliver(pending)
+				pending = pending[:0]
+			}
+			if known && at.epoch == p.epoch {
+				if err := f.fill(ctx, e.Topic, at, p.offset-1); err != nil {
+					return err
+				}
+			} else {
+				// A topic new to this process (made after the positions
+				// were taken), or a new epoch of one: its events from the
+				// first.
+				if known {
+					f.sink.Gap(e.Topic)
+				}
+				if err := f.fill(ctx, e.Topic, pos{hash: p.hash, epoch: p.epoch}, p.offset-1); err != nil {
+					return err
+				}
+			}
+			if at := f.at[e.Topic]; at.epoch == p.epoch && p.offset <= at.offset {
+				continue // the fill read it
+			}
+		}
+		pending = append(pending, e)
+		f.at[e.Topic] = p
 	}
-	if at := f.at[e.Topic]; at.epoch == p.epoch && p.offset <= at.offset {
-		return nil // the fill read it
+	if len(pending) > 0 {
+		f.sink.Deliver(pending)
 	}
-	f.sink.Deliver([]store.Event{e})
-	f.at[e.Topic] = p
 	return nil
 }
 

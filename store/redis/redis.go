@@ -10,17 +10,19 @@
 // %, { and } escaped) and so one Cluster slot, while different topics
 // spread over the shards; no key is written by every publish.
 //
-//	<prefix>:{t}:m        hash: e (epoch), n (last offset), u (last µs)
+//	<prefix>:{t}:m        hash: e (epoch), n (last offset), u (last µs),
+//	                      kf, ko (Trim forgot the keys from before kf, of
+//	                      events up to offset ko)
 //	<prefix>:{t}:s        stream, entry IDs <offset>-<µs>, fields d and t
 //	<prefix>:{t}:k:<key>  an idempotency key: epoch, offset, µs, fingerprint
-//	<prefix>:{t}:ki       sorted set of the topic's keys by time, for Trim
 //	<prefix>:topics       set of every topic, for Trim and Follow
 //	<prefix>:feed         the pub/sub channel Follow listens on
 //
-// One Lua script appends a record: epoch, idempotency check, XADD with the
-// next offset, idempotency key with its expiry, PUBLISH, in one atomic
-// step; Append sends a batch's scripts in one pipeline (one round trip per
-// shard). Offsets are contiguous per topic, so a reader finds a gap
+// One Lua script appends a batch's records of one topic: epoch, each
+// record's idempotency check, XADD with the next offset, idempotency key
+// with its expiry, and a PUBLISH of the new events, in one atomic step;
+// Append sends the batch's scripts (one per topic) in one pipeline (one
+// round trip per shard). Offsets are contiguous per topic, so a reader finds a gap
 // (retention, Page.Truncated) by arithmetic, and an epoch tells a topic
 // that Redis lost and started again from one it kept (see store's package
 // doc on IDs and cursors, and cursor.go here).
@@ -201,12 +203,11 @@ type topicKeys struct {
 	base   string // <prefix>:{<tag>}
 	meta   string
 	stream string
-	index  string
 }
 
 func (s *Store) keys(topic string) topicKeys {
 	base := s.prefix + ":{" + tag(topic) + "}"
-	return topicKeys{base: base, meta: base + ":m", stream: base + ":s", index: base + ":ki"}
+	return topicKeys{base: base, meta: base + ":m", stream: base + ":s"}
 }
 
 func (k topicKeys) idem(key string) string { return k.base + ":k:" + key }

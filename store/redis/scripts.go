@@ -6,71 +6,104 @@ import goredis "github.com/redis/go-redis/v9"
 // one Cluster slot. Numbers that may pass 2^31 are formatted with %d, since
 // Lua's tostring would print a microsecond time in exponent form.
 
-// appendScript stores one record of a topic atomically: the topic's epoch
-// (made with its first event), the idempotency check, the XADD with the
-// next offset, the idempotency key with its expiry, and the PUBLISH that
-// the other hub processes follow.
+// appendScript stores a batch's records of one topic, in order, each
+// atomically with its checks (the script as a whole is atomic): the
+// topic's epoch (made with its first event), each record's idempotency
+// check, the XADD with the next offset, the idempotency key with its
+// expiry, and one PUBLISH of the new events for the other hub processes.
+// One call per topic and batch keeps Lua's per-call cost off each record.
 //
-// KEYS: meta, stream[, idempotency key, idempotency index]
+// KEYS: meta, stream, then the records' idempotency keys.
 // ARGV: 1 new epoch, 2 topic hash, 3 max length ("0": none), 4 window in
-// µs, 5 fingerprint, 6 type, 7 data, 8 topic, 9 channel ("": none), 10 the
-// idempotency key as the index names it, 11 the key's expiry in ms.
+// µs, 5 channel ("": none), 6 the keys' expiry in ms, 7 topic, then four
+// per record: type, data, fingerprint, index of its key in KEYS (0: none).
+// A key older than the window is forgotten, and so is one that Trim
+// forgot: stored before the meta's kf, for an offset up to its ko.
 //
-// Returns {0, epoch, offset, µs, created} for a stored event and {1,
-// epoch, offset, µs, conflict, fields or false} for a duplicate.
+// Returns {created, epoch, then per record: status (0 stored, 1
+// duplicate), offset, µs, conflict, fields of a duplicate or false}.
+//
+// The feed message is, per event, "<id> <µs> <len topic> <len type> <len
+// data>\n" followed by topic, type and data.
 var appendScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local e = redis.call('HGET', KEYS[1], 'e')
-local created = 0
-if not e then
+local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'u', 'kf', 'ko')
+local e, n, created = m[1], 0, 0
+local kf, ko = tonumber(m[4] or '0'), tonumber(m[5] or '0')
+if e then
+  n = tonumber(m[2])
+  local last = tonumber(m[3])
+  if now < last then now = last end
+else
   e = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', e, 'n', 0, 'u', 0)
   created = 1
 end
-if #KEYS > 2 then
-  local v = redis.call('GET', KEYS[3])
-  if v then
-    local ke, kn, ku, kfp = string.match(v, '^(%S+) (%d+) (%d+) (%S*)$')
-    if ke == e and now - tonumber(ku) <= tonumber(ARGV[4]) then
-      local id = kn .. '-' .. ku
-      local ent = redis.call('XRANGE', KEYS[2], id, id)
-      local fields = false
-      if ent[1] then fields = ent[1][2] end
-      local conflict = 0
-      if kfp ~= ARGV[5] then conflict = 1 end
-      return {1, ke, tonumber(kn), tonumber(ku), conflict, fields}
+local hash, maxlen, window, channel, ttl, topic = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
+local nowS = string.format('%d', now)
+local out = {created, e}
+local msg = {}
+local added = 0
+for i = 8, #ARGV, 4 do
+  local typ, data, fp, k = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
+  local dup = false
+  if k > 0 then
+    local v = redis.call('GET', KEYS[k])
+    if v then
+      local ke, kn, ku, kfp = string.match(v, '^(%S+) (%d+) (%d+) (%S*)$')
+      local at = tonumber(ku)
+      local forgotten = at < kf and tonumber(kn) <= ko
+      if ke == e and now - at <= window and not forgotten then
+        local id = kn .. '-' .. ku
+        local ent = redis.call('XRANGE', KEYS[2], id, id)
+        local fields = false
+        if ent[1] then fields = ent[1][2] end
+        local conflict = 0
+        if kfp ~= fp then conflict = 1 end
+        out[#out+1] = 1
+        out[#out+1] = tonumber(kn)
+        out[#out+1] = tonumber(ku)
+        out[#out+1] = conflict
+        out[#out+1] = fields
+        dup = true
+      end
     end
   end
+  if not dup then
+    n = n + 1
+    added = added + 1
+    local nS = string.format('%d', n)
+    if maxlen ~= '0' then
+      if typ ~= '' then
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, nS .. '-' .. nowS, 'd', data, 't', typ)
+      else
+        redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, nS .. '-' .. nowS, 'd', data)
+      end
+    elseif typ ~= '' then
+      redis.call('XADD', KEYS[2], nS .. '-' .. nowS, 'd', data, 't', typ)
+    else
+      redis.call('XADD', KEYS[2], nS .. '-' .. nowS, 'd', data)
+    end
+    if k > 0 then
+      redis.call('SET', KEYS[k], e .. ' ' .. nS .. ' ' .. nowS .. ' ' .. fp, 'PX', ttl)
+    end
+    if channel ~= '' then
+      msg[#msg+1] = hash .. '.' .. e .. '.' .. nS .. ' ' .. nowS .. ' ' .. #topic .. ' ' .. #typ .. ' ' .. #data .. '\n' .. topic .. typ .. data
+    end
+    out[#out+1] = 0
+    out[#out+1] = n
+    out[#out+1] = now
+    out[#out+1] = 0
+    out[#out+1] = false
+  end
 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'u'))
-if now < last then now = last end
-local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
-local nowS = string.format('%d', now)
-local nS = string.format('%d', n)
-redis.call('HSET', KEYS[1], 'u', nowS)
-local args = {'XADD', KEYS[2]}
-if ARGV[3] ~= '0' then
-  table.insert(args, 'MAXLEN')
-  table.insert(args, '~')
-  table.insert(args, ARGV[3])
+if added > 0 then
+  redis.call('HSET', KEYS[1], 'e', e, 'n', string.format('%d', n), 'u', nowS)
+  if #msg > 0 then redis.call('PUBLISH', channel, table.concat(msg)) end
+elseif created == 1 then
+  redis.call('HSET', KEYS[1], 'e', e, 'n', 0, 'u', nowS)
 end
-table.insert(args, nS .. '-' .. nowS)
-table.insert(args, 'd')
-table.insert(args, ARGV[7])
-if ARGV[6] ~= '' then
-  table.insert(args, 't')
-  table.insert(args, ARGV[6])
-end
-redis.call(unpack(args))
-if #KEYS > 2 then
-  redis.call('SET', KEYS[3], e .. ' ' .. nS .. ' ' .. nowS .. ' ' .. ARGV[5], 'PX', ARGV[11])
-  redis.call('ZADD', KEYS[4], nowS, ARGV[10])
-end
-if ARGV[9] ~= '' then
-  redis.call('PUBLISH', ARGV[9], ARGV[2] .. '.' .. e .. '.' .. nS .. ' ' .. nowS .. ' ' .. #ARGV[8] .. ' ' .. #ARGV[6] .. '\n' .. ARGV[8] .. ARGV[6] .. ARGV[7])
-end
-return {0, e, n, now, created}
+return out
 `)
 
 // readScript reads a topic's epoch, last offset and events from a start
@@ -89,14 +122,17 @@ if ARGV[1] == m[1] then start = ARGV[2] end
 return {m[1], tonumber(m[2]), tonumber(m[3]), redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[3])}
 `)
 
-// trimScript applies retention to one topic and forgets its expired
-// idempotency keys. The topic's meta (epoch, last offset) stays, so that
-// its offsets go on after everything expired.
+// trimScript applies retention to one topic and forgets its idempotency
+// keys from before a time: it sets the meta's kf to that time and ko to
+// the last offset, and the append script treats a key of an event up to
+// ko stored before kf as new (Redis's own expiry frees keys a little after
+// the window). The topic's
+// meta (epoch, last offset) stays, so that its offsets go on after
+// everything expired.
 //
-// KEYS: stream, idempotency index
+// KEYS: stream, meta
 // ARGV: 1 max length ("0": none), 2 oldest µs to keep ("0": no age
-// limit), 3 idempotency keys from before this µs are forgotten, 4 the
-// prefix of the topic's idempotency keys.
+// limit), 3 idempotency keys from before this µs are forgotten.
 //
 // Returns the number of events removed.
 var trimScript = goredis.NewScript(`
@@ -122,13 +158,9 @@ if cutoff > 0 then
     removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', tonumber(off) + 1))
   end
 end
-while true do
-  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[3], 'LIMIT', 0, 256)
-  if #old == 0 then break end
-  for _, k in ipairs(old) do
-    redis.call('DEL', ARGV[4] .. k)
-    redis.call('ZREM', KEYS[2], k)
-  end
+local m = redis.call('HMGET', KEYS[2], 'e', 'n', 'kf')
+if m[1] and tonumber(ARGV[3]) >= tonumber(m[3] or '0') then
+  redis.call('HSET', KEYS[2], 'kf', ARGV[3], 'ko', m[2])
 end
 return removed
 `)

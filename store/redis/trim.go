@@ -63,7 +63,7 @@ func (s *Store) trimTopics(ctx context.Context, topics []string, maxLen, ageCut,
 		_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, t := range topics {
 				k := s.keys(t)
-				cmds[i] = p.EvalSha(ctx, trimScript.Hash(), []string{k.stream, k.index}, maxLen, ageCut, keyCut, k.idem(""))
+				cmds[i] = p.EvalSha(ctx, trimScript.Hash(), []string{k.stream, k.meta}, maxLen, ageCut, keyCut)
 			}
 			return nil
 		})
