@@ -13,6 +13,9 @@ import (
 
 // pollEvent is one event in a poll answer.
 type pollEvent struct {
+	// ID is the poller's cursor after this event, as an SSE stream's id
+	// line carries it: the event's own ID for one topic (and on stores
+	// with one sequence), a position in every topic for several.
 	ID    string    `json:"id"`
 	Topic string    `json:"topic"`
 	Type  string    `json:"type"`
@@ -108,7 +111,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.answerPage(w, ans, page, after)
+	s.answerPage(w, ans, topics, page, after)
 }
 
 // pollWait reads the wait parameter: how long a poll with nothing to
@@ -141,7 +144,7 @@ func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, topics []str
 }
 
 // answerPage answers a poll with a page of history after the cursor after.
-func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Page, after string) {
+func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, topics []string, page store.Page, after string) {
 	s.metrics.Replayed(len(page.Events))
 	if page.Truncated {
 		s.metrics.Reset("truncated")
@@ -149,8 +152,8 @@ func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Pa
 	}
 	ans.Next = after
 	for _, e := range page.Events {
-		ans.Events = append(ans.Events, pollEvent{ID: e.ID, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data, Time: e.Time})
-		ans.Next = e.ID
+		ans.Next = s.hub.Store().Next(ans.Next, topics, e)
+		ans.Events = append(ans.Events, pollEvent{ID: ans.Next, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data, Time: e.Time})
 	}
 	if page.More {
 		ans.RetryMS = 0 // more is waiting: poll again at once

@@ -52,6 +52,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rid := s.requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
+	var head string // where a stream with no Last-Event-ID starts
+	if cursor == "" {
+		// Before the headers go out: a client that publishes once it
+		// sees them gets its event.
+		head = s.liveFrom(r.Context(), log, topics)
+	}
 	sub.SetLabel(rid)
 	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
 		closing: s.hub.Closing(), expires: principal.Expires}
@@ -73,10 +79,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("stream not started", "err", err)
 		return
 	}
-	last, err := s.replay(r.Context(), log, st, topics, cursor)
-	if err != nil {
-		log.Debug("stream ended during replay", "err", err)
-		return
+	last := head
+	if cursor != "" {
+		last, err = s.replay(r.Context(), log, st, topics, cursor)
+		if err != nil {
+			log.Debug("stream ended during replay", "err", err)
+			return
+		}
 	}
 	sub.GoLive(last)
 	if s.park(w, r, log, src, principal.Expires) {
@@ -86,9 +95,26 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	_ = st.Serve(r.Context(), sub) // its end is counted by src.Close
 }
 
-// replay writes the stored events after cursor and returns the ID of the
-// last one written (or cursor when none was, or "" when the cursor was
-// unknown, so that every buffered live event is kept).
+// liveFrom returns the cursor "now" for topics (store.Store.Head), where
+// a reader with no cursor starts: it positions every topic, so that a
+// reconnect resumes each exactly. When the store cannot tell, the reader
+// starts from "" (every buffered live event is kept) and a later resume
+// may report a reset.
+func (s *Server) liveFrom(ctx context.Context, log *slog.Logger, topics []string) string {
+	start := time.Now()
+	head, err := s.hub.Store().Head(ctx, topics)
+	s.metrics.StoreOp("head", time.Since(start))
+	if err != nil {
+		log.Warn("stream starts without a cursor: the store's head is not available", "err", err)
+		return ""
+	}
+	return head
+}
+
+// replay writes the stored events after cursor and returns the reader's
+// cursor after the last one written (cursor when none was, or the store's
+// head when the cursor was unknown). Each event goes out with the reader's
+// cursor after it as its id (store.Store.Next, hub.Frame.AppendTo).
 //
 // History goes out page by page, each page bounded by bytes (see
 // historyBudget) and written event by event under the write timeout, so a
@@ -111,7 +137,8 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
 			s.metrics.Reset("unknown_cursor")
-			return "", st.WriteEncoded(resetEvent("unknown_cursor",
+			head := s.liveFrom(ctx, log, topics)
+			return head, st.WriteEncoded(resetEvent("unknown_cursor",
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor))
 		}
 		if errors.Is(err, errReplayBusy) {
@@ -135,8 +162,10 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, st *sse.Stream, t
 				"events after the Last-Event-ID were removed by retention; the oldest retained events follow", last)...)
 		}
 		for i, e := range page.Events {
-			buf = append(buf, hub.Encode(e)...)
-			last = e.ID
+			last = s.hub.Store().Next(last, topics, e)
+			if f := hub.NewFrame(e); f != nil {
+				buf = f.AppendTo(buf, last)
+			}
 			page.Events[i] = store.Event{} // written events need not stay in memory
 			if len(buf) >= replayWrite || i == len(page.Events)-1 {
 				if err := st.WriteEncoded(buf); err != nil {
