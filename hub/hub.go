@@ -14,6 +14,18 @@
 // drops what the replay already delivered, so nothing is lost and nothing
 // repeats.
 //
+// Each subscriber tracks its cursor (store.Store.Next), which its id lines
+// carry: the shared Wire when the cursor is the event's ID (every reader
+// of one topic, and every reader on a store with one sequence), else the
+// event's lines and an id line of its own (Frame.parts).
+//
+// Over a store that several hub processes share (store.Feed) the committer
+// does not fan out: every event, this hub's included, reaches subscribers
+// through the feed, which Run follows, so that no process delivers an
+// event twice. Subscribers that may have missed events of the feed (it
+// started after them, or reported a gap) are cut loose to resume from
+// their cursors.
+//
 // A subscriber whose pending bytes exceed its bound is cut off rather than
 // skipped: its queue is dropped and its handler ends the stream with a retry
 // hint, so the client reconnects with Last-Event-ID and catches up from the
