@@ -21,9 +21,9 @@ var errEmptyTopic = errors.New("empty topic")
 // window, and Redis's expiry only frees it.
 const keySlack = time.Minute
 
-// Append runs one script per record, all in one pipeline, and with
-// MinReplicas a WAIT after them on the same connection. See the package doc
-// for what an error means for the batch.
+// Append runs one script per topic of the batch, all in one pipeline, and
+// with MinReplicas a WAIT after them on the same connection. See the
+// package doc for what an error means for the batch.
 func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -151,110 +151,23 @@ func (s *Store) forget(topics []string) {
 }
 
 // runAppends sends the calls (and an SADD of fresh topics first) and
-// leaves each call's reply in its cmd. It returns an error for the whole
-// batch when Redis could not be reached or the WAIT came short.
+// leaves each call's reply in its cmd; calls that Redis refused with
+// NOSCRIPT (it restarted and forgot the scripts, and ran nothing) are sent
+// once more after loading them. It returns an error for the whole batch
+// when Redis could not be reached or the WAIT came short.
 func (s *Store) runAppends(ctx context.Context, calls []appendCall, fresh []string) (err error) {
 	defer func() {
 		if err != nil {
 			s.forget(fresh)
 		}
 	}()
-	if s.cluster != nil && s.minRepl > 0 {
-		return s.runAppendsPerMaster(ctx, calls, fresh)
+	all := make([]int, len(calls))
+	for i := range all {
+		all[i] = i
 	}
-	var wait *goredis.Cmd
-	_, err = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		if len(fresh) > 0 {
-			p.SAdd(ctx, s.topicSet(), toAny(fresh)...)
-		}
-		for i := range calls {
-			calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
-		}
-		if s.minRepl > 0 {
-			wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
-		}
-		return nil
-	})
-	if err != nil && !scriptErrorsOnly(calls, err) {
-		return unavailable(err)
-	}
-	if err := s.retryNoScript(ctx, calls); err != nil {
+	if err := s.send(ctx, calls, all, fresh); err != nil {
 		return err
 	}
-	if wait != nil {
-		if n, _ := wait.Int64(); n < int64(s.minRepl) {
-			return fmt.Errorf("%w (%d of %d within %v): %w", ErrNotReplicated, n, s.minRepl, s.replTO, ErrUnavailable)
-		}
-	}
-	return nil
-}
-
-// runAppendsPerMaster sends each master its calls and a WAIT in one
-// pipeline: WAIT counts the writes of its own connection, so it must
-// follow them on the connection that made them.
-func (s *Store) runAppendsPerMaster(ctx context.Context, calls []appendCall, fresh []string) error {
-	if len(fresh) > 0 {
-		if err := s.c.SAdd(ctx, s.topicSet(), toAny(fresh)...).Err(); err != nil {
-			return unavailable(err)
-		}
-	}
-	groups := map[*goredis.Client][]int{}
-	for i := range calls {
-		m, err := s.cluster.MasterForKey(ctx, calls[i].keys[0])
-		if err != nil {
-			return unavailable(err)
-		}
-		groups[m] = append(groups[m], i)
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, len(groups))
-	for m, idx := range groups {
-		wg.Go(func() {
-			var wait *goredis.Cmd
-			_, err := m.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				for _, i := range idx {
-					calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
-				}
-				wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
-				return nil
-			})
-			if err != nil && !scriptErrorsOnly(calls, err) {
-				errs <- unavailable(err)
-				return
-			}
-			if n, _ := wait.Int64(); n < int64(s.minRepl) {
-				errs <- fmt.Errorf("%w (%d of %d within %v on %s): %w", ErrNotReplicated, n, s.minRepl, s.replTO, m.Options().Addr, ErrUnavailable)
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return err
-	}
-	return s.retryNoScript(ctx, calls)
-}
-
-// scriptErrorsOnly reports whether a pipeline's error is one of its
-// scripts' replies (NOSCRIPT, or an error the script raised), which
-// result reports per record, rather than a failure to reach Redis.
-func scriptErrorsOnly(calls []appendCall, err error) bool {
-	for i := range calls {
-		if calls[i].cmd != nil && calls[i].cmd.Err() == err {
-			return isRedisError(err)
-		}
-	}
-	return false
-}
-
-func isRedisError(err error) bool {
-	var re goredis.Error
-	return errors.As(err, &re)
-}
-
-// retryNoScript loads the scripts and runs again the calls that Redis
-// refused with NOSCRIPT (it had not run them).
-func (s *Store) retryNoScript(ctx context.Context, calls []appendCall) error {
 	var again []int
 	for i := range calls {
 		if isNoScript(calls[i].cmd.Err()) {
@@ -267,16 +180,79 @@ func (s *Store) retryNoScript(ctx context.Context, calls []appendCall) error {
 	if err := s.loadScripts(ctx); err != nil {
 		return unavailable(err)
 	}
-	_, err := s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, i := range again {
+	return s.send(ctx, calls, again, nil)
+}
+
+// send runs calls[idx] in one pipeline (one per master on a Cluster with
+// MinReplicas), each followed by a WAIT with MinReplicas.
+func (s *Store) send(ctx context.Context, calls []appendCall, idx []int, fresh []string) error {
+	if len(fresh) > 0 && s.cluster != nil {
+		// The topic set's slot is another shard's, most likely.
+		if err := s.c.SAdd(ctx, s.topicSet(), toAny(fresh)...).Err(); err != nil {
+			return unavailable(err)
+		}
+		fresh = nil
+	}
+	if s.cluster == nil || s.minRepl == 0 {
+		return s.pipeline(ctx, s.c, calls, idx, fresh)
+	}
+	// WAIT counts the writes of its own connection, so it must follow
+	// them on the connection that made them: one pipeline per master.
+	groups := map[*goredis.Client][]int{}
+	for _, i := range idx {
+		m, err := s.cluster.MasterForKey(ctx, calls[i].keys[0])
+		if err != nil {
+			return unavailable(err)
+		}
+		groups[m] = append(groups[m], i)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(groups))
+	for m, group := range groups {
+		wg.Go(func() {
+			if err := s.pipeline(ctx, m, calls, group, nil); err != nil {
+				errs <- fmt.Errorf("%s: %w", m.Options().Addr, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// pipeline runs an SADD of fresh topics, calls[idx] and, with MinReplicas,
+// a WAIT, in one pipeline of c.
+func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, calls []appendCall, idx []int, fresh []string) error {
+	var wait *goredis.Cmd
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		if len(fresh) > 0 {
+			p.SAdd(ctx, s.topicSet(), toAny(fresh)...)
+		}
+		for _, i := range idx {
 			calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
+		}
+		if s.minRepl > 0 {
+			wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
 		}
 		return nil
 	})
-	if err != nil && !scriptErrorsOnly(calls, err) {
+	if err != nil && !isRedisError(err) {
 		return unavailable(err)
 	}
+	if wait != nil {
+		if err := wait.Err(); err != nil {
+			return unavailable(err)
+		}
+		if n, _ := wait.Int64(); n < int64(s.minRepl) {
+			return fmt.Errorf("%w (%d of %d within %v): %w", ErrNotReplicated, n, s.minRepl, s.replTO, ErrUnavailable)
+		}
+	}
 	return nil
+}
+
+func isRedisError(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re)
 }
 
 // results fills out with the results of the call's records; created

@@ -143,3 +143,32 @@ func waitReplicaUp(t *testing.T, master *redistest.Server) {
 		return err == nil && strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
 	}, "a replica of %s online", master.Addr)
 }
+
+// TestScriptsForgotten: Redis forgets its scripts when it restarts (or on
+// SCRIPT FLUSH); Append, Read and Trim load them again and go on, with
+// MinReplicas too.
+func TestScriptsForgotten(t *testing.T) {
+	master := redistest.Start(t, redistest.Options{})
+	redistest.Start(t, redistest.Options{Config: []string{"replicaof " + hostPort(master.Addr)}})
+	waitReplicaUp(t, master)
+	for _, repl := range []int{0, 1} {
+		s := openStore(t, Config{Client: testClient(master.Addr), MinReplicas: repl, ReplicaTimeout: time.Second})
+		first := mustAppend(t, s, store.Record{Topic: "a", Data: "1"}, store.Record{Topic: "b", Data: "1"})
+		steps := []struct {
+			name string
+			call func() error
+		}{
+			{"Append", func() error { _, err := s.Append(context.Background(), []store.Record{{Topic: "a", Data: "2"}}); return err }},
+			{"Read", func() error { _, err := s.Read(context.Background(), []string{"a", "b"}, first[0].Event.ID, 0); return err }},
+			{"Trim", func() error { _, err := s.Trim(context.Background(), time.Now()); return err }},
+		}
+		for _, st := range steps {
+			if _, err := master.Do("SCRIPT", "FLUSH"); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.call(); err != nil {
+				t.Errorf("min_replicas %d: %s after SCRIPT FLUSH: %v", repl, st.name, err)
+			}
+		}
+	}
+}
