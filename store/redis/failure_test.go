@@ -158,8 +158,14 @@ func TestScriptsForgotten(t *testing.T) {
 			name string
 			call func() error
 		}{
-			{"Append", func() error { _, err := s.Append(context.Background(), []store.Record{{Topic: "a", Data: "2"}}); return err }},
-			{"Read", func() error { _, err := s.Read(context.Background(), []string{"a", "b"}, first[0].Event.ID, 0); return err }},
+			{"Append", func() error {
+				_, err := s.Append(context.Background(), []store.Record{{Topic: "a", Data: "2"}})
+				return err
+			}},
+			{"Read", func() error {
+				_, err := s.Read(context.Background(), []string{"a", "b"}, first[0].Event.ID, 0)
+				return err
+			}},
 			{"Trim", func() error { _, err := s.Trim(context.Background(), time.Now()); return err }},
 		}
 		for _, st := range steps {
