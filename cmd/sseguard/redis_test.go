@@ -130,6 +130,114 @@ func TestServeOnRedis(t *testing.T) {
 	if len(next.Events) != 1 || next.Events[0].ID != more || next.Reset != nil {
 		t.Errorf("poll on a after b's cursor = %+v, want only b's event %s", next, more)
 	}
+
+	// Live: a stream on b gets what a acknowledges, once; resumed on a
+	// with b's last ID it goes on with no gap and no duplicate.
+	onB := b.stream(t, "")
+	sent := []string{a.publish(t, "live0"), a.publish(t, "live1")}
+	got := onB.next(t, 2)
+	if got[0].id != sent[0] || got[1].id != sent[1] || got[0].data != "live0" {
+		t.Fatalf("stream on b got %+v, want a's events %q", got, sent)
+	}
+	onB.close()
+	missed := b.publish(t, "while away")
+	onA := a.stream(t, got[1].id)
+	after := a.publish(t, "back")
+	if resumed := onA.next(t, 2); resumed[0].id != missed || resumed[1].id != after {
+		t.Errorf("stream resumed on a after %s got %+v, want %s then %s", got[1].id, resumed, missed, after)
+	}
+	onA.close()
+}
+
+// sseEvent is one event of a stream, as read from the wire.
+type sseEvent struct{ id, data string }
+
+type sseStream struct {
+	res    *http.Response
+	events chan sseEvent
+	cancel context.CancelFunc
+}
+
+// stream opens GET /events?topic=demo with Last-Event-ID lastID (none when
+// empty) and reads its events in the background.
+func (n *node) stream(t *testing.T, lastID string) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/events?topic=demo", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+n.sub)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("stream on %s: %s", n.base, res.Status)
+	}
+	s := &sseStream{res: res, events: make(chan sseEvent, 100), cancel: cancel}
+	go func() {
+		defer close(s.events)
+		var ev sseEvent
+		buf := make([]byte, 0, 4096)
+		chunk := make([]byte, 4096)
+		for {
+			k, err := res.Body.Read(chunk)
+			buf = append(buf, chunk[:k]...)
+			for {
+				line, rest, ok := strings.Cut(string(buf), "\n")
+				if !ok {
+					break
+				}
+				buf = []byte(rest)
+				switch {
+				case line == "":
+					if ev.id != "" || ev.data != "" {
+						s.events <- ev
+					}
+					ev = sseEvent{}
+				case strings.HasPrefix(line, "id: "):
+					ev.id = line[4:]
+				case strings.HasPrefix(line, "data: "):
+					ev.data = line[6:]
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+// next returns the stream's next n events, failing after 20 s.
+func (s *sseStream) next(t *testing.T, n int) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	deadline := time.After(20 * time.Second)
+	for len(out) < n {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatalf("stream ended after %+v, want %d events", out, n)
+			}
+			out = append(out, ev)
+		case <-deadline:
+			t.Fatalf("after 20 s the stream has %+v, want %d events", out, n)
+		}
+	}
+	return out
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.res.Body.Close()
+	for range s.events {
+	}
 }
 
 // TestServeRedisUnreachable: serve with a Redis that does not answer
