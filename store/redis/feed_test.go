@@ -367,3 +367,54 @@ func TestFollowRollbackStartsNewEpoch(t *testing.T) {
 		t.Errorf("Read after a lost event's ID = %+v, %v; want Truncated with the 3 kept events and the new one", page, err)
 	}
 }
+
+// TestFollowDetectsReusedOffsets: a topic goes back while the follower
+// stays subscribed (as when a replica that lacked the newest events is
+// promoted), so the next append reuses an offset the follower delivered.
+// The follower tells it from a duplicate by its later commit time,
+// reports the gap and starts a new epoch.
+func TestFollowDetectsReusedOffsets(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	a := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	b := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	k := follow(t, b)
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, mustAppend(t, a, store.Record{Topic: "x", Data: fmt.Sprint(i)})[0].Event.ID)
+	}
+	eventually.True(t, 0, func() bool { return k.has(map[string][]string{"x": ids}) }, "the follower has the 5 events")
+	// The topic goes back to its state after 3 events, as a snapshot has
+	// it: stream (with its last ID) and meta.
+	keys := a.keys("x")
+	page, err := a.Read(context.Background(), []string{"x"}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("DEL", keys.stream); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range page.Events[:3] {
+		p, _ := parsePos(e.ID)
+		if _, err := srv.Do("XADD", keys.stream, fmt.Sprintf("%d-%d", p.offset, e.Time.UnixMicro()), "d", e.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := srv.Do("HSET", keys.meta, "n", "3", "u", fmt.Sprint(page.Events[2].Time.UnixMicro())); err != nil {
+		t.Fatal(err)
+	}
+	reused := mustAppend(t, a, store.Record{Topic: "x", Data: "reuses offset 4"})[0].Event
+	if reused.ID != ids[3] {
+		t.Fatalf("the simulated rollback did not reuse offset 4: %s", reused.ID)
+	}
+	eventually.True(t, 0, func() bool { return k.gapCount("x") == 1 }, "a gap for the reused offset")
+	page, err = a.Read(context.Background(), []string{"x"}, ids[4], 0)
+	if err != nil || !page.Truncated {
+		t.Errorf("Read after the lost event's ID = %+v, %v; want Truncated", page, err)
+	}
+	for _, e := range page.Events {
+		if e.ID == ids[3] {
+			t.Errorf("after the new epoch, an event still has the reused ID %s", e.ID)
+		}
+	}
+}

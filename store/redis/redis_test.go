@@ -89,3 +89,20 @@ func TestDurable(t *testing.T) {
 		return openStore(t, Config{Client: testClient(srv.Addr), Retention: r, Prefix: prefixOf[dir]})
 	})
 }
+
+// TestLostMetaKeepsAppending: a topic whose meta is gone while its stream
+// stays (evicted under maxmemory) starts a new epoch over an empty stream,
+// rather than failing every append on the stream's higher IDs.
+func TestLostMetaKeepsAppending(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := openStore(t, Config{Client: testClient(srv.Addr)})
+	old := mustAppend(t, s, store.Record{Topic: "a", Data: "1"}, store.Record{Topic: "a", Data: "2"})
+	if _, err := srv.Do("DEL", s.keys("a").meta); err != nil {
+		t.Fatal(err)
+	}
+	fresh := mustAppend(t, s, store.Record{Topic: "a", Data: "3"})[0].Event
+	page, err := s.Read(context.Background(), []string{"a"}, old[1].Event.ID, 0)
+	if err != nil || !page.Truncated || len(page.Events) != 1 || page.Events[0].ID != fresh.ID {
+		t.Errorf("Read after the old epoch's ID = %+v, %v; want Truncated and only the new event", page, err)
+	}
+}

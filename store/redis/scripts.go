@@ -36,6 +36,9 @@ if e then
   local last = tonumber(m[3])
   if now < last then now = last end
 else
+  -- A stream without its meta is left from a lost epoch (the meta was
+  -- evicted): its entries would collide with the new epoch's.
+  redis.call('DEL', KEYS[2])
   e = ARGV[1]
   created = 1
 end
