@@ -44,6 +44,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	calls := s.appendCalls(recs)
 	fresh := s.unknownTopics(recs)
 	if err := s.runAppends(ctx, calls, fresh); err != nil {
+		s.reload(err)
 		return nil, fmt.Errorf("redis store: append: %w", err)
 	}
 	out := make([]store.Appended, len(recs))
@@ -51,6 +52,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	for i := range calls {
 		isNew, err := calls[i].results(recs, out)
 		if err != nil {
+			s.reload(err)
 			return nil, fmt.Errorf("redis store: append %q: %w", calls[i].topic, err)
 		}
 		if isNew && !contains(fresh, calls[i].topic) {

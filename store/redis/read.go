@@ -79,7 +79,9 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		}
 	}
 	if err != nil {
-		return store.Page{}, fmt.Errorf("redis store: read: %w", unavailable(err))
+		err = unavailable(err)
+		s.reload(err)
+		return store.Page{}, fmt.Errorf("redis store: read: %w", err)
 	}
 
 	var page store.Page
@@ -87,7 +89,9 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	for _, r := range reads {
 		vals, err := r.cmd.Slice()
 		if err != nil || len(vals) != 4 {
-			return store.Page{}, fmt.Errorf("redis store: read %q: %w", r.topic, unavailable(err))
+			err = unavailable(err)
+			s.reload(err)
+			return store.Page{}, fmt.Errorf("redis store: read %q: %w", r.topic, err)
 		}
 		epoch, _ := vals[0].(string)
 		last, _ := vals[1].(int64)
@@ -226,7 +230,9 @@ func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("redis store: head: %w", unavailable(err))
+		err = unavailable(err)
+		s.reload(err)
+		return "", fmt.Errorf("redis store: head: %w", err)
 	}
 	var ps []pos
 	for i, t := range uniq {

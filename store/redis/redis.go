@@ -182,7 +182,8 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 
 // loadScripts loads the scripts into every master, so that EVALSHA finds
 // them (Redis forgets them on restart; Append loads them again on
-// NOSCRIPT).
+// NOSCRIPT). On a Cluster, masters that cannot be reached are skipped
+// while one can: the others' topics go on.
 func (s *Store) loadScripts(ctx context.Context) error {
 	load := func(ctx context.Context, c goredis.Scripter) error {
 		for _, sc := range scripts {
@@ -192,10 +193,27 @@ func (s *Store) loadScripts(ctx context.Context) error {
 		}
 		return nil
 	}
-	if s.cluster != nil {
-		return s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return load(ctx, c) })
+	if s.cluster == nil {
+		return load(ctx, s.c)
 	}
-	return load(ctx, s.c)
+	var mu sync.Mutex
+	var loaded int
+	var errs []error
+	_ = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		err := load(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Options().Addr, err))
+		} else {
+			loaded++
+		}
+		return nil
+	})
+	if loaded == 0 {
+		return errors.Join(append(errs, errors.New("no master reachable"))...)
+	}
+	return nil
 }
 
 // topicKeys are the names of one topic's keys.
@@ -252,7 +270,9 @@ func (s *Store) Ping(ctx context.Context) error {
 		err = s.c.Ping(ctx).Err()
 	}
 	if err != nil {
-		return fmt.Errorf("redis store: ping: %w", unavailable(err))
+		err = unavailable(err)
+		s.reload(err)
+		return fmt.Errorf("redis store: ping: %w", err)
 	}
 	return nil
 }
@@ -271,6 +291,16 @@ func (s *Store) Close() error {
 		return fmt.Errorf("redis store: close: %w", err)
 	}
 	return nil
+}
+
+// reload asks a Cluster client to read the slot map again after err: with
+// retries off, go-redis would otherwise keep sending a failed master's
+// slots to it until its periodic reload (a minute), long after a replica
+// took over.
+func (s *Store) reload(err error) {
+	if s.cluster != nil && errors.Is(err, ErrUnavailable) {
+		s.cluster.ReloadState(context.Background())
+	}
 }
 
 // unavailable wraps an error from go-redis with ErrUnavailable, unless it
