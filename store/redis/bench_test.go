@@ -57,7 +57,7 @@ type latencySink struct {
 	seen chan struct{}
 }
 
-func (k *latencySink) Started() {}
+func (k *latencySink) Started()   {}
 func (k *latencySink) Gap(string) {}
 func (k *latencySink) Deliver(evs []store.Event) {
 	now := time.Now()
