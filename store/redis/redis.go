@@ -129,6 +129,11 @@ type Store struct {
 	knownMu sync.Mutex
 	known   map[string]bool
 
+	// trimMu serializes Trim, which walks the topic set from trimCursor.
+	trimMu     sync.Mutex
+	trimCursor uint64
+	trimLimit  int // maxTrimTopics when 0; tests set it lower
+
 	// silent appends without publishing: tests use it to make the events
 	// that pub/sub loses.
 	silent bool

@@ -106,3 +106,38 @@ func TestLostMetaKeepsAppending(t *testing.T) {
 		t.Errorf("Read after the old epoch's ID = %+v, %v; want Truncated and only the new event", page, err)
 	}
 }
+
+// TestTrimInSteps: a Trim call covers a bounded number of topics and the
+// next goes on from there, so that every topic is trimmed after a few
+// calls without one call loading Redis with all of them.
+func TestTrimInSteps(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := openStore(t, Config{Client: testClient(srv.Addr), Retention: store.Retention{MaxAge: time.Hour}})
+	s.trimLimit = 64
+	const topics = 600
+	var recs []store.Record
+	for i := range topics {
+		recs = append(recs, store.Record{Topic: fmt.Sprint("t", i), Data: "x"})
+	}
+	mustAppend(t, s, recs...)
+	later := time.Now().Add(2 * time.Hour)
+	total, calls := 0, 0
+	for total < topics && calls < 20 {
+		n, err := s.Trim(context.Background(), later)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if calls == 0 && n == topics {
+			t.Errorf("the first Trim covered all %d topics, want at most about %d", topics, s.trimLimit)
+		}
+		total += n
+		calls++
+	}
+	if total != topics {
+		t.Errorf("%d Trim calls removed %d events, want all %d", calls, total, topics)
+	}
+	page, err := s.Read(context.Background(), []string{"t0", "t599"}, "", 0)
+	if err != nil || len(page.Events) != 0 {
+		t.Errorf("Read after the trims = %+v, %v; want nothing", page, err)
+	}
+}
