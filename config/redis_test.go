@@ -1,9 +1,15 @@
 package config
 
 import (
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sseguard/sseguard/internal/redistest"
 )
 
 // TestRedisOptions: go-redis's options from the section, the URL's values
@@ -94,4 +100,27 @@ func indent(s, prefix string) string {
 		b.WriteString(prefix + line)
 	}
 	return b.String()
+}
+
+// TestRedisUnixSocket: a unix:// URL reaches Redis over its socket.
+func TestRedisUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "redis.sock")
+	redistest.Start(t, redistest.Options{Config: []string{"unixsocket " + sock, "unixsocketperm 700"}})
+	c, err := Parse([]byte("store:\n  driver: redis\n  redis:\n    url: unix://" + sock + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.Store.Redis.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := goredis.NewUniversalClient(o)
+	defer client.Close()
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Errorf("PING over %s: %v", sock, err)
+	}
 }
