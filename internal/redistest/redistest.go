@@ -5,6 +5,8 @@
 // Cluster of several masters from such processes with redis-cli --cluster
 // create.
 //
+// StartSentinel adds a Sentinel that watches a server.
+//
 // A test that calls Start or StartCluster on a machine without redis-server
 // (or redis-cli, for a cluster) is skipped with a message saying what to
 // install, except under CI=true, where it fails: CI installs both.
@@ -52,8 +54,9 @@ type Server struct {
 	// Dir holds redis.conf, redis.pid, redis.log and the data files.
 	Dir string
 
-	tb  testing.TB
-	bin string
+	tb       testing.TB
+	bin      string
+	sentinel bool // run with --sentinel
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -152,7 +155,11 @@ func freePort(tb testing.TB) int {
 
 // start runs redis-server on the configuration in Dir and waits for PING.
 func (s *Server) start() error {
-	cmd := exec.Command(s.bin, filepath.Join(s.Dir, "redis.conf"))
+	args := []string{filepath.Join(s.Dir, "redis.conf")}
+	if s.sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(s.bin, args...)
 	// The server must not outlive a test binary that dies without running
 	// its cleanups.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
