@@ -3,42 +3,50 @@ package hub
 import (
 	"sync"
 	"time"
-
-	"github.com/sseguard/sseguard/store"
 )
 
 // Subscriber is one stream's registration with the hub. Its handler reads
 // history, calls GoLive, then loops on Ready and Take until Take reports a
 // cut, the client leaves, or the hub closes; Close unregisters it.
 type Subscriber struct {
-	hub    *Hub
-	topics []string
+	// The fields every fan-out touches come first, to share cache lines:
+	// a fan-out visits thousands of subscribers.
+	mu     sync.Mutex
+	live   bool // false while the handler replays history
+	floor  bool // see cursor
+	cut    bool
+	closed bool
+	bytes  int
 	limit  int
+	queue  []*Frame
+	// ids holds, when not nil, the cursor of each queued frame whose id
+	// line is not the event's ID ("" for those whose is): only readers of
+	// several topics on stores without one sequence need it, so the hot
+	// path queues frames alone.
+	ids    []string
+	notify chan struct{} // capacity 1: "the queue has something"
+	onPush func()        // replaces notify when set; see SetNotify
+	topics []string
 
+	hub        *Hub
 	registered bool // guarded by hub.mu
 
-	mu    sync.Mutex
-	queue []Delivery
-	bytes int
-	live  bool // false while the handler replays history
-	// cursor is the subscriber's cursor after the last queued frame (see
-	// store.Store.Next); it starts where the replay ended.
-	cursor string
+	// cursor is, for a reader of several topics, its cursor after the
+	// last queued frame (see store.Store.Next); for one topic, the cursor
+	// it went live at, which is all Seen needs (the first frame not Seen
+	// clears floor). It starts where the replay ended.
+	//
 	// floor is set while a frame fanned out after GoLive may be one the
 	// replay already delivered (its commit raced the replay read): such a
 	// frame is Seen at cursor and dropped, not sent twice. Frames of one
 	// topic arrive in order, so the first frame of a topic that is not
 	// Seen clears that topic (uncleared counts the rest); the last clears
 	// floor.
-	floor     bool
+	cursor    string
 	cleared   []bool // per topic, while floor is set; nil for one topic
 	uncleared int
-	cut       bool
-	closed    bool
-	notify    chan struct{} // capacity 1: "the queue has something"
-	onPush    func()        // replaces notify when set; see SetNotify
-	label     string        // names s in log lines; see SetLabel
-	observed  int           // deliveries seen, for sampling latencies
+	label     string // names s in log lines; see SetLabel
+	observed  int    // deliveries seen, for sampling latencies
 }
 
 // Subscribe registers a subscriber for topics, buffering live events until
@@ -83,32 +91,65 @@ func (s *Subscriber) push(f *Frame) pushResult {
 	if s.cut || s.closed {
 		return pushDropped
 	}
-	d := Delivery{Frame: f}
+	size, cursor := len(f.Wire), ""
 	if s.live {
 		if s.floor && s.seen(f) {
 			return pushed // the replay already sent it
 		}
-		d.Cursor = s.next(f.Event)
+		if len(s.topics) > 1 {
+			cursor = s.hub.store.Next(s.cursor, s.topics, f.Event)
+			s.cursor = cursor
+			size = Delivery{f, cursor}.size()
+		}
 	}
-	size := d.size()
 	if s.bytes > 0 && s.bytes+size > s.limit { // one event alone never counts as falling behind
 		s.cutLocked()
 		return pushCut
 	}
-	s.queue = append(s.queue, d)
+	s.enqueue(f, cursor)
 	s.bytes += size
 	if s.live {
-		s.cursor = d.Cursor
 		s.signal()
 	}
 	return pushed
+}
+
+// enqueue queues f with the reader's cursor after it, "" when that is the
+// event's ID; s.mu is held.
+func (s *Subscriber) enqueue(f *Frame, cursor string) {
+	if cursor == f.Event.ID {
+		cursor = ""
+	}
+	if cursor != "" && s.ids == nil {
+		s.ids = make([]string, len(s.queue), cap(s.queue))
+	}
+	s.queue = append(s.queue, f)
+	if s.ids != nil {
+		s.ids = append(s.ids, cursor)
+	}
+}
+
+// delivery returns queued frame i with its cursor; s.mu is held.
+func (s *Subscriber) delivery(i int) Delivery {
+	d := Delivery{Frame: s.queue[i], Cursor: s.queue[i].Event.ID}
+	if s.ids != nil && s.ids[i] != "" {
+		d.Cursor = s.ids[i]
+	}
+	return d
+}
+
+// drop empties the queue, keeping its room; s.mu is held.
+func (s *Subscriber) drop() {
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
+	s.ids = nil
 }
 
 // cutLocked cuts s off: its queue is dropped and its handler told; s.mu
 // is held.
 func (s *Subscriber) cutLocked() {
 	s.cut = true
-	s.queue, s.bytes = nil, 0
+	s.queue, s.ids, s.bytes = nil, nil, 0
 	s.signal()
 }
 
@@ -124,34 +165,31 @@ func (s *Subscriber) cutLoose() bool {
 	return true
 }
 
-// next returns the cursor after f for s; s.mu is held. A reader of one
-// topic has the event's ID as its cursor (store.Store.Next says so), which
-// saves the store call on the hot path.
-func (s *Subscriber) next(e store.Event) string {
-	if len(s.topics) == 1 {
-		return e.ID
-	}
-	return s.hub.store.Next(s.cursor, s.topics, e)
-}
-
 // seen reports whether f is Seen at s's cursor, clearing f's topic from
 // the floor when it is not; s.mu is held.
 func (s *Subscriber) seen(f *Frame) bool {
+	i := -1 // f's topic among s.topics, when several
+	if s.cleared != nil {
+		for j, t := range s.topics {
+			if t == f.Event.Topic {
+				i = j
+				break
+			}
+		}
+		if i < 0 || s.cleared[i] {
+			return false // this topic's frames are past the cursor already
+		}
+	}
 	if s.hub.store.Seen(s.cursor, s.topics, f.Event) {
 		return true
 	}
-	if s.cleared == nil {
+	if i < 0 {
 		s.floor = false
 		return false
 	}
-	for i, t := range s.topics {
-		if t == f.Event.Topic && !s.cleared[i] {
-			s.cleared[i] = true
-			if s.uncleared--; s.uncleared == 0 {
-				s.floor, s.cleared = false, nil
-			}
-			break
-		}
+	s.cleared[i] = true
+	if s.uncleared--; s.uncleared == 0 {
+		s.floor, s.cleared = false, nil
 	}
 	return false
 }
@@ -179,19 +217,22 @@ func (s *Subscriber) GoLive(cursor string) {
 	if s.floor && len(s.topics) > 1 {
 		s.cleared, s.uncleared = make([]bool, len(s.topics)), len(s.topics)
 	}
-	keep := s.queue[:0]
-	s.bytes = 0
-	for _, d := range s.queue {
-		if s.floor && s.seen(d.Frame) {
+	buffered := s.queue
+	s.queue, s.ids, s.bytes = buffered[:0], nil, 0
+	for _, f := range buffered {
+		if s.floor && s.seen(f) {
 			continue
 		}
-		d.Cursor = s.next(d.Frame.Event)
-		s.cursor = d.Cursor
-		keep = append(keep, d)
-		s.bytes += d.size()
+		next, size := "", len(f.Wire)
+		if len(s.topics) > 1 {
+			next = s.hub.store.Next(s.cursor, s.topics, f.Event)
+			s.cursor = next
+			size = Delivery{f, next}.size()
+		}
+		s.enqueue(f, next)
+		s.bytes += size
 	}
-	clear(s.queue[len(keep):])
-	s.queue = keep
+	clear(buffered[len(s.queue):])
 	s.live = true
 	if len(s.queue) > 0 || s.cut {
 		s.signal()
@@ -208,9 +249,10 @@ func (s *Subscriber) Take(dst []Delivery) ([]Delivery, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
-	dst = append(dst, s.queue...)
-	clear(s.queue)
-	s.queue, s.bytes = s.queue[:0], 0
+	for i := range s.queue {
+		dst = append(dst, s.delivery(i))
+	}
+	s.drop()
 	return dst, s.cut
 }
 
@@ -233,7 +275,7 @@ func (s *Subscriber) Close() {
 	h.mu.Unlock()
 	s.mu.Lock()
 	s.closed = true
-	s.queue, s.bytes = nil, 0
+	s.queue, s.ids, s.bytes = nil, nil, 0
 	s.mu.Unlock()
 }
 
@@ -254,11 +296,14 @@ func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
-	for _, d := range s.queue {
-		dst = d.appendParts(dst)
+	for i, f := range s.queue {
+		if s.ids == nil || s.ids[i] == "" {
+			dst = append(dst, f.Wire)
+			continue
+		}
+		dst = Delivery{f, s.ids[i]}.appendParts(dst)
 	}
-	clear(s.queue)
-	s.queue, s.bytes = s.queue[:0], 0
+	s.drop()
 	return dst, s.cut
 }
 
@@ -275,14 +320,14 @@ func (s *Subscriber) observe() {
 		return
 	}
 	var now time.Time
-	for _, d := range s.queue {
+	for _, f := range s.queue {
 		if s.observed++; s.observed%observeEvery != 0 {
 			continue
 		}
 		if now.IsZero() {
 			now = time.Now()
 		}
-		o.Delivered(now.Sub(d.Frame.Event.Time))
+		o.Delivered(now.Sub(f.Event.Time))
 	}
 }
 

@@ -219,35 +219,78 @@ func compareUint(a, b uint64) int {
 	return 0
 }
 
+// nextVector returns cursor with e's position: hubs call it for every
+// event a reader of several topics gets, so it walks the cursor in place
+// and allocates only the result.
 func nextVector(cursor string, e store.Event) string {
 	p, ok := parsePosition(e.ID)
 	if !ok {
 		return cursor
 	}
-	vec, ok := parseVector(cursor)
-	if !ok {
-		vec = nil
+	if !validVector(cursor) {
+		cursor = ""
 	}
-	i := sort.Search(len(vec), func(i int) bool { return vec[i].num >= p.num })
-	if i < len(vec) && vec[i].num == p.num {
-		vec[i] = p
-	} else {
-		vec = slices.Insert(vec, i, p)
+	var b strings.Builder
+	b.Grow(len(cursor) + len(e.ID) + 1)
+	placed := false
+	put := func(s string) {
+		if b.Len() > 0 {
+			b.WriteByte('_')
+		}
+		b.WriteString(s)
 	}
-	return formatVector(vec)
+	for rest := cursor; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "_")
+		q, _ := parsePosition(part)
+		switch {
+		case q.num < p.num:
+			put(part)
+		case q.num == p.num:
+			put(e.ID)
+			placed = true
+		default:
+			if !placed {
+				put(e.ID)
+				placed = true
+			}
+			put(part)
+		}
+	}
+	if !placed {
+		put(e.ID)
+	}
+	return b.String()
+}
+
+// validVector reports whether c parses as a cursor, without allocating.
+func validVector(c string) bool {
+	var last uint64
+	for rest, more := c, c != ""; more; {
+		var part string
+		part, rest, more = strings.Cut(rest, "_")
+		p, ok := parsePosition(part)
+		if !ok || p.num <= last {
+			return false
+		}
+		last = p.num
+	}
+	return true
 }
 
 func seenVector(cursor string, e store.Event) bool {
 	p, ok := parsePosition(e.ID)
-	if !ok {
+	if !ok || !validVector(cursor) {
 		return false
 	}
-	vec, ok := parseVector(cursor)
-	if !ok {
-		return false
+	for rest := cursor; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "_")
+		if q, _ := parsePosition(part); q.num == p.num {
+			return p.off <= q.off
+		}
 	}
-	off, ok := offset(vec, p.num)
-	return ok && p.off <= off
+	return false
 }
 
 // readVector is Read with per-topic numbering: each topic the cursor
