@@ -140,11 +140,23 @@ func TestClusterMasterKilled(t *testing.T) {
 		if err != nil || len(page.Events) < 2 {
 			t.Errorf("Read of the live topic = %+v, %v", page, err)
 		}
+		// The hub stays ready: the other masters' topics are served.
+		if err := s.Ping(context.Background()); err != nil {
+			t.Errorf("Ping with one master of three down: %v, want nil", err)
+		}
 		if _, err := s.Read(context.Background(), []string{dead}, "", 0); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Read of the dead topic: %v, want ErrUnavailable", err)
 		}
 		eventually.True(t, 30*time.Second, func() bool { return k.has(map[string][]string{alive: later}) },
 			"the follower gets the live topic's events with a master down")
+	})
+	t.Run("full coverage required", func(t *testing.T) {
+		c := redistest.StartCluster(t, 3, 0, redistest.Options{})
+		s := openStore(t, Config{Client: testClient(c.Addrs()...)})
+		c.Nodes[0].Kill()
+		// Once the others have marked it failed, the cluster refuses all.
+		eventually.True(t, 30*time.Second, func() bool { return errors.Is(s.Ping(context.Background()), ErrUnavailable) },
+			"Ping fails once the cluster's state is fail")
 	})
 	t.Run("replica takes over", func(t *testing.T) {
 		c := redistest.StartCluster(t, 3, 1, redistest.Options{AppendOnly: true})

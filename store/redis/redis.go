@@ -262,7 +262,10 @@ func (s *Store) begin(ctx context.Context) (func(), error) {
 	return s.mu.RUnlock, nil
 }
 
-// Ping asks every master (one for a single Redis) for PONG.
+// Ping asks Redis for PONG. On a Cluster it is enough that one master
+// answers and the cluster's state is ok: with a master down (and
+// cluster-require-full-coverage no) the other masters' topics go on, and
+// a hub that reported itself unready would take them down too.
 func (s *Store) Ping(ctx context.Context) error {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -270,7 +273,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	defer end()
 	if s.cluster != nil {
-		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return c.Ping(ctx).Err() })
+		err = s.pingCluster(ctx)
 	} else {
 		err = s.c.Ping(ctx).Err()
 	}
@@ -278,6 +281,34 @@ func (s *Store) Ping(ctx context.Context) error {
 		err = unavailable(err)
 		s.reload(err)
 		return fmt.Errorf("redis store: ping: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) pingCluster(ctx context.Context) error {
+	var mu sync.Mutex
+	var up *goredis.Client
+	var errs []error
+	_ = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		err := c.Ping(ctx).Err()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Options().Addr, err))
+		} else if up == nil {
+			up = c
+		}
+		return nil
+	})
+	if up == nil {
+		return errors.Join(append(errs, errors.New("no master answers"))...)
+	}
+	info, err := up.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if strings.Contains(info, "cluster_state:fail") {
+		return fmt.Errorf("%s reports cluster_state:fail (a master down with cluster-require-full-coverage yes, or no majority)", up.Options().Addr)
 	}
 	return nil
 }
