@@ -33,10 +33,10 @@
 // far as the server's persistence settings make it (docs/cluster.md says
 // what appendfsync always, everysec and RDB mean for it), and, with
 // Config.MinReplicas, once that many replicas acknowledged it (WAIT).
-// Unlike bolt, a batch is not one transaction: each record is atomic on its
-// own, and on an error any of the batch's records may have been stored (a
-// timeout after Redis ran the scripts, a WAIT that came short, a shard of a
-// Cluster that failed while the others did not). The caller answers each
+// Unlike bolt, a batch is not one transaction: each topic's records are
+// stored atomically together, and on an error any topic's records may have
+// been stored (a timeout after Redis ran the scripts, a WAIT that came
+// short, a shard of a Cluster that failed while the others did not). The caller answers each
 // publisher with an error then, and an Idempotency-Key makes the retry
 // return the stored event instead of storing it twice. Idempotency keys are
 // scoped to their topic: a key reused on another topic stores a new event.
