@@ -9,10 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/internal/redistest"
 )
 
@@ -254,5 +256,59 @@ func TestServeRedisUnreachable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("serve took %v to give up", d)
+	}
+}
+
+// TestServeRedisDown: with Redis stopped, a publish answers 503 problem+json
+// with Retry-After within the read timeout, never a hang or a 201, and
+// /readyz turns 503; once Redis is back publishing resumes, and every
+// acknowledged event is there.
+func TestServeRedisDown(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true, Fsync: "always"})
+	t.Setenv("SSEGUARD_CONFIG", "")
+	n := startNode(t, "--data", t.TempDir(), "--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL())
+	acked := []string{n.publish(t, "before")}
+	srv.Stop()
+
+	body, _ := json.Marshal(map[string]string{"topic": "demo", "data": "while down"})
+	req, _ := http.NewRequest("POST", n.base+"/api/publish", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.pub)
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("publish with Redis down took %v", d)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
+		t.Errorf("publish with Redis down: %s, Retry-After %q, Content-Type %q, %s; want 503 problem+json with Retry-After",
+			res.Status, res.Header.Get("Retry-After"), res.Header.Get("Content-Type"), b)
+	}
+	ready := func() int {
+		res, err := http.Get(n.base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusServiceUnavailable }, "/readyz answers 503 with Redis down")
+
+	srv.Restart()
+	// (A publish first: /readyz keeps the last failed publish's outcome
+	// until one succeeds, see hub.Hub.Healthy.)
+	acked = append(acked, n.publish(t, "after"))
+	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusOK }, "/readyz answers 200 with Redis back")
+	var got []string
+	for _, e := range n.poll(t, "").Events {
+		got = append(got, e.ID)
+	}
+	if !slices.Equal(got, acked) {
+		t.Errorf("events after the outage %q, want exactly the acknowledged %q", got, acked)
 	}
 }
