@@ -111,7 +111,17 @@ func TestClusterMasterKilled(t *testing.T) {
 		s := openStore(t, Config{Client: testClient(c.Addrs()...), Prefix: prefix})
 		f := openStore(t, Config{Client: testClient(c.Addrs()...), Prefix: prefix})
 		k := follow(t, f)
-		victim := c.Nodes[0]
+		// The victim is the master the follower subscribed through, so
+		// that it has to subscribe through another.
+		var victim *redistest.Server
+		for _, n := range c.Nodes {
+			if out, err := n.Do("CLIENT", "LIST", "TYPE", "pubsub"); err == nil && strings.Contains(out, "sub=1") {
+				victim = n
+			}
+		}
+		if victim == nil {
+			t.Fatal("no node has the follower's subscription")
+		}
 		dead, alive := topicsBySlot(t, c, s, victim)
 		before := mustAppend(t, s, store.Record{Topic: dead, Data: "before"}, store.Record{Topic: alive, Data: "before"})
 		eventually.True(t, 0, func() bool {
