@@ -141,3 +141,23 @@ func TestTrimInSteps(t *testing.T) {
 		t.Errorf("Read after the trims = %+v, %v; want nothing", page, err)
 	}
 }
+
+// TestIdempotencyAcrossStores: a publish retried on another hub process
+// (another store on the same Redis) returns the first event and stores
+// nothing, as on one process.
+func TestIdempotencyAcrossStores(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	a := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	b := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	rec := store.Record{Topic: "t", Type: "x", Data: "once", IdempotencyKey: "k"}
+	first := mustAppend(t, a, rec)[0]
+	again := mustAppend(t, b, rec)[0]
+	if first.Duplicate || !again.Duplicate || again.Conflict || again.Event != first.Event {
+		t.Errorf("first %+v, retry on another store %+v; want the retry a duplicate of the first", first, again)
+	}
+	page, err := b.Read(context.Background(), []string{"t"}, "", 0)
+	if err != nil || len(page.Events) != 1 {
+		t.Errorf("Read = %+v, %v; want the one event", page, err)
+	}
+}
