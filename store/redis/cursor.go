@@ -59,7 +59,14 @@ func (p pos) String() string {
 	if p.epoch == "" {
 		return p.hash + ".0"
 	}
-	return p.hash + "." + p.epoch + "." + strconv.FormatUint(p.offset, 10)
+	// One allocation: an ID is made for every event appended and read.
+	var b [hashLen + 1 + epochLen + 1 + 20]byte
+	out := append(b[:0], p.hash...)
+	out = append(out, '.')
+	out = append(out, p.epoch...)
+	out = append(out, '.')
+	out = strconv.AppendUint(out, p.offset, 10)
+	return string(out)
 }
 
 // parsePos parses one position (an ID, or a topic's start).
