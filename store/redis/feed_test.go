@@ -418,3 +418,67 @@ func TestFollowDetectsReusedOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestFollowUnderChurn: two processes append concurrently while the
+// follower's subscription is cut again and again; the follower still gets
+// every event once, in order per topic, and reports no gap.
+func TestFollowUnderChurn(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	writers := []*Store{
+		openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix}),
+		openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix}),
+	}
+	k := follow(t, openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix}))
+	const batches = 150
+	var mu sync.Mutex
+	want := map[string][]string{}
+	errs := make(chan error, len(writers))
+	var wg sync.WaitGroup
+	for w, s := range writers {
+		wg.Go(func() {
+			for i := range batches {
+				var recs []store.Record
+				for j := range 8 {
+					recs = append(recs, store.Record{Topic: fmt.Sprint("t", (i+j)%8), Data: fmt.Sprint(w, "-", i, "-", j)})
+				}
+				got, err := s.Append(context.Background(), recs)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				for _, g := range got {
+					want[g.Event.Topic] = append(want[g.Event.Topic], g.Event.ID)
+				}
+				mu.Unlock()
+				if w == 0 && i%30 == 15 {
+					if _, err := srv.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	eventually.True(t, 0, func() bool { return k.has(want) }, "the follower has every event")
+	got := checkOrder(t, k)
+	total := 0
+	for topic, ids := range want {
+		total += len(ids)
+		if len(got[topic]) != len(ids) {
+			t.Errorf("%s: delivered %d events, want %d (each once)", topic, len(got[topic]), len(ids))
+		}
+		if n := k.gapCount(topic); n != 0 {
+			t.Errorf("%s: %d gaps with nothing lost", topic, n)
+		}
+	}
+	if total != 2*batches*8 {
+		t.Fatalf("appended %d events, want %d", total, 2*batches*8)
+	}
+}
