@@ -138,11 +138,15 @@ func (s *Subscriber) delivery(i int) Delivery {
 	return d
 }
 
-// drop empties the queue, keeping its room; s.mu is held.
+// drop empties the queue, keeping its room (and that of ids, for a reader
+// that needed them once); s.mu is held.
 func (s *Subscriber) drop() {
 	clear(s.queue)
 	s.queue, s.bytes = s.queue[:0], 0
-	s.ids = nil
+	if s.ids != nil {
+		clear(s.ids)
+		s.ids = s.ids[:0]
+	}
 }
 
 // cutLocked cuts s off: its queue is dropped and its handler told; s.mu
