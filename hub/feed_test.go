@@ -3,10 +3,14 @@ package hub
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sseguard/sseguard/sse"
@@ -359,4 +363,71 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// stoppingFeed is a memory.Shared whose first Follow gives up when stop is
+// closed, as a feed that cannot go on (its store's client closed under it).
+type stoppingFeed struct {
+	*memory.Shared
+	stop  chan struct{}
+	calls atomic.Int32
+}
+
+func (f *stoppingFeed) Follow(ctx context.Context, sink store.FeedSink) error {
+	if f.calls.Add(1) > 1 {
+		return f.Shared.Follow(ctx, sink)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-f.stop:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	err := f.Shared.Follow(fctx, sink)
+	if ctx.Err() != nil {
+		return err
+	}
+	return errors.New("feed gave up")
+}
+
+// TestFeedStoppedCutsAllAndFollowsAgain: when Follow gives up, every
+// subscriber may miss events, so each is cut loose to resume from its
+// cursor; the hub follows again after followRetry.
+func TestFeedStoppedCutsAllAndFollowsAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := &stoppingFeed{Shared: memory.NewShared(store.Retention{}), stop: make(chan struct{})}
+		h := New(Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = h.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		synctest.Wait() // the feed has started
+		s, _ := h.Subscribe([]string{"a"})
+		defer s.Close()
+		s.GoLive("")
+		close(st.stop)
+		synctest.Wait()
+		if !s.Cut() {
+			t.Fatal("subscriber not cut loose when the feed stopped")
+		}
+		if st.calls.Load() != 1 {
+			t.Fatalf("Follow called %d times before followRetry", st.calls.Load())
+		}
+		time.Sleep(followRetry)
+		synctest.Wait()
+		if st.calls.Load() != 2 {
+			t.Fatalf("Follow called %d times after followRetry, want 2", st.calls.Load())
+		}
+		later, _ := h.Subscribe([]string{"a"})
+		defer later.Close()
+		later.GoLive("")
+		publish(t, h, "a", "x")
+		synctest.Wait()
+		if ds, cut := later.Take(nil); cut || len(ds) != 1 {
+			t.Fatalf("after following again: %d deliveries, cut %v", len(ds), cut)
+		}
+	})
 }
