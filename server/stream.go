@@ -105,7 +105,10 @@ func (s *Server) liveFrom(ctx context.Context, log *slog.Logger, topics []string
 	head, err := s.hub.Store().Head(ctx, topics)
 	s.metrics.StoreOp("head", time.Since(start))
 	if err != nil {
-		log.Warn("stream starts without a cursor: the store's head is not available", "err", err)
+		// Once a minute: with the store down every connect fails here.
+		if n, ok := s.logs.Allow("store head failed", time.Now()); ok {
+			log.Warn("stream starts without a cursor: the store's head is not available", "err", err, "suppressed", n)
+		}
 		return ""
 	}
 	return head
