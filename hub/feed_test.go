@@ -431,3 +431,41 @@ func TestFeedStoppedCutsAllAndFollowsAgain(t *testing.T) {
 		}
 	})
 }
+
+// TestFloorPerTopic: after GoLive, frames arrive in order per topic but
+// interleaved across topics as the feed delivers them; a frame of one
+// topic past the cursor must not end the check for another topic, whose
+// next frames the replay may already have sent.
+func TestFloorPerTopic(t *testing.T) {
+	st := memory.NewShared(store.Retention{})
+	h := New(Options{Store: st}) // not running: the test plays the feed
+	topics := []string{"a", "b"}
+	s, err := h.Subscribe(topics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var evs []store.Event
+	for _, topic := range []string{"a", "b", "b", "a", "b"} { // a1 b1 b2 a2 b3
+		res, err := st.Append(context.Background(), []store.Record{{Topic: topic, Data: topic}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, res[0].Event)
+	}
+	a1, b1, b2, a2, b3 := evs[0], evs[1], evs[2], evs[3], evs[4]
+	cursor := st.Next(st.Next(st.Next("", topics, a1), topics, b1), topics, b2) // what the replay sent
+	s.GoLive(cursor)
+	h.deliver([]store.Event{a1, a2, b1, b2, b3}) // the feed, late with b
+	got, _ := s.Take(nil)
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, d.Event.ID)
+	}
+	if want := []string{a2.ID, b3.ID}; fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("after GoLive(%q) got %v, want %v: the replay sent the rest", cursor, ids, want)
+	}
+	if last := got[len(got)-1].Cursor; st.Next(st.Next(cursor, topics, a2), topics, b3) != last {
+		t.Errorf("last cursor %q does not continue the replay's", last)
+	}
+}
