@@ -21,6 +21,8 @@ require golang.org/x/sync v0.25.0
 
 require github.com/coder/websocket v1.8.15
 
+require github.com/redis/go-redis/v9 v9.23.0
+
 require (
 	github.com/getkin/kin-openapi v0.153.0
 	github.com/go-openapi/jsonpointer v1.0.2 // indirect

@@ -119,7 +119,8 @@ type Telemetry struct {
 
 // Store configures event storage.
 type Store struct {
-	// Driver is bolt (default, durable, in Data) or memory (lost on exit).
+	// Driver is bolt (default, durable, in Data), memory (lost on exit)
+	// or redis (shared by several hub processes; see Redis).
 	Driver string `yaml:"driver"`
 	// MaxEventsPerTopic bounds history per topic. Default 10000; 0 keeps all.
 	MaxEventsPerTopic *int `yaml:"max_events_per_topic"`
@@ -131,6 +132,8 @@ type Store struct {
 	// SkipCheck skips the consistency check of events.db at start (it
 	// reads the whole file: about 0.1 s per 100k events). Default false.
 	SkipCheck bool `yaml:"skip_check"`
+	// Redis configures driver redis.
+	Redis StoreRedis `yaml:"redis"`
 }
 
 // Retention returns the section's limits as the stores take them. Call
@@ -283,6 +286,7 @@ func (c *Config) Fill() {
 		c.Store.MaxAge = &d
 	}
 	setDur(&c.Store.IdempotencyWindow, 24*time.Hour)
+	c.Store.Redis.Fill()
 	setDur(&c.Stream.Heartbeat, 15*time.Second)
 	setDur(&c.Stream.Retry, 3*time.Second)
 	setDur(&c.Stream.WriteTimeout, 10*time.Second)
@@ -416,9 +420,14 @@ func (c *Config) Validate() error {
 		pr.add("poll.max_wait", "at most 5m, got %s", c.Poll.MaxWait.D())
 	}
 	switch c.Store.Driver {
-	case "bolt", "memory":
+	case "bolt", "memory", "redis":
 	default:
-		pr.add("store.driver", "want bolt or memory, got %q", c.Store.Driver)
+		pr.add("store.driver", "want bolt, memory or redis, got %q", c.Store.Driver)
+	}
+	// A Redis cursor holds a position per topic and must fit an SSE id
+	// line (store.MaxCursor).
+	if c.Store.Driver == "redis" && c.Stream.MaxTopics > 32 && c.Stream.MaxTopics <= 1024 {
+		pr.add("stream.max_topics", "at most 32 with store.driver redis, got %d", c.Stream.MaxTopics)
 	}
 	// The pointers are nil only in a Config built by hand, without Parse
 	// or Default.
@@ -455,7 +464,7 @@ func (c *Config) Validate() error {
 	if c.Publish.MaxDataBytes < 1 || int64(c.Publish.MaxDataBytes) > c.Publish.MaxBodyBytes {
 		pr.add("publish.max_data_bytes", "want 1 to publish.max_body_bytes (%d), got %d", c.Publish.MaxBodyBytes, c.Publish.MaxDataBytes)
 	}
-	errs = append(errs, pr.err(), c.validateAuth(), c.CORS.Validate("cors"), c.TLS.Validate("tls"), c.validateLimits())
+	errs = append(errs, pr.err(), c.Store.Redis.Validate("store.redis", c.Store.Driver == "redis"), c.validateAuth(), c.CORS.Validate("cors"), c.TLS.Validate("tls"), c.validateLimits())
 	pr = &problems{}
 	if c.Telemetry.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.Telemetry.MetricsListen); err != nil {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strconv"
@@ -18,18 +19,27 @@ const benchSubscribers = 10_000
 
 // benchHub returns a hub that is not running (the benchmark plays the
 // committer) with n live subscribers of topic "t".
-func benchHub(b *testing.B, n int, opts Options) (*Hub, []*Subscriber) {
+func benchHub(b *testing.B, n int, opts Options, topics ...string) (*Hub, []*Subscriber) {
 	b.Helper()
-	opts.Store = memory.New(store.Retention{})
+	if opts.Store == nil {
+		opts.Store = memory.New(store.Retention{})
+	}
+	if len(topics) == 0 {
+		topics = []string{"t"}
+	}
 	h := New(opts)
+	head, err := opts.Store.Head(context.Background(), topics)
+	if err != nil {
+		b.Fatal(err)
+	}
 	subs := make([]*Subscriber, n)
 	for i := range subs {
-		s, err := h.Subscribe([]string{"t"})
+		s, err := h.Subscribe(topics)
 		if err != nil {
 			b.Fatal(err)
 		}
 		s.SetLabel("req-" + strconv.Itoa(i))
-		s.GoLive("")
+		s.GoLive(head)
 		subs[i] = s
 	}
 	b.Cleanup(func() {
@@ -54,7 +64,7 @@ func benchEvent(i int) []store.Appended {
 // iterations, outside the timer, as their writers would.
 func BenchmarkFanOut(b *testing.B) {
 	h, subs := benchHub(b, benchSubscribers, Options{})
-	var frames []*Frame
+	var frames []Delivery
 	drain := func() {
 		for _, s := range subs {
 			<-s.Ready()
@@ -70,6 +80,42 @@ func BenchmarkFanOut(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		h.fanOut(benchEvent(i))
+		b.StopTimer()
+		drain()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSubscribers), "ns/delivery")
+}
+
+// BenchmarkFanOutVectorCursors fans one event out to 10k readers of two
+// topics on a store with per-topic numbering (memory.Shared, the shape of
+// store/redis): each reader's id line is its own cursor, computed and
+// framed per reader. It is the price of multi-topic streams over a
+// sharded store, beside BenchmarkFanOut's encode-once path.
+func BenchmarkFanOutVectorCursors(b *testing.B) {
+	h, subs := benchHub(b, benchSubscribers, Options{Store: memory.NewShared(store.Retention{})}, "t", "u")
+	var parts [][]byte
+	drain := func() {
+		for _, s := range subs {
+			<-s.Ready()
+			parts, _ = s.Pull(parts[:0])
+			if len(parts) != 2 {
+				b.Fatalf("subscriber pulled %d parts, want the body and its id line", len(parts))
+			}
+		}
+	}
+	event := func(i int) []store.Event {
+		e := benchEvent(i)[0].Event
+		e.ID = "1." + strconv.Itoa(i+2) // topic t is number 1 (Head named it)
+		return []store.Event{e}
+	}
+	// Over a store.Feed the hub fans out what the feed delivers.
+	h.deliver(event(-1))
+	drain()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		h.deliver(event(i))
 		b.StopTimer()
 		drain()
 		b.StartTimer()

@@ -14,6 +14,18 @@
 // drops what the replay already delivered, so nothing is lost and nothing
 // repeats.
 //
+// Each subscriber tracks its cursor (store.Store.Next), which its id lines
+// carry: the shared Wire when the cursor is the event's ID (every reader
+// of one topic, and every reader on a store with one sequence), else the
+// event's lines and an id line of its own (Frame.parts).
+//
+// Over a store that several hub processes share (store.Feed) the committer
+// does not fan out: every event, this hub's included, reaches subscribers
+// through the feed, which Run follows, so that no process delivers an
+// event twice. Subscribers that may have missed events of the feed (it
+// started after them, or reported a gap) are cut loose to resume from
+// their cursors.
+//
 // A subscriber whose pending bytes exceed its bound is cut off rather than
 // skipped: its queue is dropped and its handler ends the stream with a retry
 // hint, so the client reconnects with Last-Event-ID and catches up from the
@@ -52,6 +64,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,11 +112,47 @@ type Frame struct {
 	// Wire is the encoded event, ending with its blank line: the event
 	// stream's bytes, not framed for any transport.
 	Wire []byte
+
+	jsonOnce sync.Once
+	json     []byte // see JSONMembers
 }
 
-// newFrame encodes e once for every subscriber, or returns nil when e
-// cannot be encoded.
-func newFrame(e store.Event) *Frame {
+// JSONMembers returns EventJSONMembers of f's event, built on first use
+// and then shared by every reader, so that a transport that sends events
+// as JSON objects (the hub's WebSocket) encodes each event once too.
+func (f *Frame) JSONMembers() []byte {
+	f.jsonOnce.Do(func() { f.json = EventJSONMembers(f.Event) })
+	return f.json
+}
+
+// EventJSONMembers returns e's topic, type and data as the members of a
+// JSON object, `"topic":…,"type":…,"data":…`, without braces and without
+// the id, which is the reader's cursor (see store.Store.Next); the type is
+// "message" when e has none, the name EventSource gives such an event.
+func EventJSONMembers(e store.Event) []byte {
+	typ := e.Type
+	if typ == "" {
+		typ = "message"
+	}
+	b := make([]byte, 0, len(e.Topic)+len(typ)+len(e.Data)+40)
+	b = append(b, `"topic":`...)
+	b = appendJSONString(b, e.Topic)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, typ)
+	b = append(b, `,"data":`...)
+	return appendJSONString(b, e.Data)
+}
+
+// appendJSONString appends s as a JSON string, escaped as encoding/json
+// escapes it (HTML characters included).
+func appendJSONString(dst []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(dst, q...)
+}
+
+// NewFrame encodes e once for every subscriber, or returns nil when e
+// cannot be encoded (a store bug: Publish validates what it stores).
+func NewFrame(e store.Event) *Frame {
 	wire := Encode(e)
 	if wire == nil {
 		return nil
@@ -111,10 +160,65 @@ func newFrame(e store.Event) *Frame {
 	return &Frame{Event: e, Wire: wire}
 }
 
+// parts returns the bytes that give f to a reader whose cursor after f is
+// cursor. When the cursor is the event's ID (every reader of one topic,
+// and every reader of a store with one sequence) that is the shared Wire
+// alone. Otherwise it is the event's lines without its id line, then an
+// id line of the reader's cursor and the blank line that ends the event:
+// a parser takes the id field anywhere before that blank line (WHATWG
+// HTML, "event stream interpretation"). It is the one place that decides
+// what a reader's id line says; AppendTo and Subscriber.Pull use it.
+func (f *Frame) parts(cursor string) (head, tail []byte) {
+	if cursor == "" || cursor == f.Event.ID {
+		return f.Wire, nil
+	}
+	body := f.Wire[:len(f.Wire)-1] // without the blank line
+	if f.Event.ID != "" {          // Encode writes the id line first
+		body = body[len("id: ")+len(f.Event.ID)+1:]
+	}
+	tail = make([]byte, 0, len("id: ")+len(cursor)+2)
+	tail = append(tail, "id: "...)
+	tail = append(tail, cursor...)
+	return body, append(tail, '\n', '\n')
+}
+
+// AppendTo appends the wire form of f, as a reader whose cursor after f is
+// cursor gets it, to dst.
+func (f *Frame) AppendTo(dst []byte, cursor string) []byte {
+	head, tail := f.parts(cursor)
+	return append(append(dst, head...), tail...)
+}
+
+// Delivery is a frame queued for one subscriber, with the subscriber's
+// cursor after it: what its id line says (see store.Store.Next).
+type Delivery struct {
+	*Frame
+	Cursor string
+}
+
+// appendParts appends d's wire bytes to dst: the shared Wire when the
+// cursor is the event's ID, else its parts.
+func (d Delivery) appendParts(dst [][]byte) [][]byte {
+	head, tail := d.Frame.parts(d.Cursor)
+	if tail == nil {
+		return append(dst, head)
+	}
+	return append(dst, head, tail)
+}
+
+// size is what d counts against its subscriber's queue bound.
+func (d Delivery) size() int {
+	if d.Cursor == "" || d.Cursor == d.Frame.Event.ID {
+		return len(d.Frame.Wire)
+	}
+	return len(d.Frame.Wire) - len(d.Frame.Event.ID) + len(d.Cursor)
+}
+
 // Hub is the fan-out core. Create it with New and start it with Run.
 type Hub struct {
 	opts  Options
 	store store.Store
+	feed  store.Feed // the store's, when it has one
 	log   *slog.Logger
 
 	pub chan *pubReq
@@ -202,9 +306,11 @@ func New(opts Options) *Hub {
 	if opts.UnhealthyFor <= 0 {
 		opts.UnhealthyFor = time.Minute
 	}
+	feed, _ := opts.Store.(store.Feed)
 	return &Hub{
 		opts:    opts,
 		store:   opts.Store,
+		feed:    feed,
 		log:     opts.Logger,
 		pub:     make(chan *pubReq, 1024),
 		topics:  make(map[string]map[*Subscriber]struct{}),
@@ -223,8 +329,23 @@ func (h *Hub) Closing() <-chan struct{} { return h.closing }
 // Run runs the committer and retention until ctx ends, then refuses new
 // publishes, answers the queued ones, and cuts every subscriber loose. It
 // does not close the store. It returns nil after a clean stop.
+//
+// Over a store.Feed, Run also follows the feed (see follow) and returns
+// once that has stopped.
 func (h *Hub) Run(ctx context.Context) error {
 	defer close(h.done)
+	if h.feed != nil {
+		fctx, cancel := context.WithCancel(ctx)
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			h.follow(fctx)
+		}()
+		defer func() {
+			cancel()
+			<-followed
+		}()
+	}
 	trim := time.NewTicker(h.opts.TrimInterval)
 	defer trim.Stop()
 	// Reports failures that the limiter held back once a burst has ended.
@@ -463,13 +584,11 @@ func Encode(e store.Event) []byte {
 	return b
 }
 
-// fanOut hands the new events to their topics' subscribers, and logs the
-// ones it cut off once Hub.mu is released.
+// fanOut counts a commit's results and, unless the events reach the
+// subscribers through the store's feed, hands the new ones to their
+// topics' subscribers.
 func (h *Hub) fanOut(appended []store.Appended) {
-	var (
-		cuts cutOffs
-		bad  []store.Event // cannot be encoded: a store bug
-	)
+	var f fanOut
 	h.mu.RLock()
 	for _, a := range appended {
 		if a.Duplicate {
@@ -477,31 +596,61 @@ func (h *Hub) fanOut(appended []store.Appended) {
 			continue
 		}
 		h.published.Add(1)
-		subs := h.topics[a.Event.Topic]
-		if len(subs) == 0 {
-			continue
-		}
-		f := newFrame(a.Event)
-		if f == nil {
-			bad = append(bad, a.Event)
-			continue
-		}
-		for s := range subs {
-			switch s.push(f) {
-			case pushed:
-				h.delivered.Add(1)
-				h.deliveredBytes.Add(uint64(len(f.Wire)))
-			case pushCut:
-				h.cutOff.Add(1)
-				cuts.add(s, a.Event.Topic)
-			}
+		if h.feed == nil {
+			h.deliverLocked(a.Event, &f)
 		}
 	}
 	h.mu.RUnlock()
-	for _, e := range bad {
+	f.log(h)
+}
+
+// deliver hands events, committed by any hub process, to their topics'
+// subscribers. It is how a hub over a store.Feed fans out.
+func (h *Hub) deliver(events []store.Event) {
+	var f fanOut
+	h.mu.RLock()
+	for _, e := range events {
+		h.deliverLocked(e, &f)
+	}
+	h.mu.RUnlock()
+	f.log(h)
+}
+
+// fanOut gathers what one fan-out logs once Hub.mu is released.
+type fanOut struct {
+	cuts cutOffs
+	bad  []store.Event // cannot be encoded: a store bug
+}
+
+// deliverLocked encodes e once and queues it to its topic's subscribers;
+// h.mu is held for reading.
+func (h *Hub) deliverLocked(e store.Event, fo *fanOut) {
+	subs := h.topics[e.Topic]
+	if len(subs) == 0 {
+		return
+	}
+	f := NewFrame(e)
+	if f == nil {
+		fo.bad = append(fo.bad, e)
+		return
+	}
+	for s := range subs {
+		switch s.push(f) {
+		case pushed:
+			h.delivered.Add(1)
+			h.deliveredBytes.Add(uint64(len(f.Wire)))
+		case pushCut:
+			h.cutOff.Add(1)
+			fo.cuts.add(s, e.Topic)
+		}
+	}
+}
+
+func (fo *fanOut) log(h *Hub) {
+	for _, e := range fo.bad {
 		h.log.Error("stored event cannot be encoded", "id", e.ID, "topic", e.Topic)
 	}
-	cuts.log(h.log, h.opts.QueueBytes)
+	fo.cuts.log(h.log, h.opts.QueueBytes)
 }
 
 // cutSamples is how many request IDs and topics a cut-off line names.
@@ -530,9 +679,77 @@ func (c *cutOffs) log(log *slog.Logger, limit int) {
 	if c.n == 0 {
 		return
 	}
+	log.Warn("slow consumers cut off", "count", c.n, "request_ids", c.labels(), "topics", c.topics, "limit_bytes", limit)
+}
+
+// labels returns the request IDs of the sampled subscribers.
+func (c *cutOffs) labels() []string {
 	ids := make([]string, 0, min(c.n, cutSamples))
 	for _, s := range c.sample[:min(c.n, cutSamples)] {
 		ids = append(ids, s.getLabel())
 	}
-	log.Warn("slow consumers cut off", "count", c.n, "request_ids", ids, "topics", c.topics, "limit_bytes", limit)
+	return ids
+}
+
+// followRetry is how long follow waits before following again after the
+// feed gave up.
+const followRetry = time.Second
+
+// follow fans out what the store's feed delivers until ctx ends. Should
+// Follow give up, every subscriber is cut loose (they may have missed
+// events; they resume from their cursors) and Follow starts again.
+func (h *Hub) follow(ctx context.Context) {
+	sink := &feedSink{h: h}
+	for {
+		err := h.feed.Follow(ctx, sink)
+		if ctx.Err() != nil {
+			return
+		}
+		h.log.Error("store feed stopped; following again", "err", err, "retry_in", followRetry)
+		h.cutLoose("feed stopped", nil)
+		t := time.NewTimer(followRetry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// feedSink is the hub's side of store.Feed.Follow.
+type feedSink struct{ h *Hub }
+
+// Started cuts loose the subscribers registered before the feed was in
+// place: events committed before it may never reach them.
+func (f *feedSink) Started() { f.h.cutLoose("feed started", nil) }
+
+// Deliver fans events out.
+func (f *feedSink) Deliver(events []store.Event) { f.h.deliver(events) }
+
+// Gap cuts loose the subscribers of topic: they resume from their cursors
+// and the store reports what is missing.
+func (f *feedSink) Gap(topic string) { f.h.cutLoose("feed gap", []string{topic}) }
+
+// cutLoose cuts off the subscribers of topics (of every topic when topics
+// is nil), so that they reconnect and resume from their cursors, and logs
+// one line for them.
+func (h *Hub) cutLoose(why string, topics []string) {
+	var cuts cutOffs
+	h.mu.RLock()
+	for t, subs := range h.topics {
+		if topics != nil && !slices.Contains(topics, t) {
+			continue
+		}
+		for s := range subs {
+			if s.cutLoose() {
+				h.cutOff.Add(1)
+				cuts.add(s, t)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	if cuts.n > 0 {
+		h.log.Warn("subscribers cut loose to resume from the store", "why", why, "count", cuts.n, "request_ids", cuts.labels(), "topics", cuts.topics)
+	}
 }

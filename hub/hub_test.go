@@ -40,9 +40,9 @@ func publish(t *testing.T, h *Hub, topic, data string) store.Event {
 	return res[0].Event
 }
 
-func waitFrames(t *testing.T, s *Subscriber, n int) []*Frame {
+func waitFrames(t *testing.T, s *Subscriber, n int) []Delivery {
 	t.Helper()
-	var got []*Frame
+	var got []Delivery
 	deadline := time.After(10 * time.Second)
 	for len(got) < n {
 		select {
@@ -164,7 +164,7 @@ func TestPublishRefusesUnsafeType(t *testing.T) {
 	if _, err := h.Publish(context.Background(), store.Record{Topic: "t", Type: "x\nevent: y"}); err == nil {
 		t.Fatal("type with LF accepted")
 	}
-	if head, _ := h.Store().Head(context.Background()); head != "" {
+	if head, _ := h.Store().Head(context.Background(), nil); head != "" {
 		t.Fatalf("something was stored: head %q", head)
 	}
 }

@@ -9,27 +9,44 @@ import (
 // history, calls GoLive, then loops on Ready and Take until Take reports a
 // cut, the client leaves, or the hub closes; Close unregisters it.
 type Subscriber struct {
-	hub    *Hub
-	topics []string
+	// The fields every fan-out touches come first, to share cache lines:
+	// a fan-out visits thousands of subscribers.
+	mu     sync.Mutex
+	live   bool // false while the handler replays history
+	floor  bool // see cursor
+	cut    bool
+	closed bool
+	bytes  int
 	limit  int
+	queue  []*Frame
+	// ids holds, when not nil, the cursor of each queued frame whose id
+	// line is not the event's ID ("" for those whose is): only readers of
+	// several topics on stores without one sequence need it, so the hot
+	// path queues frames alone.
+	ids    []string
+	notify chan struct{} // capacity 1: "the queue has something"
+	onPush func()        // replaces notify when set; see SetNotify
+	topics []string
 
+	hub        *Hub
 	registered bool // guarded by hub.mu
 
-	mu    sync.Mutex
-	queue []*Frame
-	bytes int
-	live  bool // false while the handler replays history
-	// floor is the last ID the replay delivered: a frame at or before it
-	// that is fanned out after GoLive (its commit raced the replay read) is
-	// dropped, not sent twice. Cleared by the first frame after it, since
-	// frames arrive in ID order.
-	floor    string
-	cut      bool
-	closed   bool
-	notify   chan struct{} // capacity 1: "the queue has something"
-	onPush   func()        // replaces notify when set; see SetNotify
-	label    string        // names s in log lines; see SetLabel
-	observed int           // deliveries seen, for sampling latencies
+	// cursor is, for a reader of several topics, its cursor after the
+	// last queued frame (see store.Store.Next); for one topic, the cursor
+	// it went live at, which is all Seen needs (the first frame not Seen
+	// clears floor). It starts where the replay ended.
+	//
+	// floor is set while a frame fanned out after GoLive may be one the
+	// replay already delivered (its commit raced the replay read): such a
+	// frame is Seen at cursor and dropped, not sent twice. Frames of one
+	// topic arrive in order, so the first frame of a topic that is not
+	// Seen clears that topic (uncleared counts the rest); the last clears
+	// floor.
+	cursor    string
+	cleared   []bool // per topic, while floor is set; nil for one topic
+	uncleared int
+	label     string // names s in log lines; see SetLabel
+	observed  int    // deliveries seen, for sampling latencies
 }
 
 // Subscribe registers a subscriber for topics, buffering live events until
@@ -74,24 +91,111 @@ func (s *Subscriber) push(f *Frame) pushResult {
 	if s.cut || s.closed {
 		return pushDropped
 	}
-	if s.floor != "" {
-		if s.hub.store.Compare(f.Event.ID, s.floor) <= 0 {
+	size, cursor := len(f.Wire), ""
+	if s.live {
+		if s.floor && s.seen(f) {
 			return pushed // the replay already sent it
 		}
-		s.floor = ""
+		if len(s.topics) > 1 {
+			cursor = s.hub.store.Next(s.cursor, s.topics, f.Event)
+			s.cursor = cursor
+			size = Delivery{f, cursor}.size()
+		}
 	}
-	if s.bytes > 0 && s.bytes+len(f.Wire) > s.limit { // one event alone never counts as falling behind
-		s.cut = true
-		s.queue, s.bytes = nil, 0
-		s.signal()
+	if s.bytes > 0 && s.bytes+size > s.limit { // one event alone never counts as falling behind
+		s.cutLocked()
 		return pushCut
 	}
-	s.queue = append(s.queue, f)
-	s.bytes += len(f.Wire)
+	s.enqueue(f, cursor)
+	s.bytes += size
 	if s.live {
 		s.signal()
 	}
 	return pushed
+}
+
+// enqueue queues f with the reader's cursor after it, "" when that is the
+// event's ID; s.mu is held.
+func (s *Subscriber) enqueue(f *Frame, cursor string) {
+	if cursor == f.Event.ID {
+		cursor = ""
+	}
+	if cursor != "" && s.ids == nil {
+		s.ids = make([]string, len(s.queue), cap(s.queue))
+	}
+	s.queue = append(s.queue, f)
+	if s.ids != nil {
+		s.ids = append(s.ids, cursor)
+	}
+}
+
+// delivery returns queued frame i with its cursor; s.mu is held.
+func (s *Subscriber) delivery(i int) Delivery {
+	d := Delivery{Frame: s.queue[i], Cursor: s.queue[i].Event.ID}
+	if s.ids != nil && s.ids[i] != "" {
+		d.Cursor = s.ids[i]
+	}
+	return d
+}
+
+// drop empties the queue, keeping its room (and that of ids, for a reader
+// that needed them once); s.mu is held.
+func (s *Subscriber) drop() {
+	clear(s.queue)
+	s.queue, s.bytes = s.queue[:0], 0
+	if s.ids != nil {
+		clear(s.ids)
+		s.ids = s.ids[:0]
+	}
+}
+
+// cutLocked cuts s off: its queue is dropped and its handler told; s.mu
+// is held.
+func (s *Subscriber) cutLocked() {
+	s.cut = true
+	s.queue, s.ids, s.bytes = nil, nil, 0
+	s.signal()
+}
+
+// cutLoose cuts s off unless it is already cut or closed, and reports
+// whether it did.
+func (s *Subscriber) cutLoose() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cut || s.closed {
+		return false
+	}
+	s.cutLocked()
+	return true
+}
+
+// seen reports whether f is Seen at s's cursor, clearing f's topic from
+// the floor when it is not; s.mu is held.
+func (s *Subscriber) seen(f *Frame) bool {
+	i := -1 // f's topic among s.topics, when several
+	if s.cleared != nil {
+		for j, t := range s.topics {
+			if t == f.Event.Topic {
+				i = j
+				break
+			}
+		}
+		if i < 0 || s.cleared[i] {
+			return false // this topic's frames are past the cursor already
+		}
+	}
+	if s.hub.store.Seen(s.cursor, s.topics, f.Event) {
+		return true
+	}
+	if i < 0 {
+		s.floor = false
+		return false
+	}
+	s.cleared[i] = true
+	if s.uncleared--; s.uncleared == 0 {
+		s.floor, s.cleared = false, nil
+	}
+	return false
 }
 
 func (s *Subscriber) signal() {
@@ -105,28 +209,35 @@ func (s *Subscriber) signal() {
 	}
 }
 
-// GoLive ends buffering: frames with IDs at or before lastID, which the
-// replay already delivered, are dropped, and Ready fires for the rest. An
-// empty lastID keeps every buffered frame.
-func (s *Subscriber) GoLive(lastID string) {
+// GoLive ends buffering at cursor, the cursor of the subscriber's topics
+// after the replay: frames Seen at it, which the replay already delivered,
+// are dropped, and Ready fires for the rest, each carrying its cursor. An
+// empty cursor keeps every buffered frame.
+func (s *Subscriber) GoLive(cursor string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if lastID != "" {
-		keep := s.queue[:0]
-		for _, f := range s.queue {
-			if s.hub.store.Compare(f.Event.ID, lastID) > 0 {
-				keep = append(keep, f)
-			} else {
-				s.bytes -= len(f.Wire)
-			}
+	s.cursor = cursor
+	s.floor = cursor != ""
+	if s.floor && len(s.topics) > 1 {
+		s.cleared, s.uncleared = make([]bool, len(s.topics)), len(s.topics)
+	}
+	buffered := s.queue
+	s.queue, s.ids, s.bytes = buffered[:0], nil, 0
+	for _, f := range buffered {
+		if s.floor && s.seen(f) {
+			continue
 		}
-		clear(s.queue[len(keep):])
-		s.queue = keep
+		next, size := "", len(f.Wire)
+		if len(s.topics) > 1 {
+			next = s.hub.store.Next(s.cursor, s.topics, f.Event)
+			s.cursor = next
+			size = Delivery{f, next}.size()
+		}
+		s.enqueue(f, next)
+		s.bytes += size
 	}
+	clear(buffered[len(s.queue):])
 	s.live = true
-	if len(s.queue) == 0 { // else the queued frames are newer, and so is all that follows
-		s.floor = lastID
-	}
 	if len(s.queue) > 0 || s.cut {
 		s.signal()
 	}
@@ -135,15 +246,17 @@ func (s *Subscriber) GoLive(lastID string) {
 // Ready fires when Take (or Pull) has frames or a cut to report.
 func (s *Subscriber) Ready() <-chan struct{} { return s.notify }
 
-// Take moves the queued frames into dst and returns it, and reports whether
-// s was cut off for falling behind; a cut subscriber gets nothing more.
-func (s *Subscriber) Take(dst []*Frame) ([]*Frame, bool) {
+// Take moves the queued deliveries into dst and returns it, and reports
+// whether s was cut off for falling behind; a cut subscriber gets nothing
+// more.
+func (s *Subscriber) Take(dst []Delivery) ([]Delivery, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
-	dst = append(dst, s.queue...)
-	clear(s.queue)
-	s.queue, s.bytes = s.queue[:0], 0
+	for i := range s.queue {
+		dst = append(dst, s.delivery(i))
+	}
+	s.drop()
 	return dst, s.cut
 }
 
@@ -166,7 +279,7 @@ func (s *Subscriber) Close() {
 	h.mu.Unlock()
 	s.mu.Lock()
 	s.closed = true
-	s.queue, s.bytes = nil, 0
+	s.queue, s.ids, s.bytes = nil, nil, 0
 	s.mu.Unlock()
 }
 
@@ -187,11 +300,14 @@ func (s *Subscriber) Pull(dst [][]byte) ([][]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.observe()
-	for _, f := range s.queue {
-		dst = append(dst, f.Wire)
+	for i, f := range s.queue {
+		if s.ids == nil || s.ids[i] == "" {
+			dst = append(dst, f.Wire)
+			continue
+		}
+		dst = Delivery{f, s.ids[i]}.appendParts(dst)
 	}
-	clear(s.queue)
-	s.queue, s.bytes = s.queue[:0], 0
+	s.drop()
 	return dst, s.cut
 }
 

@@ -215,7 +215,7 @@ func TestAttackTable(t *testing.T) {
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
 	}
 	ctx := context.Background()
-	headBefore, _ := rig.store.Head(ctx)
+	headBefore, _ := rig.store.Head(ctx, nil)
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
 			req, _ := http.NewRequest(a.method, rig.base+a.path, strings.NewReader(a.body))
@@ -249,7 +249,7 @@ func TestAttackTable(t *testing.T) {
 			if got := res.Header.Values("Access-Control-Allow-Origin"); len(got) > 1 || res.Header.Get("Access-Control-Allow-Origin") != wantACAO {
 				t.Fatalf("a refusal carries Access-Control-Allow-Origin %q, want %q", got, wantACAO)
 			}
-			if head, _ := rig.store.Head(ctx); head != headBefore {
+			if head, _ := rig.store.Head(ctx, nil); head != headBefore {
 				t.Fatalf("something was stored: head %q -> %q", headBefore, head)
 			}
 		})
@@ -296,7 +296,7 @@ func TestAttackTable(t *testing.T) {
 			if code, reason := closeOf(t, ctx, c); code != a.code {
 				t.Fatalf("close %d %q, want %d", code, reason, a.code)
 			}
-			if head, _ := rig.store.Head(ctx); head != headBefore {
+			if head, _ := rig.store.Head(ctx, nil); head != headBefore {
 				t.Fatalf("something was stored: head %q -> %q", headBefore, head)
 			}
 		})

@@ -13,6 +13,9 @@ import (
 
 // pollEvent is one event in a poll answer.
 type pollEvent struct {
+	// ID is the poller's cursor after this event, as an SSE stream's id
+	// line carries it: the event's own ID for one topic (and on stores
+	// with one sequence), a position in every topic for several.
 	ID    string    `json:"id"`
 	Topic string    `json:"topic"`
 	Type  string    `json:"type"`
@@ -52,7 +55,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after := q.Get("after")
 	if !q.Has("after") {
-		s.answerHead(w, r, ans, nil) // a first poll starts from now: the cursor, not history
+		s.answerHead(w, r, topics, ans, nil) // a first poll starts from now: the cursor, not history
 		return
 	}
 
@@ -81,7 +84,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		defer func() { release() }()
 	}
 	if errors.Is(err, store.ErrUnknownCursor) {
-		s.answerHead(w, r, ans, &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"})
+		s.answerHead(w, r, topics, ans, &pollReset{Reason: "unknown_cursor", Detail: "the cursor is not one this server issued; continue from next"})
 		return
 	}
 	if err != nil {
@@ -108,7 +111,7 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.answerPage(w, ans, page, after)
+	s.answerPage(w, ans, topics, page, after)
 }
 
 // pollWait reads the wait parameter: how long a poll with nothing to
@@ -127,8 +130,8 @@ func (s *Server) pollWait(r *http.Request) (time.Duration, *policy.Problem) {
 
 // answerHead answers a poll with no events: only the cursor to go on
 // from, the store's head, and reset when history was not available.
-func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, ans pollAnswer, reset *pollReset) {
-	head, err := s.hub.Store().Head(r.Context())
+func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, topics []string, ans pollAnswer, reset *pollReset) {
+	head, err := s.hub.Store().Head(r.Context(), topics)
 	if err != nil {
 		s.storeFailed(w, r, err)
 		return
@@ -141,7 +144,7 @@ func (s *Server) answerHead(w http.ResponseWriter, r *http.Request, ans pollAnsw
 }
 
 // answerPage answers a poll with a page of history after the cursor after.
-func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Page, after string) {
+func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, topics []string, page store.Page, after string) {
 	s.metrics.Replayed(len(page.Events))
 	if page.Truncated {
 		s.metrics.Reset("truncated")
@@ -149,8 +152,8 @@ func (s *Server) answerPage(w http.ResponseWriter, ans pollAnswer, page store.Pa
 	}
 	ans.Next = after
 	for _, e := range page.Events {
-		ans.Events = append(ans.Events, pollEvent{ID: e.ID, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data, Time: e.Time})
-		ans.Next = e.ID
+		ans.Next = s.hub.Store().Next(ans.Next, topics, e)
+		ans.Events = append(ans.Events, pollEvent{ID: ans.Next, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data, Time: e.Time})
 	}
 	if page.More {
 		ans.RetryMS = 0 // more is waiting: poll again at once

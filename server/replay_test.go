@@ -302,3 +302,35 @@ func TestTokenValidPast2262(t *testing.T) {
 	}
 	t.Fatalf("the stream ended before its first heartbeat: %v", lines.Err())
 }
+
+// headlessStore is a memory store whose Head fails, as a store that is
+// down between a stream's subscribe and its start.
+type headlessStore struct{ *memory.Store }
+
+func (headlessStore) Head(context.Context, []string) (string, error) {
+	return "", errors.New("store down")
+}
+
+// TestStreamStartsWithoutHead: a stream with no Last-Event-ID whose store
+// cannot say where "now" is still opens and gets live events (from the
+// empty cursor), and the failure is logged once, not once per stream.
+func TestStreamStartsWithoutHead(t *testing.T) {
+	ts := start(t, nil, headlessStore{memory.New(store.Retention{})})
+	tok := token(t, allPerms, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var parsers []*sse.Parser
+	for range 3 {
+		_, p := ts.openStream(t, ctx, "topic=t", http.Header{"Authorization": {"Bearer " + tok}})
+		parsers = append(parsers, p)
+	}
+	id := ts.mustPublish(t, tok, "t", "live")
+	for i, p := range parsers {
+		if e := nextEvent(t, p); e.ID != id {
+			t.Fatalf("stream %d got %q, want the live event %s", i, e.ID, id)
+		}
+	}
+	if n := strings.Count(ts.logs(), "the store's head is not available"); n != 1 {
+		t.Errorf("the failed head was logged %d times for 3 streams, want once a minute", n)
+	}
+}

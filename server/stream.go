@@ -60,6 +60,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	rid := s.requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
+	var head string // where a stream with no Last-Event-ID starts
+	if cursor == "" {
+		// Before the headers go out: a client that publishes once it
+		// sees them gets its event.
+		head = s.liveFrom(r.Context(), log, topics)
+	}
 	sub.SetLabel(rid)
 	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
 		closing: s.hub.Closing(), expires: principal.Expires}
@@ -93,10 +99,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	last, err := s.replay(r.Context(), log, &sseTarget{st: st}, topics, cursor)
-	if err != nil {
-		log.Debug("stream ended during replay", "err", err)
-		return
+	last := head
+	if cursor != "" {
+		last, err = s.replay(r.Context(), log, &sseTarget{st: st}, topics, cursor)
+		if err != nil {
+			log.Debug("stream ended during replay", "err", err)
+			return
+		}
 	}
 	poller := s.poller
 	if beatEvents {
@@ -199,8 +208,9 @@ func (f *beatFeed) stop() { f.timer.Stop() }
 // a WebSocket (wsTarget). Each frames events and resets for its protocol;
 // the replay's order, paging and retention checks are the same for both.
 type replayTarget interface {
-	// event sends e, or buffers it until flush.
-	event(e store.Event) error
+	// event sends e, with cursor, the reader's cursor after it, as its
+	// id, or buffers it until flush.
+	event(e store.Event, cursor string) error
 	// reset sends the reset message: history after after is missing.
 	reset(reason, detail, after string) error
 	// flush sends what is buffered.
@@ -226,8 +236,10 @@ type sseTarget struct {
 	buf []byte
 }
 
-func (t *sseTarget) event(e store.Event) error {
-	t.buf = append(t.buf, hub.Encode(e)...)
+func (t *sseTarget) event(e store.Event, cursor string) error {
+	if f := hub.NewFrame(e); f != nil {
+		t.buf = f.AppendTo(t.buf, cursor)
+	}
 	if len(t.buf) >= replayWrite {
 		return t.flush()
 	}
@@ -259,9 +271,29 @@ func (t *sseTarget) end(why replayEnd) {
 	_ = t.st.Retry(sse.ShutdownRetry())
 }
 
-// replay writes the stored events after cursor and returns the ID of the
-// last one written (or cursor when none was, or "" when the cursor was
-// unknown, so that every buffered live event is kept).
+// liveFrom returns the cursor "now" for topics (store.Store.Head), where
+// a reader with no cursor starts: it positions every topic, so that a
+// reconnect resumes each exactly. When the store cannot tell, the reader
+// starts from "" (every buffered live event is kept) and a later resume
+// may report a reset.
+func (s *Server) liveFrom(ctx context.Context, log *slog.Logger, topics []string) string {
+	start := time.Now()
+	head, err := s.hub.Store().Head(ctx, topics)
+	s.metrics.StoreOp("head", time.Since(start))
+	if err != nil {
+		// Once a minute: with the store down every connect fails here.
+		if n, ok := s.logs.Allow("store head failed", time.Now()); ok {
+			log.Warn("stream starts without a cursor: the store's head is not available", "err", err, "suppressed", n)
+		}
+		return ""
+	}
+	return head
+}
+
+// replay writes the stored events after cursor and returns the reader's
+// cursor after the last one written (cursor when none was, or the store's
+// head when the cursor was unknown). Each event goes out with the reader's
+// cursor after it as its id (store.Store.Next, hub.Frame.AppendTo).
 //
 // History goes out page by page, each page bounded by bytes (see
 // historyBudget) and written event by event under the write timeout, so a
@@ -286,7 +318,7 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, t
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor); err != nil {
 				return "", err
 			}
-			return "", t.flush()
+			return s.liveFrom(ctx, log, topics), t.flush()
 		}
 		if errors.Is(err, errReplayBusy) {
 			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
@@ -312,11 +344,11 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, t
 			}
 		}
 		for i, e := range page.Events {
-			if err := t.event(e); err != nil {
+			last = s.hub.Store().Next(last, topics, e)
+			if err := t.event(e, last); err != nil {
 				release()
 				return "", err
 			}
-			last = e.ID
 			page.Events[i] = store.Event{} // written events need not stay in memory
 		}
 		if err := t.flush(); err != nil {

@@ -185,6 +185,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
 	sub.SetLabel(rid)
+	var head string // where a socket with no cursor starts
+	if cursor == "" {
+		// Before the 101, as /events does before its headers.
+		head = s.liveFrom(r.Context(), log, topics)
+	}
 	mode := websocket.CompressionDisabled
 	if s.cfg.WS.Compression {
 		mode = websocket.CompressionContextTakeover
@@ -205,7 +210,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit.conn = conn
-	reason := s.serveWS(conn, limit, log, sub, topics, cursor, principal.Expires)
+	reason := s.serveWS(conn, limit, log, sub, topics, cursor, head, principal.Expires)
 	ended(reason)
 }
 
@@ -286,14 +291,28 @@ func (ws *wsSession) write(v wsMessage) error {
 	if err != nil {
 		return fmt.Errorf("server: encoding a websocket message: %w", err)
 	}
+	return ws.writeRaw(b)
+}
+
+// writeRaw sends b, a JSON text message, as write does.
+func (ws *wsSession) writeRaw(b []byte) error {
 	ctx, cancel := context.WithTimeout(ws.ctx, ws.timeout)
 	defer cancel()
 	return ws.conn.Write(ctx, websocket.MessageText, b)
 }
 
-// eventMessage is the message of a stored event.
-func eventMessage(e store.Event) wsMessage {
-	return wsMessage{ID: e.ID, Topic: e.Topic, Type: typeOrMessage(e.Type), Data: e.Data}
+// eventMessage is the message of an event: {"id": the reader's cursor
+// after it, then the event's topic, type and data
+// (hub.EventJSONMembers, which a live frame encodes once for every
+// reader)}, the fields of wsMessage in its order.
+func eventMessage(cursor string, members []byte) []byte {
+	id, _ := json.Marshal(cursor) // a string always encodes
+	b := make([]byte, 0, len(id)+len(members)+8)
+	b = append(b, `{"id":`...)
+	b = append(b, id...)
+	b = append(b, ',')
+	b = append(b, members...)
+	return append(b, '}')
 }
 
 // closeRetry closes with code and a retry hint of d.
@@ -304,7 +323,9 @@ func (ws *wsSession) closeRetry(code websocket.StatusCode, d time.Duration) {
 // wsTarget is a replay written to a WebSocket: one message per event.
 type wsTarget struct{ *wsSession }
 
-func (t wsTarget) event(e store.Event) error { return t.write(eventMessage(e)) }
+func (t wsTarget) event(e store.Event, cursor string) error {
+	return t.writeRaw(eventMessage(cursor, hub.EventJSONMembers(e)))
+}
 
 func (t wsTarget) reset(reason, detail, after string) error {
 	return t.write(wsMessage{Type: "reset", Data: wsReset{Reason: reason, Detail: detail, After: after}})
@@ -326,7 +347,7 @@ func (t wsTarget) end(why replayEnd) {
 // serveWS runs an accepted connection to its end and returns the
 // disconnect reason for the metrics. One goroutine reads what the client
 // sends (readWS); this one writes.
-func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logger, sub *hub.Subscriber, topics []string, cursor string, expires time.Time) string {
+func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logger, sub *hub.Subscriber, topics []string, cursor, head string, expires time.Time) string {
 	conn.SetReadLimit(int64(s.cfg.WS.MaxMessageBytes))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -356,15 +377,19 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 		return telemetry.ReasonWriteError
 	}
 
-	last, err := s.replay(ctx, log, wsTarget{ws}, topics, cursor)
-	if err != nil {
-		log.Debug("websocket ended during replay", "err", err)
-		select {
-		case <-s.hub.Closing():
-			return telemetry.ReasonShutdown
-		default:
+	last := head
+	if cursor != "" {
+		var err error
+		last, err = s.replay(ctx, log, wsTarget{ws}, topics, cursor)
+		if err != nil {
+			log.Debug("websocket ended during replay", "err", err)
+			select {
+			case <-s.hub.Closing():
+				return telemetry.ReasonShutdown
+			default:
+			}
+			return failed()
 		}
-		return failed()
 	}
 	sub.GoLive(last)
 
@@ -385,7 +410,7 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 			<-pinged
 		}
 	}()
-	var frames []*hub.Frame
+	var frames []hub.Delivery
 	for {
 		select {
 		case <-ctx.Done():
@@ -400,11 +425,11 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 			var cut bool
 			frames, cut = sub.Take(frames[:0])
 			for i, f := range frames {
-				if err := ws.write(eventMessage(f.Event)); err != nil {
+				if err := ws.writeRaw(eventMessage(f.Cursor, f.JSONMembers())); err != nil {
 					clear(frames)
 					return failed()
 				}
-				frames[i] = nil // keep no event alive past its write
+				frames[i] = hub.Delivery{} // keep no event alive past its write
 			}
 			if cut {
 				ws.closeRetry(CloseCutOff, sse.CutRetry())

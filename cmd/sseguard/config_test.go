@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // writeConfigFile writes content to name in a fresh temporary folder and returns
@@ -325,5 +327,27 @@ func environWith(vars map[string]string) *environ {
 		stdout: &out,
 		stderr: &errb,
 		getenv: func(k string) string { return vars[k] },
+	}
+}
+
+// TestLoadConfigSet: --set KEY=VALUE sets any key over the file and the
+// environment, in order; a malformed one is a usage error.
+func TestLoadConfigSet(t *testing.T) {
+	file := writeConfigFile(t, "set.yaml", "stream:\n  heartbeat: 5s\n")
+	env := map[string]string{"SSEGUARD_STREAM_HEARTBEAT": "7s", "SSEGUARD_STREAM_RETRY": "9s"}
+	cfg, err := loadConfig(environWith(env), file, "", "", "stream.heartbeat=11s", "poll.max_events=5", "poll.max_events=6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Stream.Heartbeat.D() != 11*time.Second || cfg.Stream.Retry.D() != 9*time.Second || cfg.Poll.MaxEvents != 6 {
+		t.Errorf("heartbeat %v retry %v max_events %d; want 11s (flag over env over file), 9s (env), 6 (last flag)",
+			cfg.Stream.Heartbeat.D(), cfg.Stream.Retry.D(), cfg.Poll.MaxEvents)
+	}
+	for _, bad := range []string{"stream.heartbeat", "stream.nope=1", "stream.heartbeat=soon"} {
+		_, err := loadConfig(environWith(nil), "", "", "", bad)
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("--set %q: %v, want a usage error", bad, err)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
 	"golang.org/x/term"
 
 	"github.com/sseguard/sseguard/auth"
@@ -26,6 +27,7 @@ import (
 	"github.com/sseguard/sseguard/store"
 	"github.com/sseguard/sseguard/store/bolt"
 	"github.com/sseguard/sseguard/store/memory"
+	redisstore "github.com/sseguard/sseguard/store/redis"
 )
 
 // serveCommand runs the hub.
@@ -36,9 +38,12 @@ func (*serveCommand) synopsis() string {
 	return "run the SSE hub: publish over HTTP, subscribe with EventSource, replay, poll"
 }
 
-// loadConfig reads the configuration: the file (flag, else env), then env
-// overrides, then flag overrides, then validation.
-func loadConfig(env *environ, file, listen, data string) (*config.Config, error) {
+// loadConfig reads the configuration: the defaults, the file (flag, else
+// env SSEGUARD_CONFIG), then the environment (every key has a variable,
+// config.EnvName), then the flags (--set KEY=VALUE in order, then --listen
+// and --data), then validation, so that a later source can repair what an
+// earlier one got wrong.
+func loadConfig(env *environ, file, listen, data string, sets ...string) (*config.Config, error) {
 	if file == "" {
 		file = env.getenv("SSEGUARD_CONFIG")
 	}
@@ -50,11 +55,17 @@ func loadConfig(env *environ, file, listen, data string) (*config.Config, error)
 		}
 		cfg = c
 	}
-	if v := env.getenv("SSEGUARD_LISTEN"); v != "" {
-		cfg.Listen = v
+	if err := cfg.ApplyEnv(env.getenv); err != nil {
+		return nil, fmt.Errorf("invalid environment:\n%w", err)
 	}
-	if v := env.getenv("SSEGUARD_DATA"); v != "" {
-		cfg.Data = v
+	for _, kv := range sets {
+		key, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, &usageError{msg: fmt.Sprintf("--set %q: want KEY=VALUE", kv), hint: "for example: --set store.driver=redis --set store.redis.url=redis://127.0.0.1:6379"}
+		}
+		if err := cfg.Set(key, value); err != nil {
+			return nil, &usageError{msg: "--set: " + err.Error(), hint: "keys are the file's, as docs/configuration.md lists them"}
+		}
 	}
 	if listen != "" {
 		cfg.Listen = listen
@@ -66,6 +77,16 @@ func loadConfig(env *environ, file, listen, data string) (*config.Config, error)
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, nil
+}
+
+// setFlags collects repeated --set KEY=VALUE flags.
+type setFlags []string
+
+func (s *setFlags) String() string { return strings.Join(*s, " ") }
+
+func (s *setFlags) Set(v string) error {
+	*s = append(*s, v)
+	return nil
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
@@ -85,10 +106,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-func openStore(cfg *config.Config) (store.Store, error) {
+func openStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	ret := cfg.Store.Retention()
-	if cfg.Store.Driver == "memory" {
+	switch cfg.Store.Driver {
+	case "memory":
 		return memory.New(ret), nil
+	case "redis":
+		return openRedis(ctx, cfg, log)
 	}
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
@@ -98,11 +122,61 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	return bolt.Open(filepath.Join(cfg.Data, "events.db"), ret, &bolt.Options{SkipCheck: cfg.Store.SkipCheck})
 }
 
+// redisOpenTimeout bounds the first contact with Redis at start.
+const redisOpenTimeout = 10 * time.Second
+
+// openRedis connects to the Redis of store.redis. A Redis that cannot be
+// reached at start is an error: serve exits, and its supervisor retries.
+func openRedis(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
+	r := cfg.Store.Redis
+	opts, err := r.Options()
+	if err != nil {
+		return nil, err
+	}
+	goredis.SetLogger(redisLogger{log})
+	ctx, cancel := context.WithTimeout(ctx, redisOpenTimeout)
+	defer cancel()
+	st, err := redisstore.Open(ctx, redisstore.Config{
+		Client:         goredis.NewUniversalClient(opts),
+		Retention:      cfg.Store.Retention(),
+		Prefix:         r.Prefix,
+		MinReplicas:    r.MinReplicas,
+		ReplicaTimeout: r.ReplicaTimeout.D(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store.redis (%s): %w", redisWhere(r, opts), err)
+	}
+	return st, nil
+}
+
+// redisWhere names the Redis for messages, without a password.
+func redisWhere(r config.StoreRedis, o *goredis.UniversalOptions) string {
+	kind := "redis"
+	switch {
+	case r.Cluster:
+		kind = "cluster"
+	case r.MasterName != "":
+		kind = "sentinel master " + r.MasterName
+	}
+	return kind + " at " + strings.Join(o.Addrs, ",")
+}
+
+// redisLogger sends go-redis's own messages (a dial that failed, a
+// connection pool note) to the hub's log at debug level: the store's
+// errors already say what failed, once per request.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client", "msg", fmt.Sprintf(format, v...))
+}
+
 func (c *serveCommand) run(ctx context.Context, env *environ, args []string) (err error) {
 	fs := newFlagSet(env, c, "[flags]")
 	listen := fs.String("listen", "", "address to listen on (env SSEGUARD_LISTEN; default 127.0.0.1:8080)")
 	data := fs.String("data", "", "data folder for the store and the signing secret (env SSEGUARD_DATA; default ./sseguard-data)")
 	file := fs.String("config", "", "YAML configuration file (env SSEGUARD_CONFIG)")
+	var sets setFlags
+	fs.Var(&sets, "set", "set a configuration key as the file would, over the file and the environment; repeatable: --set store.driver=redis --set store.redis.url=redis://127.0.0.1:6379")
 	quiet := fs.Bool("quiet", false, "do not print the getting-started commands and tokens (they are printed only when no configuration file is given)")
 	pprofAddr := fs.String("pprof", "", "serve Go profiles (net/http/pprof) on this separate loopback address, such as 127.0.0.1:6060; off by default")
 	pprofUnsafe := fs.Bool("pprof-unsafe", false, "allow --pprof on an address that is not loopback (profiles reveal memory contents, tokens included)")
@@ -131,7 +205,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) (er
 		configFile = env.getenv("SSEGUARD_CONFIG")
 	}
 	banner := !*quiet && configFile == ""
-	cfg, err := loadConfig(env, *file, *listen, *data)
+	cfg, err := loadConfig(env, *file, *listen, *data, sets...)
 	if err != nil {
 		return err
 	}
@@ -141,7 +215,7 @@ func (c *serveCommand) run(ctx context.Context, env *environ, args []string) (er
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cfg)
+	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return err
 	}

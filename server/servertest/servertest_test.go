@@ -99,7 +99,7 @@ func TestStartConfigAndStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if head, err := st.Head(context.Background()); err != nil || head != res[0].Event.ID {
+	if head, err := st.Head(context.Background(), nil); err != nil || head != res[0].Event.ID {
 		t.Fatalf("the store's head is %q, %v; want the event published, %s", head, err, res[0].Event.ID)
 	}
 

@@ -537,8 +537,9 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	return page, nil
 }
 
-// Head returns the ID of the newest event, or "" when none was appended.
-func (s *Store) Head(ctx context.Context) (string, error) {
+// Head returns the ID of the newest event of any topic, or "" when none
+// was appended: one sequence positions every topic set.
+func (s *Store) Head(ctx context.Context, _ []string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
@@ -562,6 +563,15 @@ func (s *Store) Head(ctx context.Context) (string, error) {
 // Compare orders two IDs numerically.
 func (s *Store) Compare(a, b string) int {
 	return seqid.Compare(a, b)
+}
+
+// Next returns e.ID: one sequence orders every topic, so an event's ID is
+// the cursor of any topic set.
+func (s *Store) Next(_ string, _ []string, e store.Event) string { return e.ID }
+
+// Seen reports whether e's ID is at or before cursor.
+func (s *Store) Seen(cursor string, _ []string, e store.Event) bool {
+	return seqid.Seen(cursor, e.ID)
 }
 
 // Trim drops events older than MaxAge at now and events over

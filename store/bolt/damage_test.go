@@ -301,7 +301,7 @@ func TestOpenRefusesDamagedFile(t *testing.T) {
 			tt.damage(t, path, fi.Size())
 			s, err = bolt.Open(path, store.Retention{}, nil)
 			if err == nil {
-				head, _ := s.Head(context.Background())
+				head, _ := s.Head(context.Background(), nil)
 				s.Close()
 				t.Fatalf("Open succeeded, head %q", head)
 			}

@@ -80,7 +80,7 @@ func TestDamagedMetaPageKeepsIDs(t *testing.T) {
 	writeAt(t, path, newest*pageSize+16, []byte("damaged!"))
 
 	s, logs := openLogged(t, path)
-	head, err := s.Head(context.Background())
+	head, err := s.Head(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

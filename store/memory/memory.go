@@ -6,6 +6,12 @@
 // its front. IDs are the decimal global sequence ("1", "2", …), the same
 // format as store/bolt. Package memory is not for data that must outlive the
 // process (use store/bolt).
+//
+// Shared (NewShared) is the same store as several hub processes would
+// share it: it numbers events per topic, gives readers of several topics
+// vector cursors, and implements store.Feed, so that two hubs in one
+// process over one Shared behave as two nodes over store/redis. It is for
+// tests of the hub and the server.
 package memory
 
 import (
@@ -45,6 +51,12 @@ type Store struct {
 	// re-used since are skipped by seq.
 	order      []keyRef
 	orderStart int
+
+	// perTopic numbers events per topic (Shared): IDs are "<topic
+	// number>.<offset>", cursors lists of them (see vector). byNum[n-1]
+	// is topic number n.
+	perTopic bool
+	byNum    []*topic
 }
 
 type topic struct {
@@ -52,11 +64,18 @@ type topic struct {
 	seqs    []uint64 // seqs[i] is the sequence number of events[i]
 	start   int      // events[:start] were removed
 	trimmed uint64   // highest sequence number removed by retention
+
+	// With per-topic numbering (Shared) only:
+	num        uint64   // the topic's number in IDs, from 1
+	offs       []uint64 // offs[i] is the offset of events[i] in the topic, from 1
+	last       uint64   // the last offset assigned
+	trimmedOff uint64   // highest offset removed by retention
 }
 
 // keyEntry is what an idempotency key remembers: not the event itself, so
 // that retention frees its data.
 type keyEntry struct {
+	id    string // the event's ID
 	seq   uint64
 	topic string
 	at    time.Time
@@ -119,12 +138,22 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 			}
 		}
 		s.seq++
-		ev := store.Event{ID: seqid.Format(s.seq), Topic: rec.Topic, Type: rec.Type, Data: rec.Data, Time: now}
 		t := s.topics[rec.Topic]
 		if t == nil {
 			t = &topic{}
 			s.topics[rec.Topic] = t
+			if s.perTopic {
+				s.byNum = append(s.byNum, t)
+				t.num = uint64(len(s.byNum))
+			}
 		}
+		id := seqid.Format(s.seq)
+		if s.perTopic {
+			t.last++
+			t.offs = append(t.offs, t.last)
+			id = position{t.num, t.last}.String()
+		}
+		ev := store.Event{ID: id, Topic: rec.Topic, Type: rec.Type, Data: rec.Data, Time: now}
 		t.events = append(t.events, ev)
 		t.seqs = append(t.seqs, s.seq)
 		if limit := s.r.MaxEventsPerTopic; limit > 0 {
@@ -133,7 +162,7 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 			}
 		}
 		if rec.IdempotencyKey != "" {
-			s.keys[rec.IdempotencyKey] = keyEntry{seq: s.seq, topic: rec.Topic, at: now, sum: store.Fingerprint(rec)}
+			s.keys[rec.IdempotencyKey] = keyEntry{id: id, seq: s.seq, topic: rec.Topic, at: now, sum: store.Fingerprint(rec)}
 			s.order = append(s.order, keyRef{key: rec.IdempotencyKey, seq: s.seq})
 		}
 		out[i] = store.Appended{Event: ev}
@@ -147,6 +176,9 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 func (s *Store) Read(ctx context.Context, topics []string, after string, limit int) (store.Page, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Page{}, err
+	}
+	if s.perTopic {
+		return s.readVector(topics, after, limit)
 	}
 	cursor, err := seqid.Cursor("memory store", after)
 	if err != nil {
@@ -165,10 +197,6 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	}
 
 	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
-	type head struct {
-		t *topic
-		i int
-	}
 	heads := make([]head, 0, len(topics))
 	seen := make(map[string]bool, len(topics))
 	for _, name := range topics {
@@ -189,6 +217,19 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 			heads = append(heads, head{t: t, i: i})
 		}
 	}
+	mergeHeads(&page, heads, limit)
+	return page, nil
+}
+
+// head is where a Read is in one topic.
+type head struct {
+	t *topic
+	i int
+}
+
+// mergeHeads appends the events after heads to page in sequence order, at
+// most limit in all.
+func mergeHeads(page *store.Page, heads []head, limit int) {
 	for len(heads) > 0 {
 		if len(page.Events) == limit {
 			page.More = true
@@ -207,13 +248,21 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 			heads = append(heads[:lo], heads[lo+1:]...)
 		}
 	}
-	return page, nil
 }
 
-// Head returns the ID of the newest event, or "" when none was appended.
-func (s *Store) Head(ctx context.Context) (string, error) {
+// Head returns the ID of the newest event of any topic, or "" when none
+// was appended: one sequence positions every topic set.
+func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
+	}
+	if s.perTopic {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.closed {
+			return "", store.ErrClosed
+		}
+		return s.headVector(topics), nil
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -228,7 +277,27 @@ func (s *Store) Head(ctx context.Context) (string, error) {
 
 // Compare orders two IDs numerically.
 func (s *Store) Compare(a, b string) int {
+	if s.perTopic {
+		return comparePositions(a, b)
+	}
 	return seqid.Compare(a, b)
+}
+
+// Next returns e.ID: one sequence orders every topic, so an event's ID is
+// the cursor of any topic set.
+func (s *Store) Next(cursor string, topics []string, e store.Event) string {
+	if s.perTopic && len(topics) > 1 {
+		return nextVector(cursor, e)
+	}
+	return e.ID
+}
+
+// Seen reports whether e's ID is at or before cursor.
+func (s *Store) Seen(cursor string, _ []string, e store.Event) bool {
+	if s.perTopic {
+		return seenVector(cursor, e)
+	}
+	return seqid.Seen(cursor, e.ID)
 }
 
 // Trim drops events older than MaxAge at now, applies MaxEventsPerTopic,
@@ -294,7 +363,7 @@ func (s *Store) Close() error {
 		return store.ErrClosed
 	}
 	s.closed = true
-	s.topics, s.keys, s.order = nil, nil, nil
+	s.topics, s.keys, s.order, s.byNum = nil, nil, nil, nil
 	return nil
 }
 
@@ -308,7 +377,7 @@ func (s *Store) remembered(k keyEntry) store.Event {
 			return t.events[t.start+i]
 		}
 	}
-	return store.Event{ID: seqid.Format(k.seq), Topic: k.topic, Time: k.at}
+	return store.Event{ID: k.id, Topic: k.topic, Time: k.at}
 }
 
 // expired reports whether something made at t is older than limit at now.
@@ -321,11 +390,17 @@ func (t *topic) len() int { return len(t.events) - t.start }
 // drop removes the oldest retained event.
 func (t *topic) drop() {
 	t.trimmed = t.seqs[t.start]
+	if t.offs != nil {
+		t.trimmedOff = t.offs[t.start]
+	}
 	t.events[t.start] = store.Event{}
 	t.start++
 	if t.start > compactAfter && t.start*2 > len(t.events) {
 		t.events = append([]store.Event(nil), t.events[t.start:]...)
 		t.seqs = append([]uint64(nil), t.seqs[t.start:]...)
+		if t.offs != nil {
+			t.offs = append([]uint64(nil), t.offs[t.start:]...)
+		}
 		t.start = 0
 	}
 }

@@ -54,6 +54,15 @@ func Compare(a, b string) int {
 	return 0
 }
 
+// Seen reports whether the event id is at or before cursor; the empty or
+// a malformed cursor has seen nothing.
+func Seen(cursor, id string) bool {
+	if _, ok := Parse(cursor); !ok {
+		return false
+	}
+	return Compare(id, cursor) <= 0
+}
+
 // Cursor returns the sequence number of a Read cursor: 0 for the empty
 // cursor (from the oldest event), and an error wrapping
 // store.ErrUnknownCursor, prefixed with who, when it is malformed.

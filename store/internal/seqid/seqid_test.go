@@ -75,3 +75,24 @@ func FuzzCompare(f *testing.F) {
 		}
 	})
 }
+
+func TestSeen(t *testing.T) {
+	tests := []struct {
+		name, cursor, id string
+		want             bool
+	}{
+		{name: "empty cursor has seen nothing", cursor: "", id: "1", want: false},
+		{name: "malformed cursor has seen nothing", cursor: "x", id: "1", want: false},
+		{name: "zero cursor has seen nothing", cursor: "0", id: "1", want: false},
+		{name: "own ID", cursor: "7", id: "7", want: true},
+		{name: "older ID", cursor: "10", id: "9", want: true},
+		{name: "newer ID", cursor: "9", id: "10", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Seen(tt.cursor, tt.id); got != tt.want {
+				t.Errorf("Seen(%q, %q) = %v, want %v", tt.cursor, tt.id, got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sseguard/sseguard/internal/eventually"
+	"github.com/sseguard/sseguard/internal/redistest"
+)
+
+// node is one `sseguard serve` run in this process.
+type node struct {
+	base     string
+	sub, pub string // the banner's development tokens
+	stderr   *syncBuffer
+}
+
+var (
+	listeningRE = regexp.MustCompile(`sseguard is listening on (http://\S+)`)
+	bearerRE    = regexp.MustCompile(`Bearer ([A-Za-z0-9._-]+)`)
+)
+
+// startNode runs serve with args until the test ends, and reads its URL
+// and development tokens from its banner.
+func startNode(t *testing.T, args ...string) *node {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	exited := make(chan int, 1)
+	go func() {
+		exited <- Run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), strings.NewReader(""), stdout, stderr)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-exited:
+			if code != 0 {
+				t.Errorf("serve exited %d:\n%s", code, stderr)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop within 30 s")
+		}
+	})
+	stdout.waitFor(t, exited, "banner", func(s string) bool { return strings.Contains(s, "Demo page:") })
+	out := stdout.String()
+	m := listeningRE.FindStringSubmatch(out)
+	toks := bearerRE.FindAllStringSubmatch(out, -1)
+	if m == nil || len(toks) < 2 {
+		t.Fatalf("no URL and tokens in the banner:\n%s", out)
+	}
+	return &node{base: m[1], sub: toks[0][1], pub: toks[1][1], stderr: stderr}
+}
+
+func (n *node) publish(t *testing.T, data string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"topic": "demo", "data": data})
+	req, _ := http.NewRequest("POST", n.base+"/api/publish", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.pub)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var ack struct{ ID string }
+	if res.StatusCode != http.StatusCreated || json.Unmarshal(b, &ack) != nil || ack.ID == "" {
+		t.Fatalf("publish on %s: %s %s", n.base, res.Status, b)
+	}
+	return ack.ID
+}
+
+type polled struct {
+	Events []struct{ ID, Data string }
+	Next   string
+	Reset  *struct{ Reason string }
+}
+
+func (n *node) poll(t *testing.T, after string) polled {
+	t.Helper()
+	req, _ := http.NewRequest("GET", n.base+"/api/poll?topic=demo&after="+url.QueryEscape(after), nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.sub)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var p polled
+	if err := json.NewDecoder(res.Body).Decode(&p); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("poll on %s: %s, %v", n.base, res.Status, err)
+	}
+	return p
+}
+
+// TestServeOnRedis: two serve processes on one Redis, one configured by
+// the environment and one by --set flags, share events: what one node
+// acknowledged, the other returns, and a cursor from one resumes on the
+// other with no gap and no duplicate.
+func TestServeOnRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true, Fsync: "always"})
+	data := t.TempDir() // one signing secret for both nodes
+	t.Setenv("SSEGUARD_CONFIG", "")
+	t.Setenv("SSEGUARD_STORE_DRIVER", "redis")
+	t.Setenv("SSEGUARD_STORE_REDIS_URL", srv.URL())
+	a := startNode(t, "--data", data)
+	b := startNode(t, "--data", data, "--set", "store.redis.url="+srv.URL(), "--set", "store.redis.prefix=sseguard")
+	if !strings.Contains(a.stderr.String(), `"store":"redis"`) {
+		t.Errorf("node a does not log store redis:\n%s", a.stderr)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, a.publish(t, fmt.Sprint("a", i)))
+	}
+	first := b.poll(t, "")
+	if len(first.Events) != 3 || first.Events[2].ID != ids[2] || first.Reset != nil {
+		t.Fatalf("poll on b = %+v, want a's 3 events %q", first, ids)
+	}
+	cursor := first.Next
+	more := b.publish(t, "b0")
+	next := a.poll(t, cursor)
+	if len(next.Events) != 1 || next.Events[0].ID != more || next.Reset != nil {
+		t.Errorf("poll on a after b's cursor = %+v, want only b's event %s", next, more)
+	}
+
+	// Live: a stream on b gets what a acknowledges, once; resumed on a
+	// with b's last ID it goes on with no gap and no duplicate.
+	onB := b.stream(t, "")
+	sent := []string{a.publish(t, "live0"), a.publish(t, "live1")}
+	got := onB.next(t, 2)
+	if got[0].id != sent[0] || got[1].id != sent[1] || got[0].data != "live0" {
+		t.Fatalf("stream on b got %+v, want a's events %q", got, sent)
+	}
+	onB.close()
+	missed := b.publish(t, "while away")
+	onA := a.stream(t, got[1].id)
+	after := a.publish(t, "back")
+	if resumed := onA.next(t, 2); resumed[0].id != missed || resumed[1].id != after {
+		t.Errorf("stream resumed on a after %s got %+v, want %s then %s", got[1].id, resumed, missed, after)
+	}
+	onA.close()
+}
+
+// sseEvent is one event of a stream, as read from the wire.
+type sseEvent struct{ id, data string }
+
+type sseStream struct {
+	res    *http.Response
+	events chan sseEvent
+	cancel context.CancelFunc
+}
+
+// stream opens GET /events?topic=demo with Last-Event-ID lastID (none when
+// empty) and reads its events in the background.
+func (n *node) stream(t *testing.T, lastID string) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", n.base+"/events?topic=demo", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+n.sub)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusOK {
+		cancel()
+		t.Fatalf("stream on %s: %s", n.base, res.Status)
+	}
+	s := &sseStream{res: res, events: make(chan sseEvent, 100), cancel: cancel}
+	go func() {
+		defer close(s.events)
+		var ev sseEvent
+		buf := make([]byte, 0, 4096)
+		chunk := make([]byte, 4096)
+		for {
+			k, err := res.Body.Read(chunk)
+			buf = append(buf, chunk[:k]...)
+			for {
+				line, rest, ok := strings.Cut(string(buf), "\n")
+				if !ok {
+					break
+				}
+				buf = []byte(rest)
+				switch {
+				case line == "":
+					if ev.id != "" || ev.data != "" {
+						s.events <- ev
+					}
+					ev = sseEvent{}
+				case strings.HasPrefix(line, "id: "):
+					ev.id = line[4:]
+				case strings.HasPrefix(line, "data: "):
+					ev.data = line[6:]
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+// next returns the stream's next n events, failing after 20 s.
+func (s *sseStream) next(t *testing.T, n int) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	deadline := time.After(20 * time.Second)
+	for len(out) < n {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatalf("stream ended after %+v, want %d events", out, n)
+			}
+			out = append(out, ev)
+		case <-deadline:
+			t.Fatalf("after 20 s the stream has %+v, want %d events", out, n)
+		}
+	}
+	return out
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.res.Body.Close()
+	for range s.events {
+	}
+}
+
+// TestServeRedisUnreachable: serve with a Redis that does not answer
+// exits with an error that names the store and the address, not a hang.
+func TestServeRedisUnreachable(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	srv.Kill()
+	t.Setenv("SSEGUARD_CONFIG", "")
+	start := time.Now()
+	code, _, stderr := runCLI(t, "serve", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--quiet",
+		"--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL())
+	if code == 0 || !strings.Contains(stderr, "store.redis (redis at "+srv.Addr+")") {
+		t.Errorf("serve exited %d:\n%s\nwant an error naming store.redis and %s", code, stderr, srv.Addr)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("serve took %v to give up", d)
+	}
+}
+
+// TestServeRedisDown: with Redis stopped, a publish answers 503 problem+json
+// with Retry-After within the read timeout, never a hang or a 201, and
+// /readyz turns 503; once Redis is back publishing resumes, and every
+// acknowledged event is there.
+func TestServeRedisDown(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{AppendOnly: true, Fsync: "always"})
+	t.Setenv("SSEGUARD_CONFIG", "")
+	n := startNode(t, "--data", t.TempDir(), "--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL())
+	acked := []string{n.publish(t, "before")}
+	srv.Stop()
+
+	body, _ := json.Marshal(map[string]string{"topic": "demo", "data": "while down"})
+	req, _ := http.NewRequest("POST", n.base+"/api/publish", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.pub)
+	start := time.Now()
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("publish with Redis down took %v", d)
+	}
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
+		t.Errorf("publish with Redis down: %s, Retry-After %q, Content-Type %q, %s; want 503 problem+json with Retry-After",
+			res.Status, res.Header.Get("Retry-After"), res.Header.Get("Content-Type"), b)
+	}
+	ready := func() int {
+		res, err := http.Get(n.base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusServiceUnavailable }, "/readyz answers 503 with Redis down")
+
+	srv.Restart()
+	// (A publish first: /readyz keeps the last failed publish's outcome
+	// until one succeeds, see hub.Hub.Healthy.)
+	acked = append(acked, n.publish(t, "after"))
+	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusOK }, "/readyz answers 200 with Redis back")
+	var got []string
+	for _, e := range n.poll(t, "").Events {
+		got = append(got, e.ID)
+	}
+	if !slices.Equal(got, acked) {
+		t.Errorf("events after the outage %q, want exactly the acknowledged %q", got, acked)
+	}
+}
