@@ -3,6 +3,7 @@
 package park
 
 import (
+	"crypto/tls"
 	"errors"
 	"math"
 	"net"
@@ -47,6 +48,10 @@ type Poller struct {
 	conns  map[int32]*Conn
 	nextID int32
 	closed bool
+
+	// closeBy is when Close gives up on TLS writes (unix nanoseconds; 0
+	// until Close): a TLS stream's writer never sets a later deadline.
+	closeBy atomic.Int64
 }
 
 // Conn is one parked stream.
@@ -71,6 +76,8 @@ type Conn struct {
 	finishing bool // the last bytes are pending; close once written
 	// size holds the first pending chunk's size line; see sizeLine.
 	size [sizeLineMax]byte
+
+	tlsState // a TLS stream's writes; see park_tls_linux.go
 }
 
 type writer struct {
@@ -144,14 +151,36 @@ func (p *Poller) Len() int {
 // closes. chunked says whether the response body is in chunked framing
 // (HTTP/1.1) or close-delimited (HTTP/1.0). nc is closed in every case;
 // src is closed when the stream ends, and also when Park fails.
+//
+// nc may be a *tls.Conn over TCP (HTTP/1.x over TLS): its writes then go
+// through it, encrypted, from a goroutine that lives only while bytes are
+// on their way (see park_tls_linux.go), and what it buffered for reading
+// is dropped.
 func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) error {
+	var tc *tls.Conn
+	if t, ok := nc.(*tls.Conn); ok {
+		tc = t
+		nc = t.NetConn()
+	}
 	fd, err := dupFD(nc)
-	nc.Close()
+	if tc == nil || err != nil {
+		nc.Close()
+	}
 	if err != nil {
 		src.Close()
 		return err
 	}
 	c := &Conn{p: p, src: src, chunked: chunked, fd: fd}
+	events := uint32(unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
+	if tc != nil {
+		c.tc = tc
+		// Go's poller waits for room on the socket while a TLS write
+		// blocks; this set only watches for the client leaving. A
+		// deadline left from before the hijack must not fire on a
+		// later write.
+		events &^= unix.EPOLLOUT
+		_ = nc.SetDeadline(time.Time{})
+	}
 	if !expires.IsZero() && expires.Before(maxTime) {
 		c.expires = expires.UnixNano()
 	}
@@ -160,7 +189,7 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		unix.Close(fd)
+		c.closeFD(fd)
 		src.Close()
 		return ErrClosed
 	}
@@ -179,12 +208,12 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	// Into the writer's list before epoll can report the client gone, so
 	// that close always finds it there to remove.
 	c.w.add(c)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.id}
+	ev := unix.EpollEvent{Events: events, Fd: c.id}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		delete(p.conns, c.id)
 		c.w.remove(c)
 		p.mu.Unlock()
-		unix.Close(fd)
+		c.closeFD(fd)
 		src.Close()
 		return err
 	}
@@ -234,6 +263,7 @@ func (p *Poller) Close(final func() []byte) {
 		return
 	}
 	p.closed = true
+	p.closeBy.Store(time.Now().Add(closeWrite).UnixNano())
 	conns := make([]*Conn, 0, len(p.conns))
 	for _, c := range p.conns {
 		conns = append(conns, c)
@@ -243,13 +273,20 @@ func (p *Poller) Close(final func() []byte) {
 		close(w.stop)
 	}
 	p.wg.Wait()
+	var tlsWG sync.WaitGroup
 	for _, c := range conns {
 		var b []byte
 		if final != nil {
 			b = final()
 		}
+		if c.tc != nil {
+			// Each may block until closeBy: side by side, not in turn.
+			tlsWG.Go(func() { c.finishTLS(b) })
+			continue
+		}
 		c.finish(b)
 	}
+	tlsWG.Wait()
 	var one [8]byte
 	one[0] = 1
 	_, _ = unix.Write(p.evfd, one[:])
@@ -335,6 +372,10 @@ func (c *Conn) drainInput(buf []byte) bool {
 
 // schedule queues c for its writer.
 func (c *Conn) schedule() {
+	if c.tc != nil {
+		c.kick()
+		return
+	}
 	if !c.queued.CompareAndSwap(false, true) {
 		return
 	}
@@ -517,6 +558,10 @@ func (c *Conn) pull() bool {
 // socket is full, the source is empty, or a round limit passes (then it
 // queues itself again so that other streams get their turn).
 func (c *Conn) flush() {
+	if c.tc != nil {
+		c.kick()
+		return
+	}
 	c.mu.Lock()
 	for round := 0; ; round++ {
 		if c.fd < 0 || c.blocked {
@@ -641,7 +686,7 @@ func (c *Conn) close() {
 		return
 	}
 	_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	unix.Close(fd)
+	c.closeFD(fd)
 	c.p.mu.Lock()
 	delete(c.p.conns, c.id)
 	c.p.mu.Unlock()
