@@ -162,8 +162,12 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 		tc = t
 		nc = t.NetConn()
 	}
-	fd, err := dupFD(nc)
-	if tc == nil || err != nil {
+	var fd int
+	var err error
+	if tc == nil {
+		fd, err = dupFD(nc)
+		nc.Close()
+	} else if fd, err = rawFD(nc); err != nil {
 		nc.Close()
 	}
 	if err != nil {
@@ -247,6 +251,26 @@ func dupFD(nc net.Conn) (int, error) {
 	}
 	if dupErr != nil {
 		return -1, dupErr
+	}
+	return fd, nil
+}
+
+// rawFD returns nc's descriptor itself, which stays nc's: a TLS stream
+// keeps its connection for writing, and a duplicate would double the
+// stream's descriptors. The epoll set drops it (EPOLL_CTL_DEL) before nc
+// is closed, so the number cannot be reused under it.
+func rawFD(nc net.Conn) (int, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return -1, ErrUnsupported
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, err
 	}
 	return fd, nil
 }

@@ -175,13 +175,15 @@ func (c *Conn) finishTLS(final []byte) {
 	c.close() // whatever writeTLS found: the Poller is closing
 }
 
-// closeFD closes the stream's descriptor (the duplicate that the epoll
-// set watches) and, for TLS, the connection under the *tls.Conn: closing
-// that wakes a write blocked on it. Its Close would send close_notify,
+// closeFD closes the stream's descriptor: for a plain stream the
+// duplicate that it owns; for TLS the connection under the *tls.Conn,
+// whose descriptor the epoll set watched (see rawFD): closing it wakes a
+// write blocked on it. The *tls.Conn's own Close would send close_notify,
 // which can block for seconds on a client that does not read.
 func (c *Conn) closeFD(fd int) {
-	unix.Close(fd)
 	if c.tc != nil {
 		c.tc.NetConn().Close()
+		return
 	}
+	unix.Close(fd)
 }
