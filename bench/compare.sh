@@ -18,6 +18,9 @@
 #   TLS=1         serve over HTTPS (a fresh self-signed P-256 certificate
 #                 for 127.0.0.1, openssl) and bench with --ca-file; add
 #                 --h2 N to multiplex the streams over N HTTP/2 connections
+#   PPROF=ADDR    sseguard serve also serves pprof on ADDR (loopback), to
+#                 take a heap profile during --hold:
+#                 curl -o heap.pprof http://ADDR/debug/pprof/heap
 #   SSEGUARD_BIN  the binary that runs the bench (default: build
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
@@ -56,7 +59,9 @@ naive)
   ;;
 sseguard)
   printf "$limits" >"$dir/cfg.yaml"
-  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  pprof=()
+  [ -n "${PPROF:-}" ] && pprof=(--pprof "$PPROF")
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 "${pprof[@]}" >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 replay)
@@ -75,7 +80,7 @@ addr=
 for _ in $(seq 100); do
   addr=$(grep -o 'https\?://[0-9.:]*' "$dir/out" | head -1 | sed 's,^https://,http://,' || true)
   if [ -z "$addr" ]; then
-    a=$(ss -Hltnp 2>/dev/null | grep "pid=$hub," | awk '{print $4}' | head -1 || true)
+    a=$(ss -Hltnp 2>/dev/null | grep "pid=$hub," | awk '{print $4}' | grep -vxF "${PPROF:-none}" | head -1 || true)
     [ -n "$a" ] && addr=http://$a
   fi
   [ -n "$addr" ] && break

@@ -32,6 +32,9 @@ type tlsState struct {
 	wmu     sync.Mutex  // held by whoever writes to tc; taken before Conn.mu
 	writing atomic.Bool // a flush goroutine runs (or is about to)
 	again   atomic.Bool // something was scheduled since that goroutine last pulled
+	// deadline is the write deadline last set on tc (unix nanoseconds),
+	// guarded by wmu; see armDeadline.
+	deadline int64
 }
 
 // tlsBuf holds the gathered plaintext of one TLS write.
@@ -115,7 +118,7 @@ func (c *Conn) writeTLS() (end bool) {
 		final := c.finishing
 		c.mu.Unlock()
 
-		err := c.writeDeadline(time.Now().Add(c.p.opts.WriteTimeout))
+		err := c.armDeadline(time.Now().UnixNano())
 		if err == nil {
 			_, err = c.tc.Write(buf)
 		}
@@ -132,23 +135,38 @@ func (c *Conn) writeTLS() (end bool) {
 			}
 			return true
 		}
-		// No deadline left armed: an idle stream keeps no timer.
-		_ = c.tc.SetWriteDeadline(time.Time{})
 	}
 }
 
-// writeDeadline sets the deadline of the next write: d, or the Poller's
-// close deadline when that is sooner. It looks at closeBy after setting,
-// so a Close that sets closeBy and then every stream's deadline is never
-// overridden by a later, longer one.
-func (c *Conn) writeDeadline(d time.Time) error {
-	if by := c.p.closeBy.Load(); by != 0 && by < d.UnixNano() {
-		d = time.Unix(0, by)
+// deadlineSlack is how much of the write timeout a write may find already
+// used up: a deadline set less than this long ago is kept, so that a
+// stream written several times a second does not reset its timer (two
+// runtime timer operations) on every write. A write therefore gets
+// between 7/8 of the write timeout and all of it.
+func (c *Conn) deadlineSlack() int64 { return int64(c.p.opts.WriteTimeout / 8) }
+
+// armDeadline makes sure the next write has a deadline: the write timeout
+// from now (see deadlineSlack), or the Poller's close deadline when that
+// is sooner. It looks at closeBy again after setting, so a Close that sets
+// closeBy and then every stream's deadline is never overridden by a
+// later, longer one. The deadline stays set after the write: its timer
+// lives in the connection's poll descriptor (no allocation) and fires,
+// harmlessly, a write timeout after the last write of an idle stream.
+func (c *Conn) armDeadline(now int64) error {
+	want := now + int64(c.p.opts.WriteTimeout)
+	by := c.p.closeBy.Load()
+	if by == 0 && c.deadline >= want-c.deadlineSlack() {
+		return nil
 	}
-	if err := c.tc.SetWriteDeadline(d); err != nil {
+	if by != 0 && by < want {
+		want = by
+	}
+	if err := c.tc.SetWriteDeadline(time.Unix(0, want)); err != nil {
 		return err
 	}
-	if by := c.p.closeBy.Load(); by != 0 && by < d.UnixNano() {
+	c.deadline = want
+	if by := c.p.closeBy.Load(); by != 0 && by < want {
+		c.deadline = by
 		return c.tc.SetWriteDeadline(time.Unix(0, by))
 	}
 	return nil
