@@ -42,9 +42,8 @@
 // calls Source.Close with no lock held.
 //
 // Parking works on Linux for TCP connections, plain or TLS (a *tls.Conn
-// whose handshake is done: its writes are encrypted by crypto/tls, on a
-// TLS writer goroutine that has the stream only while its queue is not
-// empty; see park_tls_linux.go); New returns
+// whose handshake is done: its writes are encrypted by crypto/tls, from a
+// goroutine that lives only while a write is under way); New returns
 // ErrUnsupported elsewhere, and callers keep serving the stream from its
 // handler goroutine. HTTP/2 streams share their connection and are never
 // parked.

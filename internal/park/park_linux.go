@@ -52,7 +52,6 @@ type Poller struct {
 	// closeBy is when Close gives up on TLS writes (unix nanoseconds; 0
 	// until Close): a TLS stream's writer never sets a later deadline.
 	closeBy atomic.Int64
-	tw      tlsWriters
 }
 
 // Conn is one parked stream.
@@ -128,8 +127,6 @@ func New(opts Options) (*Poller, error) {
 		return nil, errors.Join(ErrUnsupported, err)
 	}
 	p := &Poller{opts: opts, epfd: epfd, evfd: evfd, conns: make(map[int32]*Conn)}
-	p.tw.handoff = make(chan *Conn)
-	p.tw.stop = make(chan struct{})
 	for range opts.Writers {
 		w := &writer{p: p, wake: make(chan struct{}, 1), stop: make(chan struct{}), iov: make([]unix.Iovec, 0, maxIov)}
 		p.writers = append(p.writers, w)
@@ -314,7 +311,6 @@ func (p *Poller) Close(final func() []byte) {
 		c.finish(b)
 	}
 	tlsWG.Wait()
-	p.closeTLSWriters()
 	var one [8]byte
 	one[0] = 1
 	_, _ = unix.Write(p.evfd, one[:])
