@@ -18,7 +18,8 @@
 #   TLS=1         serve over HTTPS (a fresh self-signed P-256 certificate
 #                 for 127.0.0.1, openssl) and bench with --ca-file; add
 #                 --h2 N to multiplex the streams over N HTTP/2 connections
-#   PPROF=ADDR    sseguard serve also serves pprof on ADDR (loopback), to
+#   PPROF=ADDR    the hub (sseguard serve or refhub) also serves pprof on
+#                 ADDR (loopback), to
 #                 take a heap profile during --hold:
 #                 curl -o heap.pprof http://ADDR/debug/pprof/heap
 #   SSEGUARD_BIN  the binary that runs the bench (default: build
@@ -54,7 +55,9 @@ if [ "${TLS:-}" = 1 ]; then
 fi
 case "$which" in
 naive)
-  "$hubbin" refhub --listen 127.0.0.1:0 "${refhubtls[@]}" >"$dir/out" 2>&1 &
+  pprof=()
+  [ -n "${PPROF:-}" ] && pprof=(--pprof "$PPROF")
+  "$hubbin" refhub --listen 127.0.0.1:0 "${refhubtls[@]}" "${pprof[@]}" >"$dir/out" 2>&1 &
   hub=$!
   ;;
 sseguard)
