@@ -52,6 +52,7 @@ type Poller struct {
 	// closeBy is when Close gives up on TLS writes (unix nanoseconds; 0
 	// until Close): a TLS stream's writer never sets a later deadline.
 	closeBy atomic.Int64
+	flushes tlsFlushes
 }
 
 // Conn is one parked stream.
@@ -311,6 +312,7 @@ func (p *Poller) Close(final func() []byte) {
 		c.finish(b)
 	}
 	tlsWG.Wait()
+	p.waitFlushes()
 	var one [8]byte
 	one[0] = 1
 	_, _ = unix.Write(p.evfd, one[:])

@@ -54,8 +54,42 @@ const maxPooledTLSBuf = 64 << 10
 func (c *Conn) kick() {
 	c.again.Store(true)
 	if c.writing.CompareAndSwap(false, true) {
-		go c.flushTLS()
+		c.p.startFlush(c)
 	}
+}
+
+// tlsFlushes counts a Poller's running TLS flush goroutines, so that
+// Close returns only once they have ended (and closed what they close).
+type tlsFlushes struct {
+	mu     sync.Mutex // a leaf; guards closed and the Adds of wg
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// startFlush starts c's flush goroutine. After Close it does nothing:
+// Close wrote every stream's last bytes itself.
+func (p *Poller) startFlush(c *Conn) {
+	p.flushes.mu.Lock()
+	if p.flushes.closed {
+		p.flushes.mu.Unlock()
+		c.writing.Store(false)
+		return
+	}
+	p.flushes.wg.Add(1)
+	p.flushes.mu.Unlock()
+	go func() {
+		defer p.flushes.wg.Done()
+		c.flushTLS()
+	}()
+}
+
+// waitFlushes stops new flush goroutines and waits for the running ones,
+// which Close's deadline (closeBy) bounds.
+func (p *Poller) waitFlushes() {
+	p.flushes.mu.Lock()
+	p.flushes.closed = true
+	p.flushes.mu.Unlock()
+	p.flushes.wg.Wait()
 }
 
 // flushTLS writes until nothing is pending or scheduled. The again flag

@@ -253,6 +253,8 @@ func TestTLSStuckReaderIsClosed(t *testing.T) {
 
 // Close does not wait a write timeout for a TLS client that stopped
 // reading: the final writes of every TLS stream share one short deadline.
+// And it returns only once the stream's writer has ended and closed the
+// stream (a writer still closing it after Close returned was a race).
 func TestTLSCloseIsBoundedWithStuckReader(t *testing.T) {
 	src := newSource()
 	p, _, _ := parkedTLS(t, Options{Heartbeat: time.Hour, WriteTimeout: time.Hour}, src)
@@ -275,6 +277,10 @@ func TestTLSCloseIsBoundedWithStuckReader(t *testing.T) {
 	case <-done:
 	case <-time.After(closeWrite + 10*time.Second):
 		t.Fatal("Close waited for the hour-long write timeout of a stuck TLS stream")
+	}
+	// Close returned: the stream's writer has ended and closed it.
+	if c.writing.Load() {
+		t.Fatal("a TLS flush goroutine outlived Close")
 	}
 	select {
 	case <-src.closed:
