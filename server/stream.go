@@ -147,7 +147,7 @@ func (s *Server) heartbeatEvent() []byte {
 
 // beatFeed is a subscription that also yields the heartbeat event
 // whenever the stream has been idle for the interval, for a stream that
-// asked for heartbeat events and cannot be parked (TLS, HTTP/2):
+// asked for heartbeat events and cannot be parked (HTTP/2, or no poller):
 // sse.Stream's own heartbeats are comments.
 type beatFeed struct {
 	sub   *hub.Subscriber
