@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,8 @@ type run struct {
 	streamReq     []byte
 	publishURL    string
 	customCompare func(a, b string) int
+	tls           *tls.Config // nil for plain HTTP
+	h2            *h2Pool     // nil unless the streams share HTTP/2 connections
 
 	connect, latency, publish *histogram
 
@@ -101,6 +104,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if err := checkSources(s.Sources); err != nil {
 		return nil, err
 	}
+	tlsConf, err := tlsSettings(&s, u)
+	if err != nil {
+		return nil, err
+	}
 	s.target, err = resolveLoopback(ctx, u, firstOr(s.Sources))
 	if err != nil {
 		return nil, configErrorf("URL: %w", err)
@@ -127,7 +134,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 
 	r := newRun(s, u)
-	rep := &Report{Target: s.URL, Dialed: s.target.String(), Topic: s.Topic, Started: time.Now()}
+	r.tls = tlsConf
+	if s.H2Conns > 0 {
+		r.h2 = newH2Pool(s.H2Conns, tlsConf)
+	}
+	rep := &Report{Target: s.URL, Dialed: s.target.String(), Transport: s.transportName(u), Topic: s.Topic, Started: time.Now()}
 	for _, a := range s.Sources {
 		rep.Sources = append(rep.Sources, a.String())
 	}
@@ -172,7 +183,7 @@ func newRun(s settings, u *url.URL) *run {
 		cfg:        s,
 		url:        u,
 		streamReq:  streamRequest(u, &s),
-		publishURL: (&url.URL{Scheme: "http", Host: u.Host, Path: s.PublishPath}).String(),
+		publishURL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: s.PublishPath}).String(),
 		connect:    new(histogram),
 		latency:    new(histogram),
 		publish:    new(histogram),
@@ -397,6 +408,9 @@ func (r *run) closeStreams() {
 		s.close()
 	}
 	r.readers.Wait()
+	if r.h2 != nil {
+		r.h2.close()
+	}
 }
 
 // minHeartbeats returns the fewest comments an open stream has received.
@@ -458,6 +472,9 @@ func (r *run) publishAll(ctx context.Context) {
 		IdleConnTimeout:       30 * time.Second,
 		ResponseHeaderTimeout: r.cfg.PublishTimeout,
 		DisableCompression:    true,
+	}
+	if r.tls != nil {
+		tr.TLSClientConfig = r.h1TLS() // publishes over HTTP/1.1 whatever the streams use
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{

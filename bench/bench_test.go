@@ -157,7 +157,11 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		cfg         bench.Config
 	}{
 		{name: "no URL", field: "URL", cfg: bench.Config{}},
-		{name: "https", field: "URL", cfg: bench.Config{URL: "https://127.0.0.1"}},
+		{name: "https without a CA", field: "CAFile", cfg: bench.Config{URL: "https://127.0.0.1"}},
+		{name: "ftp", field: "URL", cfg: bench.Config{URL: "ftp://127.0.0.1"}},
+		{name: "h2 over plain HTTP", field: "H2Conns", cfg: bench.Config{URL: "http://127.0.0.1:1", H2Conns: 2}},
+		{name: "h2 over too few connections", field: "H2Conns", cfg: bench.Config{URL: "https://127.0.0.1:1", Insecure: true, Streams: 1000, H2Conns: 2}},
+		{name: "CA file missing", field: "CAFile", cfg: bench.Config{URL: "https://127.0.0.1:1", CAFile: "/nonexistent/ca.pem"}},
 		{name: "nothing to do", field: "Streams", cfg: bench.Config{URL: "http://127.0.0.1:1", Streams: -1, Events: -1}},
 		{name: "too many streams", field: "Streams", cfg: bench.Config{URL: "http://127.0.0.1:1", Streams: bench.MaxStreams + 1}},
 		{name: "over the file limit", field: "Streams", cfg: bench.Config{URL: "http://127.0.0.1:1", Streams: 900_000, Events: -1}},

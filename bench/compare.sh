@@ -15,6 +15,13 @@
 #                    --replay-polls N, --replay-read N or other flags (a flag
 #                    given again overrides the default)
 #
+#   TLS=1         serve over HTTPS (a fresh self-signed P-256 certificate
+#                 for 127.0.0.1, openssl) and bench with --ca-file; add
+#                 --h2 N to multiplex the streams over N HTTP/2 connections
+#   PPROF=ADDR    the hub (sseguard serve or refhub) also serves pprof on
+#                 ADDR (loopback), to
+#                 take a heap profile during --hold:
+#                 curl -o heap.pprof http://ADDR/debug/pprof/heap
 #   SSEGUARD_BIN  the binary that runs the bench (default: build
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
@@ -36,14 +43,28 @@ hubbin=${HUB_BIN:-$bin}
 # One token drives every stream and publish: lift the per-principal and
 # per-address limits that would otherwise (rightly) refuse the load.
 limits='log:\n  level: warn\nlimits:\n  streams_per_principal: 0\n  streams_per_ip: 0\n  publish_rate: 0\n'
+refhubtls=()
+benchtls=()
+if [ "${TLS:-}" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -keyout "$dir/key.pem" -out "$dir/cert.pem" -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+  limits="${limits}tls:\n  cert_file: $dir/cert.pem\n  key_file: $dir/key.pem\n"
+  refhubtls=(--tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem")
+  benchtls=(--tls --ca-file "$dir/cert.pem")
+fi
 case "$which" in
 naive)
-  "$hubbin" refhub --listen 127.0.0.1:0 >"$dir/out" 2>&1 &
+  pprof=()
+  [ -n "${PPROF:-}" ] && pprof=(--pprof "$PPROF")
+  "$hubbin" refhub --listen 127.0.0.1:0 "${refhubtls[@]}" "${pprof[@]}" >"$dir/out" 2>&1 &
   hub=$!
   ;;
 sseguard)
   printf "$limits" >"$dir/cfg.yaml"
-  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  pprof=()
+  [ -n "${PPROF:-}" ] && pprof=(--pprof "$PPROF")
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 "${pprof[@]}" >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 replay)
@@ -60,9 +81,9 @@ esac
 # file prints nothing at level warn, so its socket is looked up.
 addr=
 for _ in $(seq 100); do
-  addr=$(grep -o 'http://[0-9.:]*' "$dir/out" | head -1 || true)
+  addr=$(grep -o 'https\?://[0-9.:]*' "$dir/out" | head -1 | sed 's,^https://,http://,' || true)
   if [ -z "$addr" ]; then
-    a=$(ss -Hltnp 2>/dev/null | grep "pid=$hub," | awk '{print $4}' | head -1 || true)
+    a=$(ss -Hltnp 2>/dev/null | grep "pid=$hub," | awk '{print $4}' | grep -vxF "${PPROF:-none}" | head -1 || true)
     [ -n "$a" ] && addr=http://$a
   fi
   [ -n "$addr" ] && break
@@ -75,11 +96,11 @@ done
 [ -n "$addr" ] || { echo "the hub did not listen within 10 s" >&2; exit 1; }
 case "$which" in
 naive)
-  "$bin" bench "$addr" --streams "$count" --pid "$hub" "$@"
+  "$bin" bench "$addr" "${benchtls[@]}" --streams "$count" --pid "$hub" "$@"
   ;;
 sseguard)
   tok=$("$hubbin" token --data "$dir/data" --subscribe bench --publish bench --ttl 2h)
-  "$bin" bench "$addr" --token "$tok" --streams "$count" --pid "$hub" "$@"
+  "$bin" bench "$addr" "${benchtls[@]}" --token "$tok" --streams "$count" --pid "$hub" "$@"
   ;;
 replay)
   tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)

@@ -16,8 +16,22 @@ type Config struct {
 	// URL is the hub's base URL, such as http://127.0.0.1:8080. Its host
 	// must be loopback (127.0.0.0/8 or ::1), or a name that resolves only to
 	// loopback addresses; anything else is refused with ErrNotLoopback.
-	// Only http is supported.
+	// http, or https for streams over TLS (see CAFile, Insecure and
+	// H2Conns).
 	URL string
+
+	// CAFile, for an https URL, holds the CAs (PEM) that issued the hub's
+	// certificate. Insecure instead skips verifying it: the target is
+	// loopback, so this only forgoes checking a local test hub's
+	// certificate. An https URL needs one of them.
+	CAFile   string
+	Insecure bool
+
+	// H2Conns, when positive (https only), multiplexes the streams over
+	// this many HTTP/2 connections, stream i on connection i mod H2Conns,
+	// as a browser with many tabs open does. Zero opens one HTTP/1.1
+	// connection per stream.
+	H2Conns int
 
 	// Streams is the number of subscribers. Zero means 100; negative means
 	// none (a publish-only run that measures throughput).
@@ -273,8 +287,8 @@ func parseTarget(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, configErrorf("URL: %w", err)
 	}
-	if u.Scheme != "http" {
-		return nil, configErrorf("URL %q: only http:// is supported", raw)
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, configErrorf("URL %q: only http:// and https:// are supported", raw)
 	}
 	if u.Hostname() == "" {
 		return nil, configErrorf("URL %q has no host", raw)

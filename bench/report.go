@@ -14,6 +14,9 @@ type Report struct {
 	// Target is the hub's base URL and Dialed the loopback address used.
 	Target string `json:"target"`
 	Dialed string `json:"dialed"`
+	// Transport is how the streams travelled: "http/1.1", "http/1.1 over
+	// TLS" or "h2 over TLS, N connections".
+	Transport string `json:"transport"`
 	// Topic is the topic streams and publishes used.
 	Topic string `json:"topic"`
 	// Sources are the local addresses streams were dialed from, if set.
@@ -193,7 +196,7 @@ func (r *Report) Problems() []string {
 // WriteText writes the report for a person to read.
 func (r *Report) WriteText(w io.Writer) error {
 	ew := &errWriter{w: w}
-	ew.printf("target      %s (dialed %s), topic %q", r.Target, r.Dialed, r.Topic)
+	ew.printf("target      %s (dialed %s, %s), topic %q", r.Target, r.Dialed, r.Transport, r.Topic)
 	if len(r.Sources) > 0 {
 		ew.printf(", %d sources %s..%s", len(r.Sources), r.Sources[0], r.Sources[len(r.Sources)-1])
 	}

@@ -34,10 +34,11 @@ var errLineTooLong = errors.New("line longer than 2 MiB")
 
 // stream is one subscriber connection and its delivery bookkeeping.
 type stream struct {
-	r    *run
-	conn net.Conn
-	body io.ReadCloser
-	lr   *bufio.Reader
+	r      *run
+	conn   net.Conn // nil for an HTTP/2 stream, which cancel ends
+	cancel context.CancelFunc
+	body   io.ReadCloser
+	lr     *bufio.Reader
 
 	seen       []uint64 // bitmap of the sequence numbers received; only the reader goroutine writes it
 	unique     atomic.Int64
@@ -65,6 +66,9 @@ func streamRequest(u *url.URL, cfg *settings) []byte {
 // dial opens stream i: dial, request, response head. It returns the time
 // from the start of the dial to the parsed response head.
 func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
+	if r.h2 != nil {
+		return r.dialH2(ctx, i)
+	}
 	d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	if n := len(r.cfg.Sources); n > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[i%n].AsSlice()}
@@ -85,6 +89,13 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 	defer stop()
 	if err := conn.SetDeadline(start.Add(r.cfg.ConnectTimeout)); err != nil {
 		return nil, 0, fmt.Errorf("set deadline: %w", err)
+	}
+	if r.tls != nil {
+		tc, err := handshake(ctx, conn, r.h1TLS())
+		if err != nil {
+			return nil, 0, err
+		}
+		conn = tc // closed, on failure, with the raw connection under it
 	}
 	if _, err := conn.Write(r.streamReq); err != nil {
 		return nil, 0, fmt.Errorf("send request: %w", err)
@@ -108,12 +119,18 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, 0, fmt.Errorf("clear deadline: %w", err)
 	}
-	s := &stream{r: r, conn: conn, body: resp.Body, lr: bufio.NewReaderSize(resp.Body, lineBufSize)}
+	s := r.newStream(conn, resp.Body)
+	ok = true
+	return s, elapsed, nil
+}
+
+// newStream returns the stream that reads body, on conn (nil for HTTP/2).
+func (r *run) newStream(conn net.Conn, body io.ReadCloser) *stream {
+	s := &stream{r: r, conn: conn, body: body, lr: bufio.NewReaderSize(body, lineBufSize)}
 	if r.cfg.events > 0 {
 		s.seen = make([]uint64, (r.cfg.events+63)/64)
 	}
-	ok = true
-	return s, elapsed, nil
+	return s
 }
 
 // read consumes the stream until its connection ends. It runs on the
@@ -239,7 +256,12 @@ func (s *stream) end(err error) {
 
 // close closes the connection, which ends the reader goroutine.
 func (s *stream) close() {
-	s.conn.Close()
+	if s.conn != nil {
+		s.conn.Close()
+		return
+	}
+	s.cancel()
+	s.body.Close()
 }
 
 // lost returns how many accepted events the stream never received.

@@ -156,7 +156,7 @@ func (s *Server) heartbeatEvent() []byte {
 
 // beatFeed is a subscription that also yields the heartbeat event
 // whenever the stream has been idle for the interval, for a stream that
-// asked for heartbeat events and cannot be parked (TLS, HTTP/2):
+// asked for heartbeat events and cannot be parked (HTTP/2, or no poller):
 // sse.Stream's own heartbeats are comments.
 type beatFeed struct {
 	sub   *hub.Subscriber
@@ -381,7 +381,7 @@ func (s *Server) endingReplay(t replayTarget) error {
 	}
 }
 
-// park hands an HTTP/1.x plain-TCP stream to the poller, which serves it
+// park hands an HTTP/1.x stream (plain TCP or TLS) to the poller, which serves it
 // without a goroutine from here on. It reports whether it did; on false
 // the handler keeps serving the stream itself.
 func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, poller *park.Poller, sub park.Source, expires time.Time) bool {
@@ -399,10 +399,10 @@ func (s *Server) park(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 	return true
 }
 
-// parkable reports whether poller can take r's stream: plain TCP and
-// HTTP/1.x, with a poller running.
+// parkable reports whether poller can take r's stream: HTTP/1.x, over
+// plain TCP or TLS, with a poller running.
 func (s *Server) parkable(r *http.Request, poller *park.Poller) bool {
-	return poller != nil && r.ProtoMajor == 1 && r.TLS == nil
+	return poller != nil && r.ProtoMajor == 1
 }
 
 // streamSource is a stream's subscription together with its place in the

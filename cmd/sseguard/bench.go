@@ -50,6 +50,10 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	metrics := fs.String("metrics", "", "server's Prometheus URL to read process memory and CPU from, such as http://127.0.0.1:8080/metrics")
 	duration := fs.Duration("duration", 5*time.Minute, "cap on the whole run")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	useTLS := fs.Bool("tls", false, "streams and publishes over TLS (the URL's http:// read as https://; an https:// URL implies it); needs --ca-file or --insecure")
+	caFile := fs.String("ca-file", "", "with --tls: PEM file of the CAs that issued the hub's certificate")
+	insecure := fs.Bool("insecure", false, "with --tls: do not verify the hub's certificate (the target is loopback only)")
+	h2 := fs.Int("h2", 0, "with --tls: multiplex the streams over this many HTTP/2 connections (0: one HTTP/1.1 connection per stream)")
 
 	pos, err := parseInterspersed(env, fs, args) // flags before and after the URL
 	if err != nil {
@@ -70,8 +74,18 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 		return &usageError{msg: fmt.Sprintf("unexpected argument %q", pos[1]), hint: "run 'sseguard bench --help'"}
 	}
 
+	target := pos[0]
+	if rest, ok := strings.CutPrefix(target, "http://"); ok && *useTLS {
+		target = "https://" + rest
+	}
+	if (*caFile != "" || *insecure || *h2 > 0) && !strings.HasPrefix(target, "https://") {
+		return &usageError{msg: "--ca-file, --insecure and --h2 need --tls (or an https:// URL)"}
+	}
 	cfg := bench.Config{
-		URL:                pos[0],
+		URL:                target,
+		CAFile:             *caFile,
+		Insecure:           *insecure,
+		H2Conns:            *h2,
 		Streams:            noneIfZero(*streams),
 		Topic:              *topic,
 		Token:              *token,

@@ -3,6 +3,7 @@
 package park
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
 	"strconv"
@@ -50,7 +51,14 @@ func (s *benchSource) push(b []byte) {
 // BenchmarkWriter writes one event to each of 100 parked HTTP/1.1 streams
 // on loopback TCP and waits until every client has read it: the writers'
 // framing, their system calls and the kernel's loopback path.
-func BenchmarkWriter(b *testing.B) {
+func BenchmarkWriter(b *testing.B) { benchWriter(b, false) }
+
+// BenchmarkWriterTLS is BenchmarkWriter over TLS 1.3: the parked streams
+// encrypt through their *tls.Conn, and the clients decrypt (their CPU is
+// in the figure too, as the kernel's is in both).
+func BenchmarkWriterTLS(b *testing.B) { benchWriter(b, true) }
+
+func benchWriter(b *testing.B, useTLS bool) {
 	const streams = 100
 	p, err := New(Options{Heartbeat: time.Hour})
 	if err != nil {
@@ -68,14 +76,18 @@ func BenchmarkWriter(b *testing.B) {
 	var readers sync.WaitGroup
 	srcs := make([]*benchSource, streams)
 	for i := range srcs {
+		var client, srv net.Conn
 		client, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer client.Close()
-		srv, err := ln.Accept()
+		srv, err = ln.Accept()
 		if err != nil {
 			b.Fatal(err)
+		}
+		if useTLS {
+			client, srv = handshakePair(b, client, srv)
 		}
 		srcs[i] = &benchSource{}
 		if err := p.Park(srv, srcs[i], true, time.Time{}); err != nil {
@@ -125,4 +137,22 @@ func BenchmarkWriter(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+}
+
+// handshakePair runs a TLS handshake between the two ends of a loopback
+// connection and returns them as TLS connections.
+func handshakePair(tb testing.TB, client, srv net.Conn) (net.Conn, net.Conn) {
+	tb.Helper()
+	cert, pool := selfSigned(tb)
+	tc := tls.Client(client, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	ts := tls.Server(srv, &tls.Config{Certificates: []tls.Certificate{cert}})
+	errc := make(chan error, 1)
+	go func() { errc <- tc.Handshake() }()
+	if err := ts.Handshake(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+	return tc, ts
 }

@@ -28,19 +28,25 @@
 // the list:
 //
 //  1. Poller.mu, the table of parked streams (Park, the epoll loop, close).
-//  2. Conn.mu, one stream's pending bytes; held across its writes and
-//     across Source.Pull, so it comes before the source's own lock.
-//  3. The source's locks (a hub subscriber's), which call the notify
+//  2. Conn.wmu, a TLS stream's writer: held across its encrypted writes,
+//     which Conn.mu never is, and released before the stream is closed.
+//  3. Conn.mu, one stream's pending bytes; held across a plain stream's
+//     writes and across Source.Pull, so it comes before the source's own
+//     lock.
+//  4. The source's locks (a hub subscriber's), which call the notify
 //     function, Conn.schedule, with them held.
-//  4. writer.mu, a writer's run queue and stream list: a leaf. A writer
+//  5. writer.mu, a writer's run queue and stream list: a leaf. A writer
 //     never holds it while it writes.
 //
 // Conn.close releases Conn.mu before it takes Poller.mu and writer.mu, and
 // calls Source.Close with no lock held.
 //
-// Parking works on Linux for plain TCP connections; New returns
+// Parking works on Linux for TCP connections, plain or TLS (a *tls.Conn
+// whose handshake is done: its writes are encrypted by crypto/tls, from a
+// goroutine that lives only while a write is under way); New returns
 // ErrUnsupported elsewhere, and callers keep serving the stream from its
-// handler goroutine. TLS and HTTP/2 streams are never parked.
+// handler goroutine. HTTP/2 streams share their connection and are never
+// parked.
 //
 // Package park knows nothing of topics or HTTP semantics beyond chunked
 // framing; a Source supplies the bytes.

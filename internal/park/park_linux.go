@@ -3,6 +3,7 @@
 package park
 
 import (
+	"crypto/tls"
 	"errors"
 	"math"
 	"net"
@@ -47,6 +48,11 @@ type Poller struct {
 	conns  map[int32]*Conn
 	nextID int32
 	closed bool
+
+	// closeBy is when Close gives up on TLS writes (unix nanoseconds; 0
+	// until Close): a TLS stream's writer never sets a later deadline.
+	closeBy atomic.Int64
+	flushes tlsFlushes
 }
 
 // Conn is one parked stream.
@@ -71,6 +77,8 @@ type Conn struct {
 	finishing bool // the last bytes are pending; close once written
 	// size holds the first pending chunk's size line; see sizeLine.
 	size [sizeLineMax]byte
+
+	tlsState // a TLS stream's writes; see park_tls_linux.go
 }
 
 type writer struct {
@@ -144,14 +152,40 @@ func (p *Poller) Len() int {
 // closes. chunked says whether the response body is in chunked framing
 // (HTTP/1.1) or close-delimited (HTTP/1.0). nc is closed in every case;
 // src is closed when the stream ends, and also when Park fails.
+//
+// nc may be a *tls.Conn over TCP (HTTP/1.x over TLS): its writes then go
+// through it, encrypted, from a goroutine that lives only while bytes are
+// on their way (see park_tls_linux.go), and what it buffered for reading
+// is dropped.
 func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) error {
-	fd, err := dupFD(nc)
-	nc.Close()
+	var tc *tls.Conn
+	if t, ok := nc.(*tls.Conn); ok {
+		tc = t
+		nc = t.NetConn()
+	}
+	var fd int
+	var err error
+	if tc == nil {
+		fd, err = dupFD(nc)
+		nc.Close()
+	} else if fd, err = rawFD(nc); err != nil {
+		nc.Close()
+	}
 	if err != nil {
 		src.Close()
 		return err
 	}
 	c := &Conn{p: p, src: src, chunked: chunked, fd: fd}
+	events := uint32(unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET)
+	if tc != nil {
+		c.tc = tc
+		// Go's poller waits for room on the socket while a TLS write
+		// blocks; this set only watches for the client leaving. A
+		// deadline left from before the hijack must not fire on a
+		// later write.
+		events &^= unix.EPOLLOUT
+		_ = nc.SetDeadline(time.Time{})
+	}
 	if !expires.IsZero() && expires.Before(maxTime) {
 		c.expires = expires.UnixNano()
 	}
@@ -160,7 +194,7 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
-		unix.Close(fd)
+		c.closeFD(fd)
 		src.Close()
 		return ErrClosed
 	}
@@ -179,12 +213,12 @@ func (p *Poller) Park(nc net.Conn, src Source, chunked bool, expires time.Time) 
 	// Into the writer's list before epoll can report the client gone, so
 	// that close always finds it there to remove.
 	c.w.add(c)
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: c.id}
+	ev := unix.EpollEvent{Events: events, Fd: c.id}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		delete(p.conns, c.id)
 		c.w.remove(c)
 		p.mu.Unlock()
-		unix.Close(fd)
+		c.closeFD(fd)
 		src.Close()
 		return err
 	}
@@ -222,6 +256,26 @@ func dupFD(nc net.Conn) (int, error) {
 	return fd, nil
 }
 
+// rawFD returns nc's descriptor itself, which stays nc's: a TLS stream
+// keeps its connection for writing, and a duplicate would double the
+// stream's descriptors. The epoll set drops it (EPOLL_CTL_DEL) before nc
+// is closed, so the number cannot be reused under it.
+func rawFD(nc net.Conn) (int, error) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return -1, ErrUnsupported
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	if err := raw.Control(func(s uintptr) { fd = int(s) }); err != nil {
+		return -1, err
+	}
+	return fd, nil
+}
+
 // Close writes what final returns (for example a retry hint; final is
 // called once per stream, so each can get its own jittered value and the
 // reconnects spread out; nil writes nothing) to every parked stream, best
@@ -234,6 +288,7 @@ func (p *Poller) Close(final func() []byte) {
 		return
 	}
 	p.closed = true
+	p.closeBy.Store(time.Now().Add(closeWrite).UnixNano())
 	conns := make([]*Conn, 0, len(p.conns))
 	for _, c := range p.conns {
 		conns = append(conns, c)
@@ -243,13 +298,21 @@ func (p *Poller) Close(final func() []byte) {
 		close(w.stop)
 	}
 	p.wg.Wait()
+	var tlsWG sync.WaitGroup
 	for _, c := range conns {
 		var b []byte
 		if final != nil {
 			b = final()
 		}
+		if c.tc != nil {
+			// Each may block until closeBy: side by side, not in turn.
+			tlsWG.Go(func() { c.finishTLS(b) })
+			continue
+		}
 		c.finish(b)
 	}
+	tlsWG.Wait()
+	p.waitFlushes()
 	var one [8]byte
 	one[0] = 1
 	_, _ = unix.Write(p.evfd, one[:])
@@ -335,6 +398,10 @@ func (c *Conn) drainInput(buf []byte) bool {
 
 // schedule queues c for its writer.
 func (c *Conn) schedule() {
+	if c.tc != nil {
+		c.kick()
+		return
+	}
 	if !c.queued.CompareAndSwap(false, true) {
 		return
 	}
@@ -517,6 +584,10 @@ func (c *Conn) pull() bool {
 // socket is full, the source is empty, or a round limit passes (then it
 // queues itself again so that other streams get their turn).
 func (c *Conn) flush() {
+	if c.tc != nil {
+		c.kick()
+		return
+	}
 	c.mu.Lock()
 	for round := 0; ; round++ {
 		if c.fd < 0 || c.blocked {
@@ -641,7 +712,7 @@ func (c *Conn) close() {
 		return
 	}
 	_ = unix.EpollCtl(c.p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
-	unix.Close(fd)
+	c.closeFD(fd)
 	c.p.mu.Lock()
 	delete(c.p.conns, c.id)
 	c.p.mu.Unlock()
