@@ -3,6 +3,8 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/internal/httpserve/certtest"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/proxy"
 )
@@ -263,4 +266,58 @@ func TestShutdownCutsStalledParkedStream(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("the stalled stream was cut after %s, before the 300 ms shutdown timeout", d)
 	}
+}
+
+// TestTLSStreamsAreParked: streams of HTTP/1.1 clients over TLS are parked
+// too (the epoll set watches the TLS connection's own descriptor, and
+// writes go through it), and still get their events.
+func TestTLSStreamsAreParked(t *testing.T) {
+	const n = 5
+	release := make(chan struct{})
+	up := rawUpstream(t, func(conn net.Conn, _ *http.Request, done <-chan struct{}) {
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+		select {
+		case <-release:
+		case <-done:
+			return
+		}
+		writeChunk(conn, "data: hello\n\n")
+		<-done
+	})
+	ca := certtest.NewCA(t)
+	cert, key := ca.Issue(t, certtest.Leaf{CN: "proxy", IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	cfg := baseConfig(up)
+	cfg.TLS = config.TLS{CertFile: certtest.WriteFile(t, "proxy.pem", cert), KeyFile: certtest.WriteFile(t, "proxy-key.pem", key)}
+	tp := startProxy(t, cfg)
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.PEM)
+	var conns []*tls.Conn
+	for range n {
+		c, err := tls.Dial("tcp", tp.addr, &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: "+tp.addr+"\r\nAccept: text/event-stream\r\n\r\n")
+		conns = append(conns, c)
+	}
+	waitMetric(t, tp, "sseguard_proxy_parked_streams", n)
+	close(release)
+	for i, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var got strings.Builder
+		buf := make([]byte, 4096)
+		for !strings.Contains(got.String(), "data: hello\n\n") {
+			k, err := c.Read(buf)
+			got.Write(buf[:k])
+			if err != nil {
+				t.Fatalf("stream %d: %v after %q", i, err, got.String())
+			}
+		}
+		if !strings.HasPrefix(got.String(), "HTTP/1.1 200 OK\r\n") || !strings.Contains(got.String(), "Strict-Transport-Security: "+policy.DefaultHSTS+"\r\n") {
+			t.Errorf("stream %d: %q, want a 200 stream with HSTS", i, got.String())
+		}
+		c.Close()
+	}
+	waitMetric(t, tp, "sseguard_proxy_parked_streams", 0)
 }

@@ -76,8 +76,8 @@ type exchange struct {
 	hop       http.Header        // connection-specific headers the upstream sent
 	body      *bodyReader        // the request body, nil when there is none
 	// w is the client's writer when the stream may be parked (an HTTP/1.x
-	// GET over plain TCP, with a parker): streamTransport then makes the
-	// upstream request on a connection of its own.
+	// GET, over plain TCP or TLS, with a parker): streamTransport then
+	// makes the upstream request on a connection of its own.
 	w *clientWriter
 }
 
@@ -337,7 +337,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	ex.in = r
 	cw := &clientWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: p.cfg.WriteTimeout.D()}
 	defer cw.done()
-	if p.parker != nil && r.ProtoMajor == 1 && r.TLS == nil && r.Method == http.MethodGet && canHijack(w) {
+	if p.parker != nil && r.ProtoMajor == 1 && r.Method == http.MethodGet && canHijack(w) {
 		ex.w = cw
 	}
 	p.rp.ServeHTTP(cw, r)

@@ -16,9 +16,9 @@ import (
 	"github.com/sseguard/sseguard/config"
 )
 
-// startTLS is start over HTTPS. Streams over TLS are never parked: the
-// handler serves them itself, with sse.Stream.Serve. It returns a client
-// that trusts the server and speaks HTTP/2 when it can.
+// startTLS is start over HTTPS. Its client speaks HTTP/2, whose streams
+// are never parked: the handler serves them itself, with
+// sse.Stream.Serve. It returns a client that trusts the server.
 func startTLS(t *testing.T, mutate func(*config.Config)) (*testServer, *http.Client) {
 	t.Helper()
 	ca := newTestCA(t)
