@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	r := newRun(s, u)
 	r.tls = tlsConf
 	if s.H2Conns > 0 {
-		r.h2 = newH2Pool(s.H2Conns, tlsConf)
+		r.h2 = newH2Pool(s.H2Conns)
 	}
 	rep := &Report{Target: s.URL, Dialed: s.target.String(), Transport: s.transportName(u), Topic: s.Topic, Started: time.Now()}
 	for _, a := range s.Sources {

@@ -13,8 +13,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // tlsSettings checks the TLS and HTTP/2 fields of s (u is the parsed URL)
@@ -99,61 +97,45 @@ func handshake(ctx context.Context, conn net.Conn, cfg *tls.Config) (*tls.Conn, 
 // h2Pool holds the HTTP/2 connections that the streams share, stream i on
 // connection i mod len(conns), each dialed by the first stream on it.
 type h2Pool struct {
-	tr    *http2.Transport
-	mu    sync.Mutex
 	conns []*h2Slot
 }
 
 type h2Slot struct {
 	once sync.Once
-	cc   *http2.ClientConn
-	raw  net.Conn
+	cc   *http.ClientConn
 	err  error
 }
 
-func newH2Pool(n int, cfg *tls.Config) *h2Pool {
-	p := &h2Pool{tr: &http2.Transport{TLSClientConfig: cfg, DisableCompression: true}}
+func newH2Pool(n int) *h2Pool {
+	p := &h2Pool{}
 	for range n {
 		p.conns = append(p.conns, new(h2Slot))
 	}
 	return p
 }
 
-// conn returns stream i's connection, dialing it on first use.
-func (p *h2Pool) conn(ctx context.Context, r *run, i int) (*http2.ClientConn, error) {
+// conn returns stream i's connection, dialing it on first use: one TLS
+// connection that speaks HTTP/2 only, from the stream's source address.
+func (p *h2Pool) conn(ctx context.Context, r *run, i int) (*http.ClientConn, error) {
 	s := p.conns[i%len(p.conns)]
 	s.once.Do(func() {
-		d := net.Dialer{Timeout: r.cfg.ConnectTimeout}
+		d := &net.Dialer{Timeout: r.cfg.ConnectTimeout}
 		if n := len(r.cfg.Sources); n > 0 {
 			d.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[(i%len(p.conns))%n].AsSlice()}
 		}
-		hctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
-		defer cancel()
-		raw, err := d.DialContext(hctx, "tcp", r.cfg.target.String())
-		if err != nil {
-			s.err = fmt.Errorf("dial: %w", err)
-			return
-		}
 		cfg := r.tls.Clone()
 		cfg.NextProtos = []string{"h2"}
-		tc, err := handshake(hctx, raw, cfg)
+		tr := &http.Transport{DialContext: d.DialContext, TLSClientConfig: cfg, DisableCompression: true,
+			TLSHandshakeTimeout: r.cfg.ConnectTimeout, Protocols: new(http.Protocols)}
+		tr.Protocols.SetHTTP2(true)
+		hctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
+		defer cancel()
+		cc, err := tr.NewClientConn(hctx, "https", r.cfg.target.String())
 		if err != nil {
-			raw.Close()
-			s.err = err
-			return
-		}
-		if proto := tc.ConnectionState().NegotiatedProtocol; proto != "h2" {
-			tc.Close()
-			s.err = fmt.Errorf("the server did not agree to h2 (ALPN %q)", proto)
-			return
-		}
-		cc, err := p.tr.NewClientConn(tc)
-		if err != nil {
-			tc.Close()
 			s.err = fmt.Errorf("h2 connection: %w", err)
 			return
 		}
-		s.cc, s.raw = cc, tc
+		s.cc = cc
 	})
 	return s.cc, s.err
 }
@@ -164,7 +146,6 @@ func (p *h2Pool) close() {
 		s.once.Do(func() {}) // none dialed from now on
 		if s.cc != nil {
 			s.cc.Close()
-			s.raw.Close()
 		}
 	}
 }
