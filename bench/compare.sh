@@ -6,6 +6,7 @@
 #
 # usage: bench/compare.sh sseguard|naive STREAMS [bench flags...]
 #        bench/compare.sh replay STALLED [bench flags...]
+#        bench/compare.sh catchup EVENTS [bench flags...]
 #
 #   sseguard, naive  STREAMS live streams on topic bench, with a token that
 #                    may use it
@@ -14,13 +15,17 @@
 #                    (Last-Event-ID: 0) that never read; add
 #                    --replay-polls N, --replay-read N or other flags (a flag
 #                    given again overrides the default)
+#   catchup          sseguard serve (bolt store) with EVENTS small events
+#                    (--data-bytes 100 unless given) on the anonymous topic
+#                    demo, then one client that resumes from the oldest and
+#                    reads them all: the catch-up throughput
 #
 #   SSEGUARD_BIN  the binary that runs the bench (default: build
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
 #                 an older build to measure the same run against
 set -euo pipefail
-usage="usage: bench/compare.sh sseguard|naive|replay COUNT [flags]"
+usage="usage: bench/compare.sh sseguard|naive|replay|catchup COUNT [flags]"
 which=${1:?$usage}
 count=${2:?$usage}
 shift 2
@@ -51,8 +56,13 @@ replay)
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
+catchup)
+  printf "${limits}store:\n  max_events_per_topic: $((count + 1000))\n" >"$dir/cfg.yaml"
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  hub=$!
+  ;;
 *)
-  echo "want sseguard, naive or replay, got $which" >&2
+  echo "want sseguard, naive, replay or catchup, got $which" >&2
   exit 2
   ;;
 esac
@@ -85,5 +95,10 @@ replay)
   tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
   "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events 1000 --data-bytes 65536 \
     --replay-stall "$count" --pid "$hub" "$@"
+  ;;
+catchup)
+  tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events "$count" --rate 0 --data-bytes 100 \
+    --replay-read 1 --replay-window 10m --pid "$hub" "$@"
   ;;
 esac

@@ -237,7 +237,13 @@ type sseTarget struct {
 }
 
 func (t *sseTarget) event(e store.Event, cursor string) error {
-	if f := hub.NewFrame(e); f != nil {
+	if cursor == "" || cursor == e.ID {
+		// The reader's id line is the event's own (every store with one
+		// sequence): encode straight into the write buffer, the bytes
+		// hub.Encode gives, without a frame and its copy per event.
+		// An event that cannot be encoded (a store bug) adds nothing.
+		t.buf, _ = sse.Event{ID: e.ID, Type: e.Type, Data: e.Data}.AppendTo(t.buf)
+	} else if f := hub.NewFrame(e); f != nil {
 		t.buf = f.AppendTo(t.buf, cursor)
 	}
 	if len(t.buf) >= replayWrite {
