@@ -30,6 +30,7 @@ const (
 	phaseDrain
 	phaseStall
 	phaseReplayRead
+	phaseStorm
 	phaseClose
 )
 
@@ -158,7 +159,7 @@ func checkFiles(s settings) error {
 	if !ok {
 		return nil
 	}
-	need := uint64(s.streams) + uint64(s.Publishers) + uint64(s.Replay.Stalled+s.Replay.Polls+s.Replay.Readers) + 32
+	need := uint64(s.streams) + uint64(s.Publishers) + uint64(s.Replay.Stalled+s.Replay.Polls+s.Replay.Readers+s.Replay.Storm) + 32
 	if need > limit {
 		return configErrorf("Streams %d needs about %d open files, over this process's limit of %d (ulimit -n)", s.streams, need, limit)
 	}
@@ -605,7 +606,7 @@ func (r *run) progressLine() string {
 		return fmt.Sprintf("publish: %d/%d accepted, %d failed; %d delivered, p99 %.1f ms", r.pubAccepted.Load(), r.cfg.events, r.pubFailed.Load(), r.delivered.Load(), ms(r.latency.quantile(0.99)))
 	case phaseDrain:
 		return fmt.Sprintf("drain: %d/%d delivered", r.delivered.Load(), r.pubAccepted.Load()*r.opened.Load())
-	case phaseStall, phaseReplayRead:
+	case phaseStall, phaseReplayRead, phaseStorm:
 		return r.replayProgress(since)
 	case phaseClose:
 		return "close: closing streams"

@@ -7,6 +7,7 @@
 # usage: bench/compare.sh sseguard|naive STREAMS [bench flags...]
 #        bench/compare.sh replay STALLED [bench flags...]
 #        bench/compare.sh catchup EVENTS [bench flags...]
+#        bench/compare.sh storm CLIENTS [bench flags...]
 #
 #   sseguard, naive  STREAMS live streams on topic bench, with a token that
 #                    may use it
@@ -19,13 +20,16 @@
 #                    (--data-bytes 100 unless given) on the anonymous topic
 #                    demo, then one client that resumes from the oldest and
 #                    reads them all: the catch-up throughput
+#   storm            sseguard serve with 100 events on topic bench, then
+#                    CLIENTS streams that reconnect at once from the oldest
+#                    (each 100 events behind), catch up and go live
 #
 #   SSEGUARD_BIN  the binary that runs the bench (default: build
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
 #                 an older build to measure the same run against
 set -euo pipefail
-usage="usage: bench/compare.sh sseguard|naive|replay|catchup COUNT [flags]"
+usage="usage: bench/compare.sh sseguard|naive|replay|catchup|storm COUNT [flags]"
 which=${1:?$usage}
 count=${2:?$usage}
 shift 2
@@ -46,7 +50,7 @@ naive)
   "$hubbin" refhub --listen 127.0.0.1:0 >"$dir/out" 2>&1 &
   hub=$!
   ;;
-sseguard)
+sseguard|storm)
   printf "$limits" >"$dir/cfg.yaml"
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
@@ -62,7 +66,7 @@ catchup)
   hub=$!
   ;;
 *)
-  echo "want sseguard, naive, replay or catchup, got $which" >&2
+  echo "want sseguard, naive, replay, catchup or storm, got $which" >&2
   exit 2
   ;;
 esac
@@ -95,6 +99,11 @@ replay)
   tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
   "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events 1000 --data-bytes 65536 \
     --replay-stall "$count" --pid "$hub" "$@"
+  ;;
+storm)
+  tok=$("$hubbin" token --data "$dir/data" --subscribe bench --publish bench --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --storm "$count" --events 100 --rate 0 \
+    --connect-concurrency 1000 --replay-window 60s --pid "$hub" "$@"
   ;;
 catchup)
   tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
