@@ -152,7 +152,7 @@ dispatch:
 		r.errs.add(peak.err.Error())
 	} else if smp != nil && idle.rss > 0 && peak.n > 0 {
 		after := sample{rss: rep.RSSSteady}
-		rep.RSSPeak = peak.withHWM(after, idle)
+		rep.RSSPeak = max(peak.withHWM(after, idle), rep.RSSSteady)
 		rep.RSSPeakAboveIdle = max(0, rep.RSSPeak-idle.rss)
 	}
 	rep.Opened, rep.Refused, rep.Failed = st.opened.Load(), st.refused.Load(), st.failed.Load()
