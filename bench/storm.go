@@ -28,8 +28,8 @@ const MaxStorm = 20_000
 //     duplicate and a stream that ends early or is refused as a failure;
 //  2. once every stream has caught up, publishes one more event and waits
 //     until every stream has it: the streams are live;
-//  3. samples the server with every stream live (the steady state) and
-//     closes them.
+//  3. waits Config.Settle with every stream live, samples the server (the
+//     steady state) and closes them.
 //
 // The server is sampled every 50 ms throughout, for its peak memory.
 type stormState struct {
@@ -137,7 +137,9 @@ dispatch:
 	if t := lastHead.Load(); t > 0 {
 		rep.ConnectSeconds = time.Unix(0, t).Sub(start).Seconds()
 	}
-	if smp != nil {
+	// The steady state: every stream live, the storm's garbage given a
+	// Settle to be collected.
+	if smp != nil && sleep(ctx, r.cfg.Settle) {
 		if steady, err := smp.sample(ctx); err == nil {
 			rep.RSSSteady = steady.rss
 			rep.CPUSeconds = (steady.cpu - idle.cpu).Seconds()
