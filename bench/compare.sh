@@ -28,6 +28,9 @@
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
 #                 an older build to measure the same run against
+#   HUB_CONFIG    YAML appended to sseguard serve's configuration, such as
+#                 $'stream:\n  replay_bytes: 8388608\n' (top-level keys
+#                 other than log, limits, store and publish)
 set -euo pipefail
 usage="usage: bench/compare.sh sseguard|naive|replay|catchup|storm COUNT [flags]"
 which=${1:?$usage}
@@ -45,6 +48,7 @@ hubbin=${HUB_BIN:-$bin}
 # One token drives every stream and publish: lift the per-principal and
 # per-address limits that would otherwise (rightly) refuse the load.
 limits='log:\n  level: warn\nlimits:\n  streams_per_principal: 0\n  streams_per_ip: 0\n  publish_rate: 0\n'
+extra=${HUB_CONFIG:-}
 case "$which" in
 naive)
   "$hubbin" refhub --listen 127.0.0.1:0 >"$dir/out" 2>&1 &
@@ -52,16 +56,19 @@ naive)
   ;;
 sseguard|storm)
   printf "$limits" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 replay)
   printf "${limits}publish:\n  max_data_bytes: 65536\nstore:\n  max_events_per_topic: 10000\n" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 catchup)
   printf "${limits}store:\n  max_events_per_topic: $((count + 1000))\n" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
