@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -32,6 +31,7 @@ const (
 	phaseDrain
 	phaseStall
 	phaseReplayRead
+	phaseStorm
 	phaseClose
 )
 
@@ -40,7 +40,6 @@ type run struct {
 	cfg           settings
 	url           *url.URL
 	streamReq     []byte
-	publishURL    string
 	customCompare func(a, b string) int
 	tls           *tls.Config // nil for plain HTTP
 	h2            *h2Pool     // nil unless the streams share HTTP/2 connections
@@ -171,7 +170,7 @@ func checkFiles(s settings) error {
 	if !ok {
 		return nil
 	}
-	need := uint64(s.streams) + uint64(s.Publishers) + uint64(s.Replay.Stalled+s.Replay.Polls+s.Replay.Readers) + 32
+	need := uint64(s.streams) + uint64(s.Publishers) + uint64(s.Replay.Stalled+s.Replay.Polls+s.Replay.Readers+s.Replay.Storm) + 32
 	if need > limit {
 		return configErrorf("Streams %d needs about %d open files, over this process's limit of %d (ulimit -n)", s.streams, need, limit)
 	}
@@ -180,14 +179,13 @@ func checkFiles(s settings) error {
 
 func newRun(s settings, u *url.URL) *run {
 	r := &run{
-		cfg:        s,
-		url:        u,
-		streamReq:  streamRequest(u, &s),
-		publishURL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: s.PublishPath}).String(),
-		connect:    new(histogram),
-		latency:    new(histogram),
-		publish:    new(histogram),
-		accepted:   make([]atomic.Uint64, (s.events+63)/64),
+		cfg:       s,
+		url:       u,
+		streamReq: streamRequest(u, &s),
+		connect:   new(histogram),
+		latency:   new(histogram),
+		publish:   new(histogram),
+		accepted:  make([]atomic.Uint64, (s.events+63)/64),
 	}
 	if s.Config.CompareIDs != nil {
 		r.customCompare = s.Config.CompareIDs
@@ -454,44 +452,37 @@ func (r *run) drain(ctx context.Context) bool {
 	}
 }
 
-// publishAll sends the events, paced by Rate, with Publishers workers.
+// publishAll sends the events, paced by Rate, with Publishers workers,
+// each over a connection of its own (pubConn).
 func (r *run) publishAll(ctx context.Context) {
 	dialer := &net.Dialer{Timeout: r.cfg.ConnectTimeout}
 	if len(r.cfg.Sources) > 0 {
 		dialer.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[0].AsSlice()}
 	}
 	target := r.cfg.target.String()
-	tr := &http.Transport{
-		Proxy: nil, // never through a proxy: the target is loopback
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "tcp", target)
-		},
-		MaxIdleConns:          r.cfg.Publishers,
-		MaxIdleConnsPerHost:   r.cfg.Publishers,
-		MaxConnsPerHost:       r.cfg.Publishers,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: r.cfg.PublishTimeout,
-		DisableCompression:    true,
+	dial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, "tcp", target)
+		if err != nil || r.tls == nil {
+			return conn, err
+		}
+		tc, err := handshake(ctx, conn, r.h1TLS()) // publishes over HTTP/1.1 whatever the streams use
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
 	}
-	if r.tls != nil {
-		tr.TLSClientConfig = r.h1TLS() // publishes over HTTP/1.1 whatever the streams use
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr,
-		Timeout:   r.cfg.PublishTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
+	head := newPubHead(r.url.Host, r.cfg.PublishPath, r.cfg.Token)
 
 	jobs := make(chan int64)
 	var wg sync.WaitGroup
 	for range r.cfg.Publishers {
 		wg.Go(func() {
+			pc := &pubConn{dial: dial, head: head, timeout: r.cfg.PublishTimeout}
+			defer pc.close()
 			var buf []byte
 			for seq := range jobs {
-				buf = r.publishOne(ctx, client, seq, buf)
+				buf = r.publishOne(ctx, pc, seq, buf)
 			}
 		})
 	}
@@ -516,7 +507,7 @@ dispatch:
 }
 
 // publishOne publishes event seq; buf is reused between calls.
-func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, buf []byte) []byte {
+func (r *run) publishOne(ctx context.Context, pc *pubConn, seq int64, buf []byte) []byte {
 	r.pubAttempted.Add(1)
 	sent := time.Now()
 	pad := r.cfg.PadBytes
@@ -535,19 +526,7 @@ func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, bu
 	}
 	buf = append(buf, '}')
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publishURL, bytes.NewReader(buf))
-	if err != nil {
-		r.pubFailed.Add(1)
-		r.errs.add("publish: " + err.Error())
-		return buf
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "sseguard-bench")
-	if r.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.cfg.Token)
-	}
-	resp, err := client.Do(req)
+	status, excerpt, err := pc.do(ctx, buf)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.pubFailed.Add(1)
@@ -555,16 +534,9 @@ func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, bu
 		}
 		return buf
 	}
-	var excerpt []byte
-	if resp.StatusCode/100 != 2 {
-		excerpt, _ = io.ReadAll(io.LimitReader(resp.Body, 160))
-	}
-	// Drain a bounded amount so that the connection is reused.
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
+	if status/100 != 2 {
 		r.pubFailed.Add(1)
-		r.errs.add(fmt.Sprintf("publish answered %s: %s", resp.Status, bytes.TrimSpace(excerpt)))
+		r.errs.add(fmt.Sprintf("publish answered %d: %s", status, bytes.TrimSpace(excerpt)))
 		return buf
 	}
 	r.publish.record(time.Since(sent))
@@ -657,7 +629,7 @@ func (r *run) progressLine() string {
 		return fmt.Sprintf("publish: %d/%d accepted, %d failed; %d delivered, p99 %.1f ms", r.pubAccepted.Load(), r.cfg.events, r.pubFailed.Load(), r.delivered.Load(), ms(r.latency.quantile(0.99)))
 	case phaseDrain:
 		return fmt.Sprintf("drain: %d/%d delivered", r.delivered.Load(), r.pubAccepted.Load()*r.opened.Load())
-	case phaseStall, phaseReplayRead:
+	case phaseStall, phaseReplayRead, phaseStorm:
 		return r.replayProgress(since)
 	case phaseClose:
 		return "close: closing streams"

@@ -6,6 +6,8 @@
 #
 # usage: bench/compare.sh sseguard|naive STREAMS [bench flags...]
 #        bench/compare.sh replay STALLED [bench flags...]
+#        bench/compare.sh catchup EVENTS [bench flags...]
+#        bench/compare.sh storm CLIENTS [bench flags...]
 #
 #   sseguard, naive  STREAMS live streams on topic bench, with a token that
 #                    may use it
@@ -14,6 +16,13 @@
 #                    (Last-Event-ID: 0) that never read; add
 #                    --replay-polls N, --replay-read N or other flags (a flag
 #                    given again overrides the default)
+#   catchup          sseguard serve (bolt store) with EVENTS small events
+#                    (--data-bytes 100 unless given) on the anonymous topic
+#                    demo, then one client that resumes from the oldest and
+#                    reads them all: the catch-up throughput
+#   storm            sseguard serve with 100 events on topic bench, then
+#                    CLIENTS streams that reconnect at once from the oldest
+#                    (each 100 events behind), catch up and go live
 #
 #   TLS=1         serve over HTTPS (a fresh self-signed P-256 certificate
 #                 for 127.0.0.1, openssl) and bench with --ca-file; add
@@ -26,8 +35,11 @@
 #                 ./cmd/sseguard to a temp dir)
 #   HUB_BIN       the binary that serves (default: SSEGUARD_BIN), such as
 #                 an older build to measure the same run against
+#   HUB_CONFIG    YAML appended to sseguard serve's configuration, such as
+#                 $'stream:\n  replay_bytes: 8388608\n' (top-level keys
+#                 other than log, limits, store and publish)
 set -euo pipefail
-usage="usage: bench/compare.sh sseguard|naive|replay COUNT [flags]"
+usage="usage: bench/compare.sh sseguard|naive|replay|catchup|storm COUNT [flags]"
 which=${1:?$usage}
 count=${2:?$usage}
 shift 2
@@ -53,6 +65,7 @@ if [ "${TLS:-}" = 1 ]; then
   refhubtls=(--tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem")
   benchtls=(--tls --ca-file "$dir/cert.pem")
 fi
+extra=${HUB_CONFIG:-}
 case "$which" in
 naive)
   pprof=()
@@ -60,8 +73,9 @@ naive)
   "$hubbin" refhub --listen 127.0.0.1:0 "${refhubtls[@]}" "${pprof[@]}" >"$dir/out" 2>&1 &
   hub=$!
   ;;
-sseguard)
+sseguard|storm)
   printf "$limits" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
   pprof=()
   [ -n "${PPROF:-}" ] && pprof=(--pprof "$PPROF")
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 "${pprof[@]}" >"$dir/out" 2>"$dir/err" &
@@ -69,11 +83,18 @@ sseguard)
   ;;
 replay)
   printf "${limits}publish:\n  max_data_bytes: 65536\nstore:\n  max_events_per_topic: 10000\n" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
+  "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
+  hub=$!
+  ;;
+catchup)
+  printf "${limits}store:\n  max_events_per_topic: $((count + 1000))\n" >"$dir/cfg.yaml"
+  printf '%s' "$extra" >>"$dir/cfg.yaml"
   "$hubbin" serve --config "$dir/cfg.yaml" --data "$dir/data" --listen 127.0.0.1:0 >"$dir/out" 2>"$dir/err" &
   hub=$!
   ;;
 *)
-  echo "want sseguard, naive or replay, got $which" >&2
+  echo "want sseguard, naive, replay, catchup or storm, got $which" >&2
   exit 2
   ;;
 esac
@@ -106,5 +127,15 @@ replay)
   tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
   "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events 1000 --data-bytes 65536 \
     --replay-stall "$count" --pid "$hub" "$@"
+  ;;
+storm)
+  tok=$("$hubbin" token --data "$dir/data" --subscribe bench --publish bench --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --storm "$count" --events 100 --rate 0 \
+    --connect-concurrency 1000 --replay-window 60s --pid "$hub" "$@"
+  ;;
+catchup)
+  tok=$("$hubbin" token --data "$dir/data" --publish demo --ttl 2h)
+  "$bin" bench "$addr" --token "$tok" --topic demo --anonymous --events "$count" --rate 0 --data-bytes 100 \
+    --replay-read 1 --replay-window 10m --pid "$hub" "$@"
   ;;
 esac

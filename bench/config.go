@@ -188,7 +188,7 @@ func (c Config) withDefaults() (settings, error) {
 	if c.URL == "" {
 		return s, configErrorf("URL is empty")
 	}
-	s.replay = c.Replay.Stalled > 0 || c.Replay.Polls > 0 || c.Replay.Readers > 0
+	s.replay = c.Replay.Stalled > 0 || c.Replay.Polls > 0 || c.Replay.Readers > 0 || c.Replay.Storm > 0
 	switch {
 	case c.Streams > 0 && s.replay:
 		return s, configErrorf("Streams %d: a replay run opens no live streams (Replay.Readers read the history)", c.Streams)

@@ -17,7 +17,15 @@
 //   - in a replay run (Config.Replay), the server's peak memory while
 //     clients reconnect with an old Last-Event-ID, or poll from an old
 //     cursor, and never read the answer, whether the server ends them, and
-//     how fast clients that do read get the whole history.
+//     how fast clients that do read get the whole history;
+//   - in a reconnect storm (Replay.Storm), how long many clients that
+//     reconnect at once with their Last-Event-ID take to catch up and go
+//     live, refusals, duplicates, and the server's peak memory.
+//
+// Publishes go over kept-alive HTTP/1.1 connections with a client of the
+// bench's own (pubConn), as wrk does: net/http's client costs about three
+// times the CPU per publish, which on shared cores the hub under test
+// loses.
 //
 // Run does one bounded run and returns a [Report]:
 //

@@ -51,6 +51,11 @@ type Replay struct {
 	// every event, all at once, after the stalled clients are closed.
 	Readers int
 
+	// Storm is the number of clients of a reconnect storm: all reconnect
+	// at once from Cursor, read the history, then a live event (see
+	// StormReport), before the Readers, if any, run.
+	Storm int
+
 	// Cursor is the replays' Last-Event-ID and the polls' after. Empty
 	// means "0": the oldest history a store with decimal IDs has.
 	Cursor string
@@ -84,8 +89,11 @@ func (p *Replay) withDefaults(events int) error {
 	if p.PollPath == "" {
 		p.PollPath = "/api/poll"
 	}
-	if p.Stalled < 0 || p.Polls < 0 || p.Readers < 0 || p.Window < 0 {
-		return configErrorf("Replay.Stalled, Replay.Polls, Replay.Readers and Replay.Window must not be negative")
+	if p.Stalled < 0 || p.Polls < 0 || p.Readers < 0 || p.Storm < 0 || p.Window < 0 {
+		return configErrorf("Replay.Stalled, Replay.Polls, Replay.Readers, Replay.Storm and Replay.Window must not be negative")
+	}
+	if p.Storm > MaxStorm {
+		return configErrorf("Replay.Storm %d is over the limit %d", p.Storm, MaxStorm)
 	}
 	if p.Stalled+p.Polls > MaxStalled {
 		return configErrorf("Replay.Stalled + Replay.Polls %d is over the limit %d", p.Stalled+p.Polls, MaxStalled)
@@ -93,14 +101,14 @@ func (p *Replay) withDefaults(events int) error {
 	if p.Readers > MaxReaders {
 		return configErrorf("Replay.Readers %d is over the limit %d", p.Readers, MaxReaders)
 	}
-	if p.Stalled+p.Polls+p.Readers == 0 {
+	if p.Stalled+p.Polls+p.Readers+p.Storm == 0 {
 		return nil
 	}
 	if events == 0 {
 		return configErrorf("Events: a replay run needs history to replay")
 	}
-	if b := int64(p.Readers) * int64(events/8+8); b > maxTrackingBytes {
-		return configErrorf("Replay.Readers × Events (%d × %d) needs %d MB to track deliveries, over the %d MB bound", p.Readers, events, b>>20, maxTrackingBytes>>20)
+	if b := int64(p.Readers+p.Storm) * int64(events/8+8); b > maxTrackingBytes {
+		return configErrorf("(Replay.Readers + Replay.Storm) × Events (%d × %d) needs %d MB to track deliveries, over the %d MB bound", p.Readers+p.Storm, events, b>>20, maxTrackingBytes>>20)
 	}
 	if p.Cursor == "" {
 		p.Cursor = "0"
@@ -127,6 +135,8 @@ type ReplayReport struct {
 	// Read covers the clients that read the whole history, when there
 	// were any.
 	Read *ReadReport `json:"read,omitempty"`
+	// Storm covers a reconnect storm, when there was one.
+	Storm *StormReport `json:"storm,omitempty"`
 }
 
 // StallReport is the phase of the clients that ask for history and never
@@ -199,6 +209,7 @@ type replayState struct {
 	opened, failed        atomic.Int64 // stalled clients
 	readersDone, received atomic.Int64
 	lastRSS, peakRSS      atomic.Int64
+	storm                 stormState
 	report                *ReplayReport
 }
 
@@ -217,6 +228,14 @@ func (r *run) replayPhases(ctx context.Context, smp sampler, rep *Report) error 
 		r.setPhase(phaseStall)
 		st, err := r.stall(ctx, &smp, idle)
 		rr.Stall = st
+		if err != nil {
+			return err
+		}
+	}
+	if r.cfg.Replay.Storm > 0 {
+		r.setPhase(phaseStorm)
+		sr, err := r.storm(ctx, smp, idle)
+		rr.Storm = sr
 		if err != nil {
 			return err
 		}
@@ -246,6 +265,11 @@ func (r *run) replayProgress(since time.Duration) string {
 		n := r.cfg.Replay.Stalled + r.cfg.Replay.Polls
 		return fmt.Sprintf("stall: %d/%d open, %d failed, %s/%s; server RSS %.1f MB, peak %.1f MB",
 			r.rp.opened.Load(), n, r.rp.failed.Load(), since, r.cfg.Replay.Window, mb(r.rp.lastRSS.Load()), mb(r.rp.peakRSS.Load()))
+	}
+	if r.phase.Load() == phaseStorm {
+		st := &r.rp.storm
+		return fmt.Sprintf("storm: %d/%d open, %d refused, %d failed, %d caught up, %d live, %s/%s; server RSS %.1f MB, peak %.1f MB",
+			st.opened.Load(), r.cfg.Replay.Storm, st.refused.Load(), st.failed.Load(), st.caughtUp.Load(), st.live.Load(), since, r.cfg.Replay.Window, mb(r.rp.lastRSS.Load()), mb(r.rp.peakRSS.Load()))
 	}
 	return fmt.Sprintf("replay read: %d/%d readers done, %d events received, %s/%s",
 		r.rp.readersDone.Load(), r.cfg.Replay.Readers, r.rp.received.Load(), since, r.cfg.Replay.Window)

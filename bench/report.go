@@ -186,6 +186,10 @@ func (r *Report) Problems() []string {
 		if rp.Read != nil {
 			add(rp.Read.Failed, "%d replay readers did not read the whole history")
 		}
+		if rp.Storm != nil {
+			add(rp.Storm.Failed, "%d storm clients did not catch up and go live")
+			add(rp.Storm.Duplicates, "%d events replayed twice in the storm")
+		}
 	}
 	if r.Stopped != "" {
 		p = append(p, "stopped early: "+r.Stopped)
@@ -263,6 +267,9 @@ func (rp *ReplayReport) writeText(ew *errWriter) {
 			ew.printf("  server    RSS idle %.1f MB, peak %.1f MB (+%.1f MB), %.1f MB after close; anonymous idle %.1f MB, peak %.1f MB; %d samples\n",
 				mb(st.RSSIdle), mb(st.RSSPeak), mb(st.RSSPeakAboveIdle), mb(st.RSSAfterClose), mb(st.AnonIdle), mb(st.AnonPeak), st.Samples)
 		}
+	}
+	if sr := rp.Storm; sr != nil {
+		sr.writeText(ew)
 	}
 	if rd := rp.Read; rd != nil {
 		ew.printf("  read      %d/%d readers read it all, %d failed, in %.2f s: %.0f events/s, %.1f MB/s\n",

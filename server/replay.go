@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -31,7 +32,14 @@ type historyBudget struct {
 	perPage  int           // events one page may take
 	maxWait  time.Duration // how long a reader waits for room
 	capacity int64
+	queued   atomic.Int64 // readers waiting for room, in arrival order
 }
+
+// Queued returns the number of replays and polls waiting for room in the
+// budget (the sseguard_replays_queued gauge). The semaphore serves them in
+// the order they came, so a reconnect storm is replayed a budget's worth
+// at a time rather than all at once.
+func (b *historyBudget) Queued() int64 { return b.queued.Load() }
 
 func newHistoryBudget(total, page, maxData int, maxWait time.Duration) *historyBudget {
 	page = min(page, total)
@@ -89,6 +97,8 @@ func (b *historyBudget) read(ctx context.Context, closing <-chan struct{}, st st
 // wait acquires a page's room, waiting at most maxWait, and less if ctx
 // ends or the server starts closing.
 func (b *historyBudget) wait(ctx context.Context, closing <-chan struct{}) error {
+	b.queued.Add(1)
+	defer b.queued.Add(-1)
 	wctx, cancel := context.WithTimeout(ctx, b.maxWait)
 	defer cancel()
 	go func() {

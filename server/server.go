@@ -92,6 +92,9 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 			Delivered: st.Delivered, DeliveredBytes: st.DeliveredBytes, CutOff: st.CutOff}
 	})
 	s.reg = s.metrics.Registry
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_replays_queued",
+		Help: "Replays and polls waiting for room in stream.replay_bytes, served in arrival order."},
+		func() float64 { return float64(s.history.Queued()) }))
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_parked_streams",
 		Help: "Streams parked on the epoll set (no goroutine of their own)."},
 		func() float64 {

@@ -237,7 +237,13 @@ type sseTarget struct {
 }
 
 func (t *sseTarget) event(e store.Event, cursor string) error {
-	if f := hub.NewFrame(e); f != nil {
+	if cursor == "" || cursor == e.ID {
+		// The reader's id line is the event's own (every store with one
+		// sequence): encode straight into the write buffer, the bytes
+		// hub.Encode gives, without a frame and its copy per event.
+		// An event that cannot be encoded (a store bug) adds nothing.
+		t.buf, _ = sse.Event{ID: e.ID, Type: e.Type, Data: e.Data}.AppendTo(t.buf)
+	} else if f := hub.NewFrame(e); f != nil {
 		t.buf = f.AppendTo(t.buf, cursor)
 	}
 	if len(t.buf) >= replayWrite {
@@ -264,6 +270,7 @@ func (t *sseTarget) flush() error {
 }
 
 func (t *sseTarget) end(why replayEnd) {
+	_ = t.flush() // the events already encoded go out before the hint
 	if why == endBusy {
 		_ = t.st.Retry(sse.CutRetry())
 		return
@@ -351,16 +358,20 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, t
 			}
 			page.Events[i] = store.Event{} // written events need not stay in memory
 		}
-		if err := t.flush(); err != nil {
-			release()
-			return "", err
-		}
+		// The page's events are encoded (or sent): its room goes back
+		// before the write. Pages of small events are far smaller than
+		// a write: the next page's events join this one's in the buffer
+		// (written once it holds replayWrite bytes), rather than a
+		// write per page.
 		release()
 		s.metrics.Replayed(len(page.Events))
 		if !page.More {
-			return last, nil
+			return last, t.flush()
 		}
 		if s.replayPaged != nil {
+			if err := t.flush(); err != nil { // a test sees what was written
+				return "", err
+			}
 			s.replayPaged(last)
 		}
 	}

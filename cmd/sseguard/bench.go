@@ -37,6 +37,7 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	replayStall := fs.Int("replay-stall", 0, "replay run: clients that reconnect with Last-Event-ID (--replay-from) and never read")
 	replayPolls := fs.Int("replay-polls", 0, "replay run: clients that poll from --replay-from and never read the answer")
 	replayRead := fs.Int("replay-read", 0, "replay run: clients that replay the whole history and read it (throughput)")
+	storm := fs.Int("storm", 0, "replay run: a reconnect storm of this many clients, all reconnecting at once from --replay-from, reading the history, then one live event")
 	replayFrom := fs.String("replay-from", "0", "replay run: the cursor the replays and polls send")
 	replayWindow := fs.Duration("replay-window", 30*time.Second, "replay run: hold the stalled clients at most this long (set it above the hub's stream.write_timeout); also bounds the readers")
 	anonymous := fs.Bool("anonymous", false, "replay run: the replay clients send no token (the topic must allow anonymous subscribers); --token still publishes")
@@ -63,7 +64,7 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	// live streams, unless told otherwise.
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	replay := *replayStall > 0 || *replayPolls > 0 || *replayRead > 0
+	replay := *replayStall > 0 || *replayPolls > 0 || *replayRead > 0 || *storm > 0
 	if replay && !set["rate"] {
 		*rate = 0
 	}
@@ -106,6 +107,7 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 			Stalled:   *replayStall,
 			Polls:     *replayPolls,
 			Readers:   *replayRead,
+			Storm:     *storm,
 			Cursor:    *replayFrom,
 			Window:    *replayWindow,
 			Anonymous: *anonymous,
