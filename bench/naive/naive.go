@@ -175,11 +175,14 @@ func (h *hub) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	m := message{
-		id:   h.seq.Add(1),
 		typ:  req.Type,
 		data: strings.ReplaceAll(req.Data, "\n", "\ndata: "),
 	}
 	h.mu.Lock()
+	// Numbered under the lock that fans out, so that concurrent publishes
+	// reach every stream in ID order: the bench counts disorder as a
+	// fault, and the reference must not have that one.
+	m.id = h.seq.Add(1)
 	for sub := range h.topics[req.Topic] {
 		select {
 		case sub <- m:
