@@ -57,6 +57,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -480,7 +482,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		heads := make([]head, 0, len(topics))
 		seen := make(map[string]bool, len(topics))
 		events, meta := tx.Bucket(bucketEvents), tx.Bucket(bucketTopics)
-		for _, name := range topics {
+		for _, name := range expand(meta, topics) {
 			if seen[name] || name == "" {
 				continue
 			}
@@ -568,6 +570,34 @@ func (s *Store) Compare(a, b string) int {
 // Next returns e.ID: one sequence orders every topic, so an event's ID is
 // the cursor of any topic set.
 func (s *Store) Next(_ string, _ []string, e store.Event) string { return e.ID }
+
+// Patterns reports true: Read takes topic patterns (store.Patterns), and
+// one sequence positions every topic a pattern matches.
+func (s *Store) Patterns() bool { return true }
+
+// expand replaces the patterns among topics by the topics they match in
+// meta (the topics bucket), in the Read's snapshot: one seek per pattern,
+// then one step per matching topic.
+func expand(meta *bbolt.Bucket, topics []string) []string {
+	if !store.HasPattern(topics) {
+		return topics
+	}
+	out := make([]string, 0, len(topics))
+	for _, t := range topics {
+		prefix, ok := strings.CutSuffix(t, "*")
+		if !ok {
+			out = append(out, t)
+			continue
+		}
+		c := meta.Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			if store.Match(t, string(k)) {
+				out = append(out, string(k))
+			}
+		}
+	}
+	return out
+}
 
 // Seen reports whether e's ID is at or before cursor.
 func (s *Store) Seen(cursor string, _ []string, e store.Event) bool {

@@ -199,7 +199,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
 	heads := make([]head, 0, len(topics))
 	seen := make(map[string]bool, len(topics))
-	for _, name := range topics {
+	for _, name := range s.expand(topics) {
 		if seen[name] {
 			continue
 		}
@@ -290,6 +290,32 @@ func (s *Store) Next(cursor string, topics []string, e store.Event) string {
 		return nextVector(cursor, e)
 	}
 	return e.ID
+}
+
+// Patterns reports whether Read takes topic patterns (store.Patterns):
+// a Store made by New does, reading them from the one sequence; a Shared
+// one, whose readers of several topics hold vector cursors, does not.
+func (s *Store) Patterns() bool { return !s.perTopic }
+
+// expand replaces the patterns among topics by the topics they match that
+// have events; s.mu is held. It walks every topic once per pattern.
+func (s *Store) expand(topics []string) []string {
+	if !store.HasPattern(topics) {
+		return topics
+	}
+	out := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if !store.IsPattern(t) {
+			out = append(out, t)
+			continue
+		}
+		for name := range s.topics {
+			if store.Match(t, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 // Seen reports whether e's ID is at or before cursor.
