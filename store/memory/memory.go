@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/internal/merge"
 	"github.com/sseguard/sseguard/store/internal/seqid"
 )
 
@@ -230,6 +231,10 @@ type head struct {
 // mergeHeads appends the events after heads to page in sequence order, at
 // most limit in all.
 func mergeHeads(page *store.Page, heads []head, limit int) {
+	if len(heads) > heapFrom {
+		mergeHeap(page, heads, limit)
+		return
+	}
 	for len(heads) > 0 {
 		if len(page.Events) == limit {
 			page.More = true
@@ -246,6 +251,29 @@ func mergeHeads(page *store.Page, heads []head, limit int) {
 		h.i++
 		if h.i == len(h.t.events) {
 			heads = append(heads[:lo], heads[lo+1:]...)
+		}
+	}
+}
+
+// heapFrom is the number of topics above which a read merges them with a
+// heap (a pattern's topics) rather than by scanning them for each event.
+const heapFrom = 16
+
+// mergeHeap is mergeHeads in O(log k) per event for k heads.
+func mergeHeap(page *store.Page, heads []head, limit int) {
+	h := merge.Heap[head]{Items: heads, Seq: func(x *head) uint64 { return x.t.seqs[x.i] }}
+	h.Init()
+	for len(h.Items) > 0 {
+		if len(page.Events) == limit {
+			page.More = true
+			return
+		}
+		top := &h.Items[0]
+		page.Events = append(page.Events, top.t.events[top.i])
+		if top.i++; top.i == len(top.t.events) {
+			h.Pop()
+		} else {
+			h.Fix()
 		}
 	}
 }
