@@ -181,3 +181,25 @@ func BenchmarkFanOutPattern(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSubscribers), "ns/delivery")
 }
+
+// BenchmarkPatternMiss is the price an event pays for the pattern index
+// when no pattern matches it, in the index's worst shape: patterns of
+// every prefix length up to the topic's (here 64 lengths, one lookup
+// each).
+func BenchmarkPatternMiss(b *testing.B) {
+	h := New(Options{Store: memory.New(store.Retention{})})
+	topic := strings.Repeat("t", 64)
+	for n := 1; n <= 64; n++ {
+		s, err := h.Subscribe([]string{strings.Repeat("x", n) + "*"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if h.patterns.matches(topic) {
+			b.Fatal("a pattern matched")
+		}
+	}
+}
