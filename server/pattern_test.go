@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,138 @@ func TestPatternUnsupportedStore(t *testing.T) {
 	defer cancel()
 	res, _ := ts.openStream(t, ctx, "topic=orders/*", bearerHeader(token(t, allPerms, time.Hour)))
 	assertProblem(t, res, 400, "bad_request")
+}
+
+// TestPatternReconnectsUnderLoad: while a publisher writes events of
+// topics that appear one after another (orders/0, orders/1, … and misc),
+// a subscriber of orders/* reconnects with its Last-Event-ID every few
+// events, over and over: it gets every event of the pattern once, in
+// order, whether the event came by replay or live, and whether its topic
+// existed when the cursor was issued.
+func TestPatternReconnectsUnderLoad(t *testing.T) {
+	const total = 300 // events of orders/*
+	for _, ps := range patternStores {
+		t.Run(ps.name, func(t *testing.T) {
+			ts := start(t, nil, ps.open(t))
+			pub := token(t, allPerms, time.Hour)
+			sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			published := make(chan string, total)
+			pubErr := make(chan error, 1)
+			// The publisher's own client: a POST on a kept-alive connection
+			// that the server closed meanwhile fails without a retry, so it
+			// retries with an Idempotency-Key, which stores it once.
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			post := func(topic, data, key string) (string, error) {
+				var err error
+				for range 3 {
+					req, _ := http.NewRequestWithContext(ctx, "POST", ts.base+"/api/publish", strings.NewReader(`{"topic":"`+topic+`","data":"`+data+`"}`))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+pub)
+					req.Header.Set("Idempotency-Key", key)
+					var res *http.Response
+					if res, err = client.Do(req); err != nil {
+						continue
+					}
+					var m map[string]any
+					err = json.NewDecoder(res.Body).Decode(&m)
+					res.Body.Close()
+					if res.StatusCode != 201 {
+						return "", fmt.Errorf("publish: %d %v", res.StatusCode, m)
+					}
+					id, _ := m["id"].(string)
+					return id, err
+				}
+				return "", err
+			}
+			begin := make(chan struct{}) // once the first stream is live
+			go func() {
+				defer close(published)
+				select {
+				case <-begin:
+				case <-ctx.Done():
+					return
+				}
+				for i := range total {
+					id, err := post("orders/"+strconv.Itoa(i/3), strconv.Itoa(i), "o"+strconv.Itoa(i))
+					if err == nil && i%7 == 0 {
+						_, err = post("misc", "x", "m"+strconv.Itoa(i))
+					}
+					if err != nil {
+						pubErr <- fmt.Errorf("publish %d: %w", i, err)
+						return
+					}
+					published <- id
+				}
+			}()
+			var got []string
+			last := ""
+			for conn := 0; len(got) < total; conn++ {
+				if conn > 200 {
+					t.Fatalf("got %d of %d events in 200 connections", len(got), total)
+				}
+				h := bearerHeader(sub)
+				if last != "" {
+					h.Set("Last-Event-ID", last)
+				}
+				sctx, stop := context.WithCancel(ctx)
+				res, p := ts.openStream(t, sctx, "topic=orders/*", h)
+				if res.StatusCode != 200 {
+					stop()
+					t.Fatalf("status %d", res.StatusCode)
+				}
+				if conn == 0 {
+					waitSubscribers(t, ts.hub, 1)
+					close(begin)
+				}
+				for range 1 + conn%11 { // a few events, then reconnect
+					if len(got) == total {
+						break
+					}
+					e, err := p.Next()
+					if err != nil {
+						stop()
+						select {
+						case perr := <-pubErr:
+							t.Fatalf("after %d events: %v", len(got), perr)
+						default:
+						}
+						have := map[string]bool{}
+						for _, d := range got {
+							have[d] = true
+						}
+						var missing []int
+						for i := range total {
+							if !have[strconv.Itoa(i)] {
+								missing = append(missing, i)
+							}
+						}
+						t.Fatalf("after %d events (last id %s, conn %d): %v; missing %v; got %q", len(got), last, conn, err, missing, got)
+					}
+					if e.Type == "reset" {
+						stop()
+						t.Fatalf("a reset after %d events: %s", len(got), e.Data)
+					}
+					got = append(got, e.Data)
+					last = e.ID
+				}
+				stop()
+				res.Body.Close()
+			}
+			for i, d := range got {
+				if d != strconv.Itoa(i) {
+					t.Fatalf("event %d has data %q, want %d: a gap or a duplicate (got %q)", i, d, i, got)
+				}
+			}
+			n := 0
+			for range published {
+				n++
+			}
+			if n != total {
+				t.Fatalf("published %d", n)
+			}
+		})
+	}
 }
