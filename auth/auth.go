@@ -98,6 +98,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/store"
 )
 
 // ClaimNamespace is the JWT claim that holds sseguard's permissions.
@@ -198,7 +199,7 @@ func (p *Principal) Key() string {
 // ReservedPrefix starts the topics that belong to sseguard itself, such as
 // the dashboard's "sseguard:dashboard". Patterns with "*" never match them,
 // and CanPublish refuses them.
-const ReservedPrefix = "sseguard:"
+const ReservedPrefix = store.ReservedPrefix
 
 // Reserved reports whether topic belongs to sseguard itself.
 func Reserved(topic string) bool { return strings.HasPrefix(topic, ReservedPrefix) }
@@ -216,16 +217,25 @@ func (p *Principal) CanPublish(topic string) bool {
 // Match reports whether topic matches pattern: exactly, "*" for any topic,
 // or a prefix followed by "*". A reserved topic matches only the pattern
 // that is exactly its name, so that "*" or "sseguard:*" grants no access to
-// sseguard's own topics.
-func Match(pattern, topic string) bool {
-	if pattern == topic {
-		return true
-	}
-	if Reserved(topic) {
+// sseguard's own topics. It is store.Match: grants and subscriptions share
+// one grammar.
+func Match(pattern, topic string) bool { return store.Match(pattern, topic) }
+
+// CanSubscribePattern reports whether p may subscribe to pattern (a prefix
+// followed by "*"): whether one of p's grants covers every topic the
+// pattern can match, now and later. A grant of "*" or of a prefix that
+// starts the pattern's prefix covers it ("orders/*" is inside "orders/*"
+// and "*", not inside "orders/eu/*"); a grant of exact names never does,
+// since topics under a pattern appear at any time. Reserved topics match
+// no pattern, so no pattern reaches them.
+func (p *Principal) CanSubscribePattern(pattern string) bool {
+	if !store.IsPattern(pattern) {
 		return false
 	}
-	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
-		return strings.HasPrefix(topic, prefix)
+	for _, g := range p.Subscribe {
+		if store.IsPattern(g) && store.Covers(g, pattern) {
+			return true
+		}
 	}
 	return false
 }

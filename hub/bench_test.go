@@ -145,3 +145,61 @@ func BenchmarkFanOutCutOff(b *testing.B) {
 		_ = i
 	}
 }
+
+// BenchmarkFanOutPattern is BenchmarkFanOut with the 10k subscribers on
+// the pattern "t*" instead of the topic "t", beside 1000 other patterns of
+// other lengths that the event does not match: the price of the prefix
+// index against an exact topic.
+func BenchmarkFanOutPattern(b *testing.B) {
+	h, subs := benchHub(b, benchSubscribers, Options{}, "t*")
+	for i := range 1000 {
+		s, err := h.Subscribe([]string{"other/" + strconv.Itoa(i) + "/*"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+	}
+	var frames []Delivery
+	drain := func() {
+		for _, s := range subs {
+			<-s.Ready()
+			frames, _ = s.Take(frames[:0])
+			if len(frames) != 1 {
+				b.Fatalf("subscriber took %d frames", len(frames))
+			}
+		}
+	}
+	h.fanOut(benchEvent(-1))
+	drain()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		h.fanOut(benchEvent(i))
+		b.StopTimer()
+		drain()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchSubscribers), "ns/delivery")
+}
+
+// BenchmarkPatternMiss is the price an event pays for the pattern index
+// when no pattern matches it, in the index's worst shape: patterns of
+// every prefix length up to the topic's (here 64 lengths, one lookup
+// each).
+func BenchmarkPatternMiss(b *testing.B) {
+	h := New(Options{Store: memory.New(store.Retention{})})
+	topic := strings.Repeat("t", 64)
+	for n := 1; n <= 64; n++ {
+		s, err := h.Subscribe([]string{strings.Repeat("x", n) + "*"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(s.Close)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if h.patterns.matches(topic) {
+			b.Fatal("a pattern matched")
+		}
+	}
+}

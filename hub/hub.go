@@ -223,9 +223,10 @@ type Hub struct {
 
 	pub chan *pubReq
 
-	mu     sync.RWMutex
-	topics map[string]map[*Subscriber]struct{}
-	closed bool
+	mu       sync.RWMutex
+	topics   map[string]map[*Subscriber]struct{}
+	patterns patternIndex // subscribers of topic patterns; see pattern.go
+	closed   bool
 
 	closing   chan struct{} // closed when Run's context ends
 	closeOnce sync.Once
@@ -626,7 +627,7 @@ type fanOut struct {
 // h.mu is held for reading.
 func (h *Hub) deliverLocked(e store.Event, fo *fanOut) {
 	subs := h.topics[e.Topic]
-	if len(subs) == 0 {
+	if len(subs) == 0 && (len(h.patterns.sorted) == 0 || !h.patterns.matches(e.Topic)) {
 		return
 	}
 	f := NewFrame(e)
@@ -634,6 +635,14 @@ func (h *Hub) deliverLocked(e store.Event, fo *fanOut) {
 		fo.bad = append(fo.bad, e)
 		return
 	}
+	h.pushAll(subs, f, fo)
+	if len(h.patterns.sorted) > 0 {
+		h.deliverPatterns(f, fo)
+	}
+}
+
+// pushAll queues f to subs; h.mu is held for reading.
+func (h *Hub) pushAll(subs map[*Subscriber]struct{}, f *Frame, fo *fanOut) {
 	for s := range subs {
 		switch s.push(f) {
 		case pushed:
@@ -641,7 +650,7 @@ func (h *Hub) deliverLocked(e store.Event, fo *fanOut) {
 			h.deliveredBytes.Add(uint64(len(f.Wire)))
 		case pushCut:
 			h.cutOff.Add(1)
-			fo.cuts.add(s, e.Topic)
+			fo.cuts.add(s, f.Event.Topic)
 		}
 	}
 }
@@ -748,6 +757,7 @@ func (h *Hub) cutLoose(why string, topics []string) {
 			}
 		}
 	}
+	h.cutLoosePatterns(topics, &cuts)
 	h.mu.RUnlock()
 	if cuts.n > 0 {
 		h.log.Warn("subscribers cut loose to resume from the store", "why", why, "count", cuts.n, "request_ids", cuts.labels(), "topics", cuts.topics)

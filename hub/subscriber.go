@@ -3,6 +3,8 @@ package hub
 import (
 	"sync"
 	"time"
+
+	"github.com/sseguard/sseguard/store"
 )
 
 // Subscriber is one stream's registration with the hub. Its handler reads
@@ -52,9 +54,12 @@ type Subscriber struct {
 // Subscribe registers a subscriber for topics, buffering live events until
 // GoLive. It fails with ErrClosed once the hub is shutting down.
 func (h *Hub) Subscribe(topics []string) (*Subscriber, error) {
+	if store.HasPattern(topics) && !store.SupportsPatterns(h.store) {
+		return nil, ErrPatterns
+	}
 	s := &Subscriber{
 		hub:    h,
-		topics: append([]string(nil), topics...),
+		topics: append([]string(nil), store.Reduce(topics)...),
 		limit:  h.opts.QueueBytes,
 		notify: make(chan struct{}, 1),
 	}
@@ -63,14 +68,7 @@ func (h *Hub) Subscribe(topics []string) (*Subscriber, error) {
 	if h.closed {
 		return nil, ErrClosed
 	}
-	for _, t := range s.topics {
-		subs := h.topics[t]
-		if subs == nil {
-			subs = make(map[*Subscriber]struct{})
-			h.topics[t] = subs
-		}
-		subs[s] = struct{}{}
-	}
+	h.register(s)
 	s.registered = true
 	h.subscribers.Add(1)
 	return s, nil
@@ -174,12 +172,7 @@ func (s *Subscriber) cutLoose() bool {
 func (s *Subscriber) seen(f *Frame) bool {
 	i := -1 // f's topic among s.topics, when several
 	if s.cleared != nil {
-		for j, t := range s.topics {
-			if t == f.Event.Topic {
-				i = j
-				break
-			}
-		}
+		i = s.topicIndex(f.Event.Topic)
 		if i < 0 || s.cleared[i] {
 			return false // this topic's frames are past the cursor already
 		}
@@ -268,14 +261,7 @@ func (s *Subscriber) Close() {
 		s.registered = false
 		h.subscribers.Add(-1)
 	}
-	for _, t := range s.topics {
-		if subs := h.topics[t]; subs != nil {
-			delete(subs, s)
-			if len(subs) == 0 {
-				delete(h.topics, t)
-			}
-		}
-	}
+	h.unregister(s)
 	h.mu.Unlock()
 	s.mu.Lock()
 	s.closed = true

@@ -148,6 +148,9 @@ func TestAttackTable(t *testing.T) {
 	upperClaim := signRaw(t, fmt.Sprintf(`{"sub":"m","aud":%q,"iss":%q,"exp":%d,"sseguard":{"publish":["a"]},"SSEGUARD":{"publish":["*"]}}`, rigAud, rigIss, exp))
 	dupClaim := signRaw(t, fmt.Sprintf(`{"sub":"m","aud":%q,"iss":%q,"exp":%d,"sseguard":{"publish":["a"]},"sseguard":{"publish":["*"]}}`, rigAud, rigIss, exp))
 	manyLines := `{"topic":"t","data":"` + strings.Repeat(`\n`, 64000) + `"}`
+	ordersTok := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(auth.Permissions{Subscribe: []string{"orders/*"}}, nil))
+	euTok := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(auth.Permissions{Subscribe: []string{"orders/eu/*"}}, nil))
+	namesTok := sign(t, jwt.SigningMethodHS256, "", testKey, rigClaims(auth.Permissions{Subscribe: []string{"orders/1", "orders/2"}}, nil))
 
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
 	stream := func(tok string) http.Header {
@@ -213,6 +216,30 @@ func TestAttackTable(t *testing.T) {
 		{"query token is ignored on /ws when the option is off", "GET", "/ws?topic=secret&access_token=" + good, upgrade(http.Header{}, ""), "", 401, policy.CodeTokenMissing},
 		{"GET /ws without an upgrade is refused", "GET", "/ws?topic=secret", bearer(good), "", 400, policy.CodeBadRequest},
 		{"query token is ignored when the option is off", "GET", "/events?topic=secret&access_token=" + good, http.Header{"Accept": {"text/event-stream"}}, "", 401, policy.CodeTokenMissing},
+		// Topic patterns: only inside a grant, never reaching reserved
+		// topics, never escaping their prefix.
+		{"a pattern wider than the grant is refused", "GET", "/events?topic=orders/*", stream(euTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern wider than the grant cannot be polled", "GET", "/api/poll?topic=orders/*&after=", bearer(euTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern wider than the grant gets no WebSocket", "GET", "/ws?topic=orders/*", upgrade(bearer(euTok), ""), "", 403, policy.CodeTopicForbidden},
+		{"* is wider than a prefix grant", "GET", "/events?topic=*", stream(ordersTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern is never inside grants of names", "GET", "/events?topic=orders/*", stream(namesTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern that drops the grant's slash is wider", "GET", "/events?topic=orders%2A", stream(ordersTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern cannot name the reserved topics, even for *", "GET", "/events?topic=sseguard:*", stream(good), "", 400, policy.CodeBadRequest},
+		{"a pattern cannot name the reserved topics over a WebSocket", "GET", "/ws?topic=sseguard:dash*", upgrade(bearer(good), ""), "", 400, policy.CodeBadRequest},
+		{"a cursor from one pattern does not open another", "GET", "/api/poll?topic=admin/*&after=1", bearer(ordersTok), "", 403, policy.CodeTopicForbidden},
+		{"a Last-Event-ID from one pattern does not open another", "GET", "/events?topic=*&lastEventId=1", stream(ordersTok), "", 403, policy.CodeTopicForbidden},
+		{"a pattern with a .. segment is refused", "GET", "/events?topic=orders/../admin/*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a pattern with encoded .. segments is refused", "GET", "/events?topic=orders%2F..%2Fadmin%2F%2A", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a pattern with a . segment is refused", "GET", "/events?topic=orders/./*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a pattern ending in .. is refused", "GET", "/events?topic=orders/..*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"** is not a pattern", "GET", "/events?topic=orders/**", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a * inside a topic is not a pattern", "GET", "/events?topic=orders/*x", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a * in the middle is not a pattern", "GET", "/events?topic=orders/*/1", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a NUL in a pattern is refused", "GET", "/events?topic=orders/%00*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a space in a pattern is refused", "GET", "/events?topic=orders/%20*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a newline in a pattern is refused", "GET", "/api/poll?topic=orders/%0A*&after=", bearer(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a pattern that is not UTF-8 is refused", "GET", "/events?topic=orders/%FF*", stream(ordersTok), "", 400, policy.CodeBadRequest},
+		{"a pattern longer than a topic is refused", "GET", "/events?topic=orders/" + strings.Repeat("x", 300) + "*", stream(ordersTok), "", 400, policy.CodeBadRequest},
 	}
 	ctx := context.Background()
 	headBefore, _ := rig.store.Head(ctx, nil)

@@ -39,7 +39,8 @@ func checkTopic(name string) string {
 	return ""
 }
 
-// topicsOf reads and checks the topic query parameters.
+// topicsOf reads and checks the topic query parameters: names, or
+// patterns (checkPattern) when the store reads them.
 func (s *Server) topicsOf(r *http.Request) ([]string, *policy.Problem) {
 	raw := r.URL.Query()["topic"]
 	if len(raw) == 0 {
@@ -51,8 +52,8 @@ func (s *Server) topicsOf(r *http.Request) ([]string, *policy.Problem) {
 	seen := make(map[string]bool, len(raw))
 	topics := raw[:0:0]
 	for _, t := range raw {
-		if why := checkTopic(t); why != "" {
-			return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
+		if prob := s.checkTopicOrPattern(t); prob != nil {
+			return nil, prob
 		}
 		if !seen[t] {
 			seen[t] = true
@@ -69,7 +70,7 @@ func (s *Server) subscriber(r *http.Request, topics []string) (*auth.Principal, 
 		return nil, prob
 	}
 	for _, t := range topics {
-		if p.CanSubscribe(t) {
+		if canSubscribe(p, t) {
 			continue
 		}
 		if p.Anonymous {

@@ -40,6 +40,16 @@
 // positions every topic), but never after the point where the cursor was
 // issued.
 //
+// # Topic patterns
+//
+// A store that implements Patterns (memory and bolt, whose one sequence
+// is the cursor of any topic set) takes patterns among the topics of
+// Read, Head, Next and Seen: "orders/*" stands for every topic that starts
+// with "orders/", including topics that get their first event after a
+// cursor was issued, and never for a reserved topic (see Match). Stores
+// with vector cursors (store/redis, memory.Shared) do not yet: callers
+// check SupportsPatterns.
+//
 // Package store does not fan events out to subscribers (package hub does).
 package store
 

@@ -18,7 +18,7 @@ export interface Environment {
 }
 
 export interface Options {
-  /** The topics to read: one name or several. */
+  /** The topics to read: one name or several; a pattern such as "orders/*" (passed unchanged) reads every topic under its prefix. */
   topics: string | string[];
   /** The hub's base URL, such as "https://events.example"; default: the page's origin. */
   url?: string;
@@ -55,7 +55,7 @@ export interface Options {
 /** The fields of a `message` event. */
 export interface Message {
   id: string;
-  /** The event's topic; over SSE with several topics, "" (the stream does not say). */
+  /** The event's topic; over SSE with several topics or a pattern, "" (the stream does not say). */
   topic: string;
   /** The event type: "message" unless the publisher set one. */
   type: string;

@@ -321,7 +321,10 @@ export class Subscription extends EventTarget {
       if (this._seenOrder.length > SEEN) this._seen.delete(this._seenOrder.shift());
       this._cursor = id;
     }
-    const topic = e.topic !== undefined && e.topic !== null ? e.topic : (this._topics.length === 1 ? this._topics[0] : '');
+    // Over SSE the event names no topic: a single topic is it, a single
+    // pattern (orders/*) is not.
+    const only = this._topics.length === 1 && !this._topics[0].endsWith('*') ? this._topics[0] : '';
+    const topic = e.topic !== undefined && e.topic !== null ? e.topic : only;
     this._emit('message', { id, topic, type: e.type || 'message', data: e.data === undefined ? '' : e.data, transport: this._transport });
   }
 

@@ -33,6 +33,22 @@ test('retryAfter: seconds and HTTP dates', () => {
   assert.ok(ms > 55000 && ms <= 60000, String(ms));
 });
 
+test('a pattern goes to the hub unchanged, and is never reported as the topic of an SSE event', async () => {
+  const h = start({ topics: ['orders/*'] });
+  await h.clock.advance(0);
+  const req = h.fetcher.last();
+  assert.deepEqual(req.url.searchParams.getAll('topic'), ['orders/*']);
+  assert.match(req.url.search, /topic=orders%2F\*|topic=orders\/\*/);
+  const s = new Stream();
+  req.resolve(s.response());
+  s.push(sseEvent('1', 'one'));
+  await h.clock.advance(10);
+  const msgs = h.events.filter((e) => e.type === 'message');
+  assert.equal(msgs.length, 1);
+  assert.equal(msgs[0].topic, '');
+  h.sub.close();
+});
+
 test('options are checked', () => {
   assert.throws(() => new Subscription({ topics: [] }), /topic/);
   assert.throws(() => subscribe('a', { transports: ['carrier-pigeon'] }), /unknown transport/);

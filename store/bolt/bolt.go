@@ -57,6 +57,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,6 +74,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/internal/merge"
 	"github.com/sseguard/sseguard/store/internal/seqid"
 )
 
@@ -480,7 +483,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		heads := make([]head, 0, len(topics))
 		seen := make(map[string]bool, len(topics))
 		events, meta := tx.Bucket(bucketEvents), tx.Bucket(bucketTopics)
-		for _, name := range topics {
+		for _, name := range expand(meta, topics) {
 			if seen[name] || name == "" {
 				continue
 			}
@@ -501,7 +504,14 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 				heads = append(heads, head{topic: name, c: c, seq: u64(k), v: v})
 			}
 		}
-		for len(heads) > 0 {
+		// Many topics (a pattern's) are merged with a heap, a few by a
+		// scan per event.
+		hp := merge.Heap[head]{Items: heads, Seq: func(h *head) uint64 { return h.seq }}
+		many := len(heads) > heapFrom
+		if many {
+			hp.Init()
+		}
+		for len(hp.Items) > 0 {
 			if len(page.Events) == limit {
 				page.More = true
 				break
@@ -512,21 +522,27 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 				}
 			}
 			lo := 0
-			for j := 1; j < len(heads); j++ {
-				if heads[j].seq < heads[lo].seq {
+			for j := 1; !many && j < len(hp.Items); j++ {
+				if hp.Items[j].seq < hp.Items[lo].seq {
 					lo = j
 				}
 			}
-			h := &heads[lo]
+			h := &hp.Items[lo]
 			ev, err := decodeEvent(h.seq, h.topic, h.v)
 			if err != nil {
 				return err
 			}
 			page.Events = append(page.Events, ev)
-			if k, v := h.c.Next(); k != nil {
+			switch k, v := h.c.Next(); {
+			case k != nil:
 				h.seq, h.v = u64(k), v
-			} else {
-				heads = append(heads[:lo], heads[lo+1:]...)
+				if many {
+					hp.Fix()
+				}
+			case many:
+				hp.Pop()
+			default:
+				hp.Items = append(hp.Items[:lo], hp.Items[lo+1:]...)
 			}
 		}
 		return nil
@@ -568,6 +584,38 @@ func (s *Store) Compare(a, b string) int {
 // Next returns e.ID: one sequence orders every topic, so an event's ID is
 // the cursor of any topic set.
 func (s *Store) Next(_ string, _ []string, e store.Event) string { return e.ID }
+
+// heapFrom is the number of topics above which Read merges them with a
+// heap (a pattern's topics) rather than by scanning them for each event.
+const heapFrom = 16
+
+// Patterns reports true: Read takes topic patterns (store.Patterns), and
+// one sequence positions every topic a pattern matches.
+func (s *Store) Patterns() bool { return true }
+
+// expand replaces the patterns among topics by the topics they match in
+// meta (the topics bucket), in the Read's snapshot: one seek per pattern,
+// then one step per matching topic.
+func expand(meta *bbolt.Bucket, topics []string) []string {
+	if !store.HasPattern(topics) {
+		return topics
+	}
+	out := make([]string, 0, len(topics))
+	for _, t := range topics {
+		prefix, ok := strings.CutSuffix(t, "*")
+		if !ok {
+			out = append(out, t)
+			continue
+		}
+		c := meta.Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			if store.Match(t, string(k)) {
+				out = append(out, string(k))
+			}
+		}
+	}
+	return out
+}
 
 // Seen reports whether e's ID is at or before cursor.
 func (s *Store) Seen(cursor string, _ []string, e store.Event) bool {

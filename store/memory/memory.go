@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/internal/merge"
 	"github.com/sseguard/sseguard/store/internal/seqid"
 )
 
@@ -199,7 +200,7 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 	page := store.Page{Events: make([]store.Event, 0, min(limit, 64))}
 	heads := make([]head, 0, len(topics))
 	seen := make(map[string]bool, len(topics))
-	for _, name := range topics {
+	for _, name := range s.expand(topics) {
 		if seen[name] {
 			continue
 		}
@@ -230,6 +231,10 @@ type head struct {
 // mergeHeads appends the events after heads to page in sequence order, at
 // most limit in all.
 func mergeHeads(page *store.Page, heads []head, limit int) {
+	if len(heads) > heapFrom {
+		mergeHeap(page, heads, limit)
+		return
+	}
 	for len(heads) > 0 {
 		if len(page.Events) == limit {
 			page.More = true
@@ -246,6 +251,29 @@ func mergeHeads(page *store.Page, heads []head, limit int) {
 		h.i++
 		if h.i == len(h.t.events) {
 			heads = append(heads[:lo], heads[lo+1:]...)
+		}
+	}
+}
+
+// heapFrom is the number of topics above which a read merges them with a
+// heap (a pattern's topics) rather than by scanning them for each event.
+const heapFrom = 16
+
+// mergeHeap is mergeHeads in O(log k) per event for k heads.
+func mergeHeap(page *store.Page, heads []head, limit int) {
+	h := merge.Heap[head]{Items: heads, Seq: func(x *head) uint64 { return x.t.seqs[x.i] }}
+	h.Init()
+	for len(h.Items) > 0 {
+		if len(page.Events) == limit {
+			page.More = true
+			return
+		}
+		top := &h.Items[0]
+		page.Events = append(page.Events, top.t.events[top.i])
+		if top.i++; top.i == len(top.t.events) {
+			h.Pop()
+		} else {
+			h.Fix()
 		}
 	}
 }
@@ -290,6 +318,32 @@ func (s *Store) Next(cursor string, topics []string, e store.Event) string {
 		return nextVector(cursor, e)
 	}
 	return e.ID
+}
+
+// Patterns reports whether Read takes topic patterns (store.Patterns):
+// a Store made by New does, reading them from the one sequence; a Shared
+// one, whose readers of several topics hold vector cursors, does not.
+func (s *Store) Patterns() bool { return !s.perTopic }
+
+// expand replaces the patterns among topics by the topics they match that
+// have events; s.mu is held. It walks every topic once per pattern.
+func (s *Store) expand(topics []string) []string {
+	if !store.HasPattern(topics) {
+		return topics
+	}
+	out := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if !store.IsPattern(t) {
+			out = append(out, t)
+			continue
+		}
+		for name := range s.topics {
+			if store.Match(t, name) {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
 }
 
 // Seen reports whether e's ID is at or before cursor.

@@ -88,6 +88,7 @@ func Run(t *testing.T, open func(t *testing.T, r store.Retention) store.Store) {
 		{"CursorOfOtherTopicSet", testCursorOfOtherTopicSet},
 		{"HeadPerTopicSet", testHeadPerTopicSet},
 	}
+	tests = append(tests, patternCases()...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.run(t, func(t *testing.T, r store.Retention) store.Store {

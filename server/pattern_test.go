@@ -1,0 +1,294 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sseguard/sseguard/auth"
+	"github.com/sseguard/sseguard/config"
+	"github.com/sseguard/sseguard/store"
+	"github.com/sseguard/sseguard/store/bolt"
+	"github.com/sseguard/sseguard/store/memory"
+)
+
+// patternStores are the stores that serve topic patterns.
+var patternStores = []struct {
+	name string
+	open func(t *testing.T) store.Store
+}{
+	{"memory", func(t *testing.T) store.Store { return memory.New(store.Retention{}) }},
+	{"bolt", func(t *testing.T) store.Store {
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "events.db"), store.Retention{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}},
+}
+
+// TestPatternStreamResumes: a token allowed orders/* subscribes to
+// orders/* and gets the events of orders/1 and orders/2, not of other
+// topics; after a reconnect with Last-Event-ID it gets exactly what it
+// missed, a topic that appeared meanwhile included; a stream of "*" never
+// gets the reserved sseguard:dashboard.
+func TestPatternStreamResumes(t *testing.T) {
+	for _, ps := range patternStores {
+		t.Run(ps.name, func(t *testing.T) {
+			ts := start(t, nil, ps.open(t))
+			pub := token(t, allPerms, time.Hour)
+			sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			sctx, stop := context.WithCancel(ctx)
+			res, p := ts.openStream(t, sctx, "topic=orders/*", bearerHeader(sub))
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d", res.StatusCode)
+			}
+			_, everything := ts.openStream(t, ctx, "topic=*", bearerHeader(pub))
+			waitSubscribers(t, ts.hub, 2)
+			id1 := ts.mustPublish(t, pub, "orders/1", "a")
+			ts.mustPublish(t, pub, "misc", "b")
+			if _, err := ts.hub.Publish(ctx, store.Record{Topic: DashboardTopic, Data: "{}"}); err != nil {
+				t.Fatal(err)
+			}
+			id2 := ts.mustPublish(t, pub, "orders/2", "c")
+			for _, want := range []string{id1, id2} {
+				if e := nextEvent(t, p); e.ID != want {
+					t.Fatalf("got %+v, want id %s", e, want)
+				}
+			}
+			stop()
+			waitSubscribers(t, ts.hub, 1)
+			// Missed while away: one event of a known topic, one of a new one.
+			id3 := ts.mustPublish(t, pub, "orders/1", "d")
+			ts.mustPublish(t, pub, "misc", "e")
+			id4 := ts.mustPublish(t, pub, "orders/new", "f")
+			h := bearerHeader(sub)
+			h.Set("Last-Event-ID", id2)
+			_, p = ts.openStream(t, ctx, "topic=orders/*", h)
+			waitSubscribers(t, ts.hub, 2)
+			id5 := ts.mustPublish(t, pub, "orders/2", "g")
+			for _, want := range []string{id3, id4, id5} {
+				if e := nextEvent(t, p); e.ID != want {
+					t.Fatalf("after the reconnect got %+v, want id %s", e, want)
+				}
+			}
+			// The "*" stream saw every event but the dashboard's, in order.
+			var got []string
+			for range 7 {
+				e := nextEvent(t, everything)
+				if e.Data == "{}" {
+					t.Fatalf("* delivered an event of %s", DashboardTopic)
+				}
+				got = append(got, e.Data)
+			}
+			if want := "[a b c d e f g]"; "["+strings.Join(got, " ")+"]" != want {
+				t.Fatalf("* got %q, want %s", got, want)
+			}
+		})
+	}
+}
+
+// TestPatternPollAndWS: /api/poll and /ws take the same patterns, with
+// the same cursor.
+func TestPatternPollAndWS(t *testing.T) {
+	ts := start(t, nil, nil)
+	pub := token(t, allPerms, time.Hour)
+	sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id1 := ts.mustPublish(t, pub, "orders/1", "a")
+	ts.mustPublish(t, pub, "misc", "b")
+	id2 := ts.mustPublish(t, pub, "orders/2", "c")
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/api/poll?topic="+url.QueryEscape("orders/*")+"&after=0", nil)
+	req.Header = bearerHeader(sub)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var ans pollAnswer
+	if err := json.NewDecoder(res.Body).Decode(&ans); err != nil || res.StatusCode != 200 {
+		t.Fatalf("poll: %d %v", res.StatusCode, err)
+	}
+	if len(ans.Events) != 2 || ans.Events[0].ID != id1 || ans.Events[1].ID != id2 {
+		t.Fatalf("poll gave %+v, want %s and %s", ans.Events, id1, id2)
+	}
+	// The poll's cursor resumes a WebSocket.
+	c := ts.dialWS(t, ctx, "topic=orders/*&lastEventId="+url.QueryEscape(ans.Next), bearerHeader(sub))
+	waitSubscribers(t, ts.hub, 1)
+	ts.mustPublish(t, pub, "misc", "d")
+	id3 := ts.mustPublish(t, pub, "orders/3", "e")
+	if m := wsRead(t, ctx, c); m.ID != id3 || m.Topic != "orders/3" {
+		t.Fatalf("ws got %+v, want %s of orders/3", m, id3)
+	}
+}
+
+// TestPatternAnonymous: an anonymous pattern is accepted only inside
+// auth.anonymous_subscribe.
+func TestPatternAnonymous(t *testing.T) {
+	ts := start(t, func(c *config.Config) { c.Auth.AnonymousSubscribe = &[]string{"public/*"} }, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for q, want := range map[string]int{"topic=public/*": 200, "topic=public/news/*": 200, "topic=*": 401, "topic=pub*": 401} {
+		res, _ := ts.openStream(t, ctx, q, nil)
+		if res.StatusCode != want {
+			t.Errorf("anonymous %s: status %d, want %d", q, res.StatusCode, want)
+		}
+		res.Body.Close()
+	}
+}
+
+// TestPatternUnsupportedStore: a store that does not read patterns
+// (vector cursors: memory.Shared, store/redis) refuses them with a 400
+// that says so, rather than serving a stream it could not resume.
+func TestPatternUnsupportedStore(t *testing.T) {
+	ts := start(t, nil, memory.NewShared(store.Retention{}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, _ := ts.openStream(t, ctx, "topic=orders/*", bearerHeader(token(t, allPerms, time.Hour)))
+	assertProblem(t, res, 400, "bad_request")
+}
+
+// TestPatternReconnectsUnderLoad: while a publisher writes events of
+// topics that appear one after another (orders/0, orders/1, … and misc),
+// a subscriber of orders/* reconnects with its Last-Event-ID every few
+// events, over and over: it gets every event of the pattern once, in
+// order, whether the event came by replay or live, and whether its topic
+// existed when the cursor was issued.
+func TestPatternReconnectsUnderLoad(t *testing.T) {
+	const total = 300 // events of orders/*
+	for _, ps := range patternStores {
+		t.Run(ps.name, func(t *testing.T) {
+			ts := start(t, nil, ps.open(t))
+			pub := token(t, allPerms, time.Hour)
+			sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			published := make(chan string, total)
+			pubErr := make(chan error, 1)
+			// The publisher's own client: a POST on a kept-alive connection
+			// that the server closed meanwhile fails without a retry, so it
+			// retries with an Idempotency-Key, which stores it once.
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			post := func(topic, data, key string) (string, error) {
+				var err error
+				for range 3 {
+					req, _ := http.NewRequestWithContext(ctx, "POST", ts.base+"/api/publish", strings.NewReader(`{"topic":"`+topic+`","data":"`+data+`"}`))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("Authorization", "Bearer "+pub)
+					req.Header.Set("Idempotency-Key", key)
+					var res *http.Response
+					if res, err = client.Do(req); err != nil {
+						continue
+					}
+					var m map[string]any
+					err = json.NewDecoder(res.Body).Decode(&m)
+					res.Body.Close()
+					if res.StatusCode != 201 {
+						return "", fmt.Errorf("publish: %d %v", res.StatusCode, m)
+					}
+					id, _ := m["id"].(string)
+					return id, err
+				}
+				return "", err
+			}
+			begin := make(chan struct{}) // once the first stream is live
+			go func() {
+				defer close(published)
+				select {
+				case <-begin:
+				case <-ctx.Done():
+					return
+				}
+				for i := range total {
+					id, err := post("orders/"+strconv.Itoa(i/3), strconv.Itoa(i), "o"+strconv.Itoa(i))
+					if err == nil && i%7 == 0 {
+						_, err = post("misc", "x", "m"+strconv.Itoa(i))
+					}
+					if err != nil {
+						pubErr <- fmt.Errorf("publish %d: %w", i, err)
+						return
+					}
+					published <- id
+				}
+			}()
+			var got []string
+			last := ""
+			for conn := 0; len(got) < total; conn++ {
+				if conn > 200 {
+					t.Fatalf("got %d of %d events in 200 connections", len(got), total)
+				}
+				h := bearerHeader(sub)
+				if last != "" {
+					h.Set("Last-Event-ID", last)
+				}
+				sctx, stop := context.WithCancel(ctx)
+				res, p := ts.openStream(t, sctx, "topic=orders/*", h)
+				if res.StatusCode != 200 {
+					stop()
+					t.Fatalf("status %d", res.StatusCode)
+				}
+				if conn == 0 {
+					waitSubscribers(t, ts.hub, 1)
+					close(begin)
+				}
+				for range 1 + conn%11 { // a few events, then reconnect
+					if len(got) == total {
+						break
+					}
+					e, err := p.Next()
+					if err != nil {
+						stop()
+						select {
+						case perr := <-pubErr:
+							t.Fatalf("after %d events: %v", len(got), perr)
+						default:
+						}
+						have := map[string]bool{}
+						for _, d := range got {
+							have[d] = true
+						}
+						var missing []int
+						for i := range total {
+							if !have[strconv.Itoa(i)] {
+								missing = append(missing, i)
+							}
+						}
+						t.Fatalf("after %d events (last id %s, conn %d): %v; missing %v; got %q", len(got), last, conn, err, missing, got)
+					}
+					if e.Type == "reset" {
+						stop()
+						t.Fatalf("a reset after %d events: %s", len(got), e.Data)
+					}
+					got = append(got, e.Data)
+					last = e.ID
+				}
+				stop()
+				res.Body.Close()
+			}
+			for i, d := range got {
+				if d != strconv.Itoa(i) {
+					t.Fatalf("event %d has data %q, want %d: a gap or a duplicate (got %q)", i, d, i, got)
+				}
+			}
+			n := 0
+			for range published {
+				n++
+			}
+			if n != total {
+				t.Fatalf("published %d", n)
+			}
+		})
+	}
+}
