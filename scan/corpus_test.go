@@ -71,7 +71,10 @@ func startSquid(t testing.TB, bin, conf, upstream, addr, dir string) *exec.Cmd {
 
 func startCaddy(t testing.TB, bin, conf, upstream, addr, dir string) *exec.Cmd {
 	t.Helper()
-	cfg, err := rewrite(conf, ":80 {", "http://"+addr+" {", "127.0.0.1:8080", upstream)
+	host, _, _ := net.SplitHostPort(addr)
+	// bind: on the test's loopback address only, not on every interface
+	// (Caddy's default), where the port is more likely taken.
+	cfg, err := rewrite(conf, ":80 {", "http://"+addr+" {\n\tbind "+host, "127.0.0.1:8080", upstream)
 	if err != nil {
 		t.Fatal(err)
 	}
