@@ -74,8 +74,8 @@ var (
 	// ErrUnavailable wraps every error that comes from reaching Redis
 	// (refused, timed out, a Cluster shard down, a server loading its
 	// data): retrying later may succeed. The hub answers 503
-	// store_unavailable with Retry-After.
-	ErrUnavailable = errors.New("redis store: unavailable")
+	// store_unavailable with Retry-After. It wraps store.ErrUnavailable.
+	ErrUnavailable = fmt.Errorf("redis store: %w", store.ErrUnavailable)
 	// ErrNotReplicated means fewer replicas than Config.MinReplicas
 	// acknowledged an Append in time. The events are stored on the
 	// master and may be kept or lost in a failover; it also wraps
