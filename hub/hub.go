@@ -289,6 +289,15 @@ type Observer interface {
 	Delivered(d time.Duration)
 }
 
+// FeedObserver is an Observer that also takes the feed's lag: the time
+// from an event's commit, on whichever process committed it, to its
+// fan-out here (store.Event.Time; clocks of different machines may
+// differ).
+type FeedObserver interface {
+	Observer
+	FeedLag(d time.Duration)
+}
+
 // SetObserver makes the hub report timings to o. Call it before Run.
 func (h *Hub) SetObserver(o Observer) { h.observer = o }
 
@@ -620,8 +629,8 @@ type StoreState struct {
 	// (store.Feed).
 	Shared bool
 	// Following is true, over a shared store, while the feed is in
-	// place: events committed by any process reach this one's
-	// subscribers.
+	// place and the store reachable: events committed by any process
+	// reach this one's subscribers.
 	Following bool
 	// Trimming is true while a retention run is in progress.
 	Trimming bool
@@ -634,6 +643,9 @@ func (h *Hub) StoreState() StoreState {
 	if p := h.ping.Load(); p != nil {
 		st.Checked, st.Reachable, st.Err = p.at, p.err == nil, p.err
 	}
+	// While the store is unreachable the feed retries and then catches
+	// up; until then nothing reaches this node.
+	st.Following = st.Following && st.Reachable
 	return st
 }
 
@@ -791,6 +803,14 @@ func (h *Hub) fanOut(appended []store.Appended) {
 // deliver hands events, committed by any hub process, to their topics'
 // subscribers. It is how a hub over a store.Feed fans out.
 func (h *Hub) deliver(events []store.Event) {
+	if o, ok := h.observer.(FeedObserver); ok {
+		now := time.Now()
+		for _, e := range events {
+			if !e.Time.IsZero() {
+				o.FeedLag(now.Sub(e.Time))
+			}
+		}
+	}
 	var f fanOut
 	h.mu.RLock()
 	for _, e := range events {
