@@ -302,27 +302,4 @@ func leadingInt(b []byte) (int64, []byte, bool) {
 }
 
 // compareIDBytes is compareIDs on byte slices, without allocating.
-func compareIDBytes(a, b []byte) int {
-	if isDecimalBytes(a) && isDecimalBytes(b) {
-		a, b = bytes.TrimLeft(a, "0"), bytes.TrimLeft(b, "0")
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-	}
-	return bytes.Compare(a, b)
-}
-
-func isDecimalBytes(s []byte) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+func compareIDBytes(a, b []byte) int { return naturalCompare(a, b) }
