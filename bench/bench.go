@@ -38,8 +38,10 @@ const (
 type run struct {
 	cfg           settings
 	url           *url.URL
-	streamReq     []byte
-	publishURL    string
+	streamReqs    [][]byte         // per stream node
+	streamAddrs   []netip.AddrPort // per stream node
+	publishURLs   []string         // per publish node
+	publishAddrs  []netip.AddrPort // per publish node
 	customCompare func(a, b string) int
 
 	connect, latency, publish *histogram
@@ -127,6 +129,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 
 	r := newRun(s, u)
+	if err := r.resolveNodes(ctx); err != nil {
+		return nil, err
+	}
 	rep := &Report{Target: s.URL, Dialed: s.target.String(), Topic: s.Topic, Started: time.Now()}
 	for _, a := range s.Sources {
 		rep.Sources = append(rep.Sources, a.String())
@@ -169,14 +174,16 @@ func checkFiles(s settings) error {
 
 func newRun(s settings, u *url.URL) *run {
 	r := &run{
-		cfg:        s,
-		url:        u,
-		streamReq:  streamRequest(u, &s),
-		publishURL: (&url.URL{Scheme: "http", Host: u.Host, Path: s.PublishPath}).String(),
-		connect:    new(histogram),
-		latency:    new(histogram),
-		publish:    new(histogram),
-		accepted:   make([]atomic.Uint64, (s.events+63)/64),
+		cfg:          s,
+		url:          u,
+		streamReqs:   [][]byte{streamRequest(u, &s)},
+		streamAddrs:  []netip.AddrPort{s.target},
+		publishURLs:  []string{(&url.URL{Scheme: "http", Host: u.Host, Path: s.PublishPath}).String()},
+		publishAddrs: []netip.AddrPort{s.target},
+		connect:      new(histogram),
+		latency:      new(histogram),
+		publish:      new(histogram),
+		accepted:     make([]atomic.Uint64, (s.events+63)/64),
 	}
 	if s.Config.CompareIDs != nil {
 		r.customCompare = s.Config.CompareIDs
@@ -187,6 +194,42 @@ func newRun(s settings, u *url.URL) *run {
 	}
 	r.setPhase(phaseStart)
 	return r
+}
+
+// resolveNodes resolves StreamURLs and PublishURLs, which replace URL
+// for streams and publishes when set; each must be loopback.
+func (r *run) resolveNodes(ctx context.Context) error {
+	if len(r.cfg.StreamURLs) > 0 {
+		r.streamReqs, r.streamAddrs = nil, nil
+	}
+	for _, raw := range r.cfg.StreamURLs {
+		u, err := parseTarget(raw)
+		if err != nil {
+			return err
+		}
+		addr, err := resolveLoopback(ctx, u, firstOr(r.cfg.Sources))
+		if err != nil {
+			return configErrorf("StreamURLs: %w", err)
+		}
+		r.streamReqs = append(r.streamReqs, streamRequest(u, &r.cfg))
+		r.streamAddrs = append(r.streamAddrs, addr)
+	}
+	if len(r.cfg.PublishURLs) > 0 {
+		r.publishURLs, r.publishAddrs = nil, nil
+	}
+	for _, raw := range r.cfg.PublishURLs {
+		u, err := parseTarget(raw)
+		if err != nil {
+			return err
+		}
+		addr, err := resolveLoopback(ctx, u, firstOr(r.cfg.Sources))
+		if err != nil {
+			return configErrorf("PublishURLs: %w", err)
+		}
+		r.publishURLs = append(r.publishURLs, (&url.URL{Scheme: "http", Host: u.Host, Path: r.cfg.PublishPath}).String())
+		r.publishAddrs = append(r.publishAddrs, addr)
+	}
+	return nil
 }
 
 func (r *run) setPhase(p int32) {
@@ -446,35 +489,40 @@ func (r *run) publishAll(ctx context.Context) {
 	if len(r.cfg.Sources) > 0 {
 		dialer.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[0].AsSlice()}
 	}
-	target := r.cfg.target.String()
-	tr := &http.Transport{
-		Proxy: nil, // never through a proxy: the target is loopback
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "tcp", target)
-		},
-		MaxIdleConns:          r.cfg.Publishers,
-		MaxIdleConnsPerHost:   r.cfg.Publishers,
-		MaxConnsPerHost:       r.cfg.Publishers,
-		IdleConnTimeout:       30 * time.Second,
-		ResponseHeaderTimeout: r.cfg.PublishTimeout,
-		DisableCompression:    true,
-	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{
-		Transport: tr,
-		Timeout:   r.cfg.PublishTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
+	// One client per node: worker i publishes to node i mod n.
+	clients := make([]*http.Client, len(r.publishAddrs))
+	for i, addr := range r.publishAddrs {
+		target := addr.String()
+		tr := &http.Transport{
+			Proxy: nil, // never through a proxy: the target is loopback
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, "tcp", target)
+			},
+			MaxIdleConns:          r.cfg.Publishers,
+			MaxIdleConnsPerHost:   r.cfg.Publishers,
+			MaxConnsPerHost:       r.cfg.Publishers,
+			IdleConnTimeout:       30 * time.Second,
+			ResponseHeaderTimeout: r.cfg.PublishTimeout,
+			DisableCompression:    true,
+		}
+		defer tr.CloseIdleConnections()
+		clients[i] = &http.Client{
+			Transport: tr,
+			Timeout:   r.cfg.PublishTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error {
+				return http.ErrUseLastResponse
+			},
+		}
 	}
 
 	jobs := make(chan int64)
 	var wg sync.WaitGroup
-	for range r.cfg.Publishers {
+	for w := range r.cfg.Publishers {
+		client, node := clients[w%len(clients)], w%len(clients)
 		wg.Go(func() {
 			var buf []byte
 			for seq := range jobs {
-				buf = r.publishOne(ctx, client, seq, buf)
+				buf = r.publishOne(ctx, client, node, seq, buf)
 			}
 		})
 	}
@@ -498,8 +546,9 @@ dispatch:
 	wg.Wait()
 }
 
-// publishOne publishes event seq; buf is reused between calls.
-func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, buf []byte) []byte {
+// publishOne publishes event seq to publish node node; buf is reused
+// between calls.
+func (r *run) publishOne(ctx context.Context, client *http.Client, node int, seq int64, buf []byte) []byte {
 	r.pubAttempted.Add(1)
 	sent := time.Now()
 	pad := r.cfg.PadBytes
@@ -518,7 +567,7 @@ func (r *run) publishOne(ctx context.Context, client *http.Client, seq int64, bu
 	}
 	buf = append(buf, '}')
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publishURL, bytes.NewReader(buf))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.publishURLs[node], bytes.NewReader(buf))
 	if err != nil {
 		r.pubFailed.Add(1)
 		r.errs.add("publish: " + err.Error())

@@ -27,6 +27,13 @@ type Config struct {
 	// published on. Empty means "bench".
 	Topic string
 
+	// StreamURLs and PublishURLs, when set, are base URLs of the nodes
+	// of a cluster (loopback too): streams connect to them round robin,
+	// and publishers (worker i to node i mod n), instead of URL. Streams
+	// on one node and publishes on another measure delivery across
+	// nodes; both lists over the same nodes spread the load.
+	StreamURLs, PublishURLs []string
+
 	// Token, when set, is sent as "Authorization: Bearer TOKEN" on streams
 	// and publishes.
 	Token string

@@ -70,7 +70,7 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 		d.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[i%n].AsSlice()}
 	}
 	start := time.Now()
-	conn, err := d.DialContext(ctx, "tcp", r.cfg.target.String())
+	conn, err := d.DialContext(ctx, "tcp", r.streamAddrs[i%len(r.streamAddrs)].String())
 	if err != nil {
 		return nil, 0, fmt.Errorf("dial: %w", err)
 	}
@@ -86,7 +86,7 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 	if err := conn.SetDeadline(start.Add(r.cfg.ConnectTimeout)); err != nil {
 		return nil, 0, fmt.Errorf("set deadline: %w", err)
 	}
-	if _, err := conn.Write(r.streamReq); err != nil {
+	if _, err := conn.Write(r.streamReqs[i%len(r.streamReqs)]); err != nil {
 		return nil, 0, fmt.Errorf("send request: %w", err)
 	}
 	br := bufio.NewReaderSize(conn, connBufSize)
