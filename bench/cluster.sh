@@ -91,9 +91,9 @@ measure() {
 
 if [[ $what == all || $what == publish ]]; then
   echo "durable publishes/s, 64 publishers, $events events (Redis appendfsync $fsync)"
-  measure "bolt, one node" .publish.throughput_per_second "$addr_bolt" --streams 0 --events "$events" --publishers 64
-  measure "redis, one node" .publish.throughput_per_second "$addr_a" --streams 0 --events "$events" --publishers 64
-  measure "redis, two nodes (32 publishers each)" .publish.throughput_per_second "$addr_a" --publish-urls "$addr_a,$addr_b" --streams 0 --events "$events" --publishers 64
+  measure "bolt, one node" .publish.throughput_per_second "$addr_bolt" --streams 0 --rate 0 --events "$events" --publishers 64
+  measure "redis, one node" .publish.throughput_per_second "$addr_a" --streams 0 --rate 0 --events "$events" --publishers 64
+  measure "redis, two nodes (32 publishers each)" .publish.throughput_per_second "$addr_a" --publish-urls "$addr_a,$addr_b" --streams 0 --rate 0 --events "$events" --publishers 64
 fi
 if [[ $what == all || $what == fanout ]]; then
   echo "fan-out: 10000 streams, 100 events at 100/s, delivery p99 ms"
