@@ -39,7 +39,10 @@ const (
 type run struct {
 	cfg           settings
 	url           *url.URL
-	streamReq     []byte
+	streamReqs    [][]byte         // per stream node
+	streamAddrs   []netip.AddrPort // per stream node
+	publishHosts  []string         // per publish node: its Host header
+	publishAddrs  []netip.AddrPort // per publish node
 	customCompare func(a, b string) int
 	tls           *tls.Config // nil for plain HTTP
 	h2            *h2Pool     // nil unless the streams share HTTP/2 connections
@@ -133,6 +136,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 
 	r := newRun(s, u)
+	if err := r.resolveNodes(ctx); err != nil {
+		return nil, err
+	}
 	r.tls = tlsConf
 	if s.H2Conns > 0 {
 		r.h2 = newH2Pool(s.H2Conns)
@@ -179,13 +185,16 @@ func checkFiles(s settings) error {
 
 func newRun(s settings, u *url.URL) *run {
 	r := &run{
-		cfg:       s,
-		url:       u,
-		streamReq: streamRequest(u, &s),
-		connect:   new(histogram),
-		latency:   new(histogram),
-		publish:   new(histogram),
-		accepted:  make([]atomic.Uint64, (s.events+63)/64),
+		cfg:          s,
+		url:          u,
+		streamReqs:   [][]byte{streamRequest(u, &s)},
+		streamAddrs:  []netip.AddrPort{s.target},
+		publishHosts: []string{u.Host},
+		publishAddrs: []netip.AddrPort{s.target},
+		connect:      new(histogram),
+		latency:      new(histogram),
+		publish:      new(histogram),
+		accepted:     make([]atomic.Uint64, (s.events+63)/64),
 	}
 	if s.Config.CompareIDs != nil {
 		r.customCompare = s.Config.CompareIDs
@@ -196,6 +205,42 @@ func newRun(s settings, u *url.URL) *run {
 	}
 	r.setPhase(phaseStart)
 	return r
+}
+
+// resolveNodes resolves StreamURLs and PublishURLs, which replace URL
+// for streams and publishes when set; each must be loopback.
+func (r *run) resolveNodes(ctx context.Context) error {
+	if len(r.cfg.StreamURLs) > 0 {
+		r.streamReqs, r.streamAddrs = nil, nil
+	}
+	for _, raw := range r.cfg.StreamURLs {
+		u, err := parseTarget(raw)
+		if err != nil {
+			return err
+		}
+		addr, err := resolveLoopback(ctx, u, firstOr(r.cfg.Sources))
+		if err != nil {
+			return configErrorf("StreamURLs: %w", err)
+		}
+		r.streamReqs = append(r.streamReqs, streamRequest(u, &r.cfg))
+		r.streamAddrs = append(r.streamAddrs, addr)
+	}
+	if len(r.cfg.PublishURLs) > 0 {
+		r.publishHosts, r.publishAddrs = nil, nil
+	}
+	for _, raw := range r.cfg.PublishURLs {
+		u, err := parseTarget(raw)
+		if err != nil {
+			return err
+		}
+		addr, err := resolveLoopback(ctx, u, firstOr(r.cfg.Sources))
+		if err != nil {
+			return configErrorf("PublishURLs: %w", err)
+		}
+		r.publishHosts = append(r.publishHosts, u.Host)
+		r.publishAddrs = append(r.publishAddrs, addr)
+	}
+	return nil
 }
 
 func (r *run) setPhase(p int32) {
@@ -459,26 +504,33 @@ func (r *run) publishAll(ctx context.Context) {
 	if len(r.cfg.Sources) > 0 {
 		dialer.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[0].AsSlice()}
 	}
-	target := r.cfg.target.String()
-	dial := func(ctx context.Context) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, "tcp", target)
-		if err != nil || r.tls == nil {
-			return conn, err
+	// One dialer and request head per node: worker i publishes to node
+	// i mod n, over its own kept-alive connection.
+	dials := make([]func(context.Context) (net.Conn, error), len(r.publishAddrs))
+	heads := make([][]byte, len(r.publishAddrs))
+	for i, addr := range r.publishAddrs {
+		target := addr.String()
+		dials[i] = func(ctx context.Context) (net.Conn, error) {
+			conn, err := dialer.DialContext(ctx, "tcp", target)
+			if err != nil || r.tls == nil {
+				return conn, err
+			}
+			tc, err := handshake(ctx, conn, r.h1TLS()) // publishes over HTTP/1.1 whatever the streams use
+			if err != nil {
+				conn.Close()
+				return nil, err
+			}
+			return tc, nil
 		}
-		tc, err := handshake(ctx, conn, r.h1TLS()) // publishes over HTTP/1.1 whatever the streams use
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		return tc, nil
+		heads[i] = newPubHead(r.publishHosts[i], r.cfg.PublishPath, r.cfg.Token)
 	}
-	head := newPubHead(r.url.Host, r.cfg.PublishPath, r.cfg.Token)
 
 	jobs := make(chan int64)
 	var wg sync.WaitGroup
-	for range r.cfg.Publishers {
+	for w := range r.cfg.Publishers {
+		node := w % len(dials)
 		wg.Go(func() {
-			pc := &pubConn{dial: dial, head: head, timeout: r.cfg.PublishTimeout}
+			pc := &pubConn{dial: dials[node], head: heads[node], timeout: r.cfg.PublishTimeout}
 			defer pc.close()
 			var buf []byte
 			for seq := range jobs {

@@ -41,6 +41,13 @@ type Config struct {
 	// published on. Empty means "bench".
 	Topic string
 
+	// StreamURLs and PublishURLs, when set, are base URLs of the nodes
+	// of a cluster (loopback too): streams connect to them round robin,
+	// and publishers (worker i to node i mod n), instead of URL. Streams
+	// on one node and publishes on another measure delivery across
+	// nodes; both lists over the same nodes spread the load.
+	StreamURLs, PublishURLs []string
+
 	// Token, when set, is sent as "Authorization: Bearer TOKEN" on streams
 	// and publishes.
 	Token string
@@ -359,29 +366,69 @@ func ParseSources(s string) ([]netip.Addr, error) {
 	return out, nil
 }
 
-// compareIDs orders decimal IDs numerically (leading zeros ignored) and any
-// other IDs as strings.
-func compareIDs(a, b string) int {
-	if isDecimal(a) && isDecimal(b) {
-		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		if len(a) != len(b) {
-			if len(a) < len(b) {
+// compareIDs orders IDs of one topic in natural order: runs of digits
+// compare as numbers (leading zeros ignored), other bytes as bytes. That
+// orders decimal IDs (bolt, memory) and the IDs of store/redis
+// (hash.epoch.offset: one topic's IDs of one epoch differ in the offset)
+// and memory.Shared (topic.offset), whose offsets plain string order gets
+// wrong from 9 to 10. A stream of the run subscribes one topic, so the
+// check per stream is per topic; IDs of several topics (vector cursors)
+// have no such order.
+func compareIDs(a, b string) int { return naturalCompare(a, b) }
+
+// naturalCompare is compareIDs for strings and byte slices, without
+// allocating.
+func naturalCompare[T ~string | ~[]byte](a, b T) int {
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if isDigit(a[i]) && isDigit(b[j]) {
+			ei, ej := i, j
+			for ei < len(a) && isDigit(a[ei]) {
+				ei++
+			}
+			for ej < len(b) && isDigit(b[ej]) {
+				ej++
+			}
+			ra, rb := a[i:ei], b[j:ej]
+			for len(ra) > 1 && ra[0] == '0' {
+				ra = ra[1:]
+			}
+			for len(rb) > 1 && rb[0] == '0' {
+				rb = rb[1:]
+			}
+			if len(ra) != len(rb) {
+				if len(ra) < len(rb) {
+					return -1
+				}
+				return 1
+			}
+			for k := range len(ra) {
+				if ra[k] != rb[k] {
+					if ra[k] < rb[k] {
+						return -1
+					}
+					return 1
+				}
+			}
+			i, j = ei, ej
+			continue
+		}
+		if a[i] != b[j] {
+			if a[i] < b[j] {
 				return -1
 			}
 			return 1
 		}
+		i++
+		j++
 	}
-	return strings.Compare(a, b)
+	switch {
+	case len(a)-i < len(b)-j:
+		return -1
+	case len(a)-i > len(b)-j:
+		return 1
+	}
+	return 0
 }
 
-func isDecimal(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

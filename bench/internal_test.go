@@ -116,6 +116,12 @@ func TestCompareIDs(t *testing.T) {
 		{"a", "b", -1},
 		{"01HZX", "01HZW", 1},
 		{"9", "a", -1},
+		// store/redis IDs of one topic: hash.epoch.offset, whose offsets
+		// string order gets wrong from 9 to 10.
+		{"AbCdEfGhIjK.xYz01.10", "AbCdEfGhIjK.xYz01.9", 1},
+		{"AbCdEfGhIjK.xYz01.9", "AbCdEfGhIjK.xYz01.10", -1},
+		{"AbCdEfGhIjK.xYz01.10", "AbCdEfGhIjK.xYz01.10", 0},
+		{"3.9", "3.10", -1}, // memory.Shared: topic.offset
 	}
 	for _, tt := range tests {
 		t.Run(tt.a+" vs "+tt.b, func(t *testing.T) {

@@ -74,7 +74,7 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 		d.LocalAddr = &net.TCPAddr{IP: r.cfg.Sources[i%n].AsSlice()}
 	}
 	start := time.Now()
-	conn, err := d.DialContext(ctx, "tcp", r.cfg.target.String())
+	conn, err := d.DialContext(ctx, "tcp", r.streamAddrs[i%len(r.streamAddrs)].String())
 	if err != nil {
 		return nil, 0, fmt.Errorf("dial: %w", err)
 	}
@@ -97,7 +97,7 @@ func (r *run) dial(ctx context.Context, i int) (*stream, time.Duration, error) {
 		}
 		conn = tc // closed, on failure, with the raw connection under it
 	}
-	if _, err := conn.Write(r.streamReq); err != nil {
+	if _, err := conn.Write(r.streamReqs[i%len(r.streamReqs)]); err != nil {
 		return nil, 0, fmt.Errorf("send request: %w", err)
 	}
 	br := bufio.NewReaderSize(conn, connBufSize)
@@ -324,27 +324,4 @@ func leadingInt(b []byte) (int64, []byte, bool) {
 }
 
 // compareIDBytes is compareIDs on byte slices, without allocating.
-func compareIDBytes(a, b []byte) int {
-	if isDecimalBytes(a) && isDecimalBytes(b) {
-		a, b = bytes.TrimLeft(a, "0"), bytes.TrimLeft(b, "0")
-		if len(a) != len(b) {
-			if len(a) < len(b) {
-				return -1
-			}
-			return 1
-		}
-	}
-	return bytes.Compare(a, b)
-}
-
-func isDecimalBytes(s []byte) bool {
-	if len(s) == 0 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
+func compareIDBytes(a, b []byte) int { return naturalCompare(a, b) }

@@ -53,9 +53,12 @@
 // A failed commit fails the publishes of its batch and nothing else: a
 // store that returns an error or panics (a damaged file) answers those
 // publishers with an error, and the committer goes on with the next batch.
-// Hub.Healthy reports the last commit's outcome for readiness checks, and
-// failures are logged at most once a minute, each line with the count it
-// stands for.
+// A store spread over shards may fail some records of a batch
+// (store.Appended.Err): only their publishers get the error. Hub.Healthy
+// reports the last commit's outcome and a periodic Store.Ping for
+// readiness checks, and failures are logged at most once a minute, each
+// line with the count it stands for. Retention (Store.Trim) runs beside
+// the committer, never in its way.
 //
 // Package hub does not speak HTTP (package server does, and package park
 // frames the wire bytes as HTTP/1.1 chunks) or store events (package store
@@ -103,6 +106,15 @@ type Options struct {
 	// UnhealthyFor is how long Healthy reports a failed store commit when
 	// no commit has succeeded since. Zero means one minute.
 	UnhealthyFor time.Duration
+	// PingInterval is how often Run pings the store (Store.Ping), for
+	// Healthy and StoreState: a store that stops answering makes the
+	// node unready within that time, and one that answers again makes it
+	// ready without waiting for a publish. Zero means two seconds.
+	PingInterval time.Duration
+	// TrimTimeout bounds one retention run, which goes on beside the
+	// committer so that a slow store's Trim never holds publishes. Zero
+	// means one minute.
+	TrimTimeout time.Duration
 }
 
 // Frame is one committed event with its wire encoding, shared read-only by
@@ -238,9 +250,13 @@ type Hub struct {
 
 	observer Observer // set before Run; see SetObserver
 
-	health  atomic.Pointer[commitFailure] // the last commit, when it failed
-	failLog lograte.Limiter
-	failing failures // the committer's own
+	health   atomic.Pointer[commitFailure] // the last commit, when it failed
+	ping     atomic.Pointer[pingResult]    // the last periodic Store.Ping
+	follows  atomic.Bool                   // the feed is started and following
+	trimming atomic.Bool                   // a retention run is in progress
+	trims    sync.WaitGroup                // the retention run, for Run's return
+	failLog  lograte.Limiter
+	failing  failures // the committer's own
 }
 
 // commitFailure is a failed store commit.
@@ -272,6 +288,15 @@ type Observer interface {
 	// Delivered is the time from an event's commit until a subscriber's
 	// writer took it for the socket.
 	Delivered(d time.Duration)
+}
+
+// FeedObserver is an Observer that also takes the feed's lag: the time
+// from an event's commit, on whichever process committed it, to its
+// fan-out here (store.Event.Time; clocks of different machines may
+// differ).
+type FeedObserver interface {
+	Observer
+	FeedLag(d time.Duration)
 }
 
 // SetObserver makes the hub report timings to o. Call it before Run.
@@ -306,6 +331,12 @@ func New(opts Options) *Hub {
 	}
 	if opts.UnhealthyFor <= 0 {
 		opts.UnhealthyFor = time.Minute
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 2 * time.Second
+	}
+	if opts.TrimTimeout <= 0 {
+		opts.TrimTimeout = time.Minute
 	}
 	feed, _ := opts.Store.(store.Feed)
 	return &Hub{
@@ -347,6 +378,17 @@ func (h *Hub) Run(ctx context.Context) error {
 			<-followed
 		}()
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		h.watch(wctx)
+	}()
+	defer func() {
+		stopWatch()
+		<-watched
+		h.trims.Wait()
+	}()
 	trim := time.NewTicker(h.opts.TrimInterval)
 	defer trim.Stop()
 	// Reports failures that the limiter held back once a burst has ended.
@@ -364,11 +406,7 @@ func (h *Hub) Run(ctx context.Context) error {
 				h.logFailures(n)
 			}
 		case <-trim.C:
-			if n, err := h.store.Trim(context.Background(), h.opts.Now()); err != nil {
-				h.log.Error("retention failed", "err", err)
-			} else if n > 0 {
-				h.log.Debug("retention removed events", "count", n)
-			}
+			h.startTrim(wctx)
 		}
 	}
 }
@@ -485,13 +523,45 @@ gather:
 		}
 		return
 	}
-	h.commitSucceeded()
-	h.fanOut(appended)
+	// A sharded store may fail some records and store the others: each
+	// publisher is answered for its own.
+	var partial error
+	failed := 0
 	i := 0
 	for _, r := range live {
-		r.res <- pubRes{appended: appended[i : i+len(r.recs)]}
+		mine := appended[i : i+len(r.recs)]
 		i += len(r.recs)
+		if err := recordsErr(mine); err != nil {
+			partial = err
+			failed++
+		}
 	}
+	if partial != nil {
+		h.commitFailed(fmt.Errorf("hub: append: %w", partial), failed)
+	} else {
+		h.commitSucceeded()
+	}
+	h.fanOut(appended)
+	i = 0
+	for _, r := range live {
+		mine := appended[i : i+len(r.recs)]
+		i += len(r.recs)
+		if err := recordsErr(mine); err != nil {
+			r.res <- pubRes{err: fmt.Errorf("hub: append: %w", err)}
+			continue
+		}
+		r.res <- pubRes{appended: mine}
+	}
+}
+
+// recordsErr returns the first record error of a publish's results.
+func recordsErr(appended []store.Appended) error {
+	for _, a := range appended {
+		if a.Err != nil {
+			return a.Err
+		}
+	}
+	return nil
 }
 
 // append appends recs in one store transaction. A panic in the store
@@ -514,21 +584,144 @@ func (h *Hub) append(recs []store.Record) (appended []store.Appended, err error)
 }
 
 // Healthy reports whether the hub can commit publishes: the error of the
-// last store commit when it failed, and nil when it succeeded, when none
-// has run yet, or when the failure is older than Options.UnhealthyFor with
-// no commit since. That last rule brings a node back into rotation:
-// readiness probes publish nothing, so a node taken out of rotation for a
-// failed commit would otherwise never see the commit that clears it.
+// last periodic Store.Ping when it failed, else the error of the last
+// store commit when it failed, and nil otherwise. A failed commit stops
+// counting when the failure is older than Options.UnhealthyFor with no
+// commit since, or, when it was the store being unreachable
+// (store.ErrUnavailable), as soon as a later ping succeeds. Those rules
+// bring a node back into rotation: readiness probes publish nothing, so a
+// node taken out of rotation for a failed commit would otherwise never
+// see the commit that clears it. (Any other failure, a full disk, passes
+// a Ping, which need not write: it keeps counting for UnhealthyFor.)
 //
-// The server's readiness check calls it beside Store.Ping, which only
-// reads and so does not see a full disk. Healthy is safe for concurrent
-// use.
+// The server's readiness check calls it beside Store.Ping. Healthy is
+// safe for concurrent use.
 func (h *Hub) Healthy() error {
+	if p := h.ping.Load(); p != nil && p.err != nil {
+		return p.err
+	}
 	f := h.health.Load()
 	if f == nil || h.opts.Now().Sub(f.at) >= h.opts.UnhealthyFor {
 		return nil
 	}
+	if p := h.ping.Load(); p != nil && errors.Is(f.err, store.ErrUnavailable) && p.at.After(f.at) {
+		return nil
+	}
 	return f.err
+}
+
+// pingResult is the outcome of one periodic Store.Ping.
+type pingResult struct {
+	err error
+	at  time.Time // when it started
+}
+
+// StoreState is what the hub knows of its store, for /readyz and the
+// dashboard.
+type StoreState struct {
+	// Checked is when the last periodic ping started; zero before the
+	// first one.
+	Checked time.Time
+	// Reachable is whether that ping succeeded.
+	Reachable bool
+	// Err is its error, when it failed.
+	Err error
+	// Shared is true over a store several hub processes share
+	// (store.Feed).
+	Shared bool
+	// Following is true, over a shared store, while the feed is in
+	// place and the store reachable: events committed by any process
+	// reach this one's subscribers.
+	Following bool
+	// Trimming is true while a retention run is in progress.
+	Trimming bool
+}
+
+// StoreState returns what the last periodic ping and the feed say of the
+// store. It is safe for concurrent use.
+func (h *Hub) StoreState() StoreState {
+	st := StoreState{Shared: h.feed != nil, Following: h.follows.Load(), Trimming: h.trimming.Load()}
+	if p := h.ping.Load(); p != nil {
+		st.Checked, st.Reachable, st.Err = p.at, p.err == nil, p.err
+	}
+	// While the store is unreachable the feed retries and then catches
+	// up; until then nothing reaches this node.
+	st.Following = st.Following && st.Reachable
+	return st
+}
+
+// watch pings the store every Options.PingInterval until ctx ends, each
+// ping bounded by the interval, and keeps the outcome for Healthy and
+// StoreState. A change is logged once: a node that turns unready, or
+// ready again, says why.
+func (h *Hub) watch(ctx context.Context) {
+	t := time.NewTicker(h.opts.PingInterval)
+	defer t.Stop()
+	for {
+		at := h.opts.Now()
+		pctx, cancel := context.WithTimeout(ctx, h.opts.PingInterval)
+		err := h.pingStore(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		prev := h.ping.Swap(&pingResult{err: err, at: at})
+		switch {
+		case err != nil && (prev == nil || prev.err == nil):
+			h.log.Error("store unreachable", "err", err)
+		case err == nil && prev != nil && prev.err != nil:
+			h.log.Warn("store reachable again", "after", at.Sub(prev.at))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pingStore pings the store; a panic is an error.
+func (h *Hub) pingStore(ctx context.Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store panicked: %v", r)
+		}
+	}()
+	return h.store.Ping(ctx)
+}
+
+// startTrim runs retention in a goroutine of its own, bounded by
+// Options.TrimTimeout, unless a run is still in progress: a slow or hung
+// store's Trim must not hold the committer and with it every publish.
+func (h *Hub) startTrim(ctx context.Context) {
+	if !h.trimming.CompareAndSwap(false, true) {
+		h.log.Warn("retention still running; skipping this run", "timeout", h.opts.TrimTimeout)
+		return
+	}
+	h.trims.Add(1)
+	go func() {
+		defer h.trims.Done()
+		defer h.trimming.Store(false)
+		tctx, cancel := context.WithTimeout(ctx, h.opts.TrimTimeout)
+		defer cancel()
+		n, err := h.trim(tctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			h.log.Error("retention failed", "err", err)
+		case n > 0:
+			h.log.Debug("retention removed events", "count", n)
+		}
+	}()
+}
+
+// trim runs Store.Trim; a panic is an error.
+func (h *Hub) trim(ctx context.Context) (n int, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			n, err = 0, fmt.Errorf("store panicked: %v", r)
+		}
+	}()
+	return h.store.Trim(ctx, h.opts.Now())
 }
 
 // commitFailed records a failed commit of publishes publishes, and logs it
@@ -592,6 +785,9 @@ func (h *Hub) fanOut(appended []store.Appended) {
 	var f fanOut
 	h.mu.RLock()
 	for _, a := range appended {
+		if a.Err != nil {
+			continue
+		}
 		if a.Duplicate {
 			h.duplicates.Add(1)
 			continue
@@ -608,6 +804,14 @@ func (h *Hub) fanOut(appended []store.Appended) {
 // deliver hands events, committed by any hub process, to their topics'
 // subscribers. It is how a hub over a store.Feed fans out.
 func (h *Hub) deliver(events []store.Event) {
+	if o, ok := h.observer.(FeedObserver); ok {
+		now := time.Now()
+		for _, e := range events {
+			if !e.Time.IsZero() {
+				o.FeedLag(now.Sub(e.Time))
+			}
+		}
+	}
 	var f fanOut
 	h.mu.RLock()
 	for _, e := range events {
@@ -711,6 +915,7 @@ func (h *Hub) follow(ctx context.Context) {
 	sink := &feedSink{h: h}
 	for {
 		err := h.feed.Follow(ctx, sink)
+		h.follows.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
@@ -731,7 +936,10 @@ type feedSink struct{ h *Hub }
 
 // Started cuts loose the subscribers registered before the feed was in
 // place: events committed before it may never reach them.
-func (f *feedSink) Started() { f.h.cutLoose("feed started", nil) }
+func (f *feedSink) Started() {
+	f.h.follows.Store(true)
+	f.h.cutLoose("feed started", nil)
+}
 
 // Deliver fans events out.
 func (f *feedSink) Deliver(events []store.Event) { f.h.deliver(events) }

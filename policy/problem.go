@@ -31,6 +31,7 @@ const (
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeInternal            = "internal_error"
 	CodeUnavailable         = "unavailable"
+	CodeStoreUnavailable    = "store_unavailable"
 	CodeUpstreamFailed      = "upstream_failed"
 	CodeUpstreamTimeout     = "upstream_timeout"
 )
@@ -62,7 +63,8 @@ var Codes = []CodeInfo{
 	{CodeMethodNotAllowed, 405, "the route exists but not for this method; Allow lists the methods."},
 	{CodeUnsupportedMedia, 415, "the request body's Content-Type is not one the route reads."},
 	{CodeInternal, 500, "the server failed; details are in the server log, never in the response."},
-	{CodeUnavailable, 503, "the server is shutting down or its store is unreachable; retry after Retry-After."},
+	{CodeUnavailable, 503, "the server is shutting down or its store failed; retry after Retry-After."},
+	{CodeStoreUnavailable, 503, "the event store (Redis) cannot be reached; nothing of this request was acknowledged. Retry after Retry-After, with the same Idempotency-Key for a publish."},
 	{CodeUpstreamFailed, 502, "the proxy's upstream failed or answered with something the policy refuses."},
 	{CodeUpstreamTimeout, 504, "the proxy's upstream did not answer in time."},
 }

@@ -195,6 +195,15 @@ func (s *Server) storeFailed(w http.ResponseWriter, r *http.Request, err error) 
 		s.log.Error("store failed", "path", r.URL.Path, "err", err, "suppressed", n)
 	}
 	prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not available")
+	if errors.Is(err, store.ErrUnavailable) {
+		prob = policy.NewProblem(http.StatusServiceUnavailable, policy.CodeStoreUnavailable, "the event store cannot be reached; nothing was acknowledged: retry")
+		prob.RetryAfter = storeRetryAfter
+	}
 	prob.Err = err
 	policy.WriteProblem(w, r, prob)
 }
+
+// storeRetryAfter is the Retry-After of store_unavailable: a Redis
+// restart or failover takes seconds, and every client retrying within
+// the same second would hammer it as it comes back.
+const storeRetryAfter = 5 * time.Second

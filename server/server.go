@@ -25,6 +25,7 @@ import (
 	"github.com/sseguard/sseguard/internal/park"
 	"github.com/sseguard/sseguard/policy"
 	"github.com/sseguard/sseguard/sse"
+	"github.com/sseguard/sseguard/store"
 	"github.com/sseguard/sseguard/telemetry"
 	"github.com/sseguard/sseguard/web"
 )
@@ -87,9 +88,10 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		HalfLife: cfg.Telemetry.SpikeHalfLife.D(),
 		Learn:    cfg.Telemetry.SpikeLearn.D(),
 	}, log, func() telemetry.Counters {
-		st := h.Stats()
+		st, ss := h.Stats(), h.StoreState()
 		return telemetry.Counters{Published: st.Published, Duplicates: st.Duplicates,
-			Delivered: st.Delivered, DeliveredBytes: st.DeliveredBytes, CutOff: st.CutOff}
+			Delivered: st.Delivered, DeliveredBytes: st.DeliveredBytes, CutOff: st.CutOff,
+			Store: telemetry.StoreState{Driver: cfg.Store.Driver, Reachable: ss.Reachable, Shared: ss.Shared, Following: ss.Following}}
 	})
 	s.reg = s.metrics.Registry
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_replays_queued",
@@ -110,6 +112,12 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 		}))
 	s.profile.Observe = s.metrics.ObserveResponse
 	h.SetObserver(s.metrics)
+	// A networked store (Redis) reports its round trips by command.
+	if o, ok := h.Store().(interface {
+		ObserveRoundTrips(func(op string, d time.Duration))
+	}); ok {
+		o.ObserveRoundTrips(s.metrics.StoreRoundTrip)
+	}
 
 	// Every route but the two streams reads its body under a deadline
 	// (limits.read_body_timeout): even a handler that never reads the body
@@ -390,27 +398,43 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 	}
-	// The last commit first: Ping only reads, and a store that reads but
-	// cannot write (a full disk) would pass it.
+	// The hub's view first (its periodic ping and the last commit: Ping
+	// only reads, and a store that reads but cannot write, a full disk,
+	// would pass it), then a ping of this request's own.
 	if err := s.hub.Healthy(); err != nil {
-		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store failed to store the last publish")
-		prob.Err = err
-		s.log.Warn("readiness failed", "err", err)
-		policy.WriteProblem(w, r, prob)
+		s.notReady(w, r, err, "the event store failed to store the last publish")
 		return
 	}
 	if err := s.hub.Store().Ping(ctx); err != nil {
-		prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, "the event store is not reachable")
-		prob.Err = err
-		s.log.Warn("readiness failed", "err", err)
-		policy.WriteProblem(w, r, prob)
+		s.notReady(w, r, err, "the event store is not reachable")
 		return
 	}
 	trusted := make([]string, 0, len(s.guard.trusted))
 	for _, p := range s.guard.trusted {
 		trusted = append(trusted, p.String())
 	}
-	writeJSON(w, http.StatusOK, readyAnswer{Status: "ready", ClientAddress: s.guard.clientAddressMode(), TrustedProxies: trusted})
+	writeJSON(w, http.StatusOK, readyAnswer{Status: "ready", ClientAddress: s.guard.clientAddressMode(), TrustedProxies: trusted, Store: s.storeState()})
+}
+
+// notReady answers /readyz with 503: store_unavailable when the store
+// cannot be reached, unavailable for any other failure.
+func (s *Server) notReady(w http.ResponseWriter, r *http.Request, err error, detail string) {
+	prob := policy.NewProblem(http.StatusServiceUnavailable, policy.CodeUnavailable, detail)
+	if errors.Is(err, store.ErrUnavailable) {
+		prob = policy.NewProblem(http.StatusServiceUnavailable, policy.CodeStoreUnavailable, "the event store cannot be reached")
+		prob.RetryAfter = storeRetryAfter
+	}
+	prob.Err = err
+	if n, ok := s.logs.Allow("readiness failed", time.Now()); ok {
+		s.log.Warn("readiness failed", "err", err, "suppressed", n)
+	}
+	policy.WriteProblem(w, r, prob)
+}
+
+// storeState is the store part of /readyz's answer.
+func (s *Server) storeState() telemetry.StoreState {
+	ss := s.hub.StoreState()
+	return telemetry.StoreState{Driver: s.cfg.Store.Driver, Reachable: ss.Reachable, Shared: ss.Shared, Following: ss.Following}
 }
 
 // readyAnswer is /readyz's 200 body. ClientAddress tells an operator
@@ -420,6 +444,10 @@ type readyAnswer struct {
 	Status         string   `json:"status"`
 	ClientAddress  string   `json:"client_address"`
 	TrustedProxies []string `json:"trusted_proxies"`
+	// Store says which store the node uses, whether its last periodic
+	// ping succeeded, and, for a shared store, whether the node follows
+	// every node's events.
+	Store telemetry.StoreState `json:"store"`
 }
 
 // MetricsHandler serves the Prometheus exposition of the server's

@@ -100,6 +100,14 @@ type Appended struct {
 	// event silently). Keys stored by an older version of a store carry no
 	// fingerprint and never conflict.
 	Conflict bool
+	// Err, when not nil, says that this record was not acknowledged while
+	// others of its batch were: a store spread over shards (Redis
+	// Cluster) whose shard for this record's topic failed. It wraps the
+	// shard's error (ErrUnavailable when it could not be reached: the
+	// record may or may not be stored, as for a failed Append); Event is
+	// then empty. Stores with one transaction per batch never set it:
+	// they fail the whole Append instead.
+	Err error
 }
 
 // Fingerprint identifies what a Record asks to store (topic, type and
@@ -184,6 +192,12 @@ var (
 	// Retrying does not help; the operator restores the data from a backup
 	// or moves it aside. The error's text says which file and what to do.
 	ErrCorrupt = errors.New("store: data damaged")
+	// ErrUnavailable means the store could not be reached (a Redis that is
+	// down, refuses, times out or is loading its data): retrying later may
+	// succeed. A record whose Append failed with it may or may not be
+	// stored; an idempotency key makes the retry safe. The server answers
+	// 503 store_unavailable with Retry-After.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store keeps events. Implementations are safe for concurrent use.
@@ -191,9 +205,12 @@ type Store interface {
 	// Append stores recs durably, in one transaction (one fsync for the
 	// whole batch), in order, and returns one result per record. (A store
 	// spread over shards documents what it guarantees for a batch across
-	// shards; the hub answers each publisher for its own records.) It returns
-	// only once the events are durable: a crash after Append returns loses
-	// none of them. On error nothing of the batch is stored. Append does not
+	// shards, and reports a record its failed shard did not store in
+	// Appended.Err; the hub answers each publisher for its own records.) It
+	// returns only once the events are durable: a crash after Append
+	// returns loses none of them. On error nothing of the batch is stored
+	// (ErrUnavailable: nothing was acknowledged, and a record may or may
+	// not be stored; an idempotency key makes the retry safe). Append does not
 	// panic on damaged data: it returns an error wrapping ErrCorrupt.
 	Append(ctx context.Context, recs []Record) ([]Appended, error)
 

@@ -45,6 +45,22 @@ var (
 // function so that the hub needs no Prometheus.
 type Counters struct {
 	Published, Duplicates, Delivered, DeliveredBytes, CutOff uint64
+	// Store is the store's state as the hub last saw it.
+	Store StoreState
+}
+
+// StoreState is the store's state for the dashboard and the
+// sseguard_store_up and sseguard_store_feed_following gauges.
+type StoreState struct {
+	// Driver is the store.driver setting: bolt, memory or redis.
+	Driver string `json:"driver"`
+	// Reachable is the outcome of the hub's last periodic ping.
+	Reachable bool `json:"reachable"`
+	// Shared is true for a store several nodes share (redis).
+	Shared bool `json:"shared"`
+	// Following is true, for a shared store, while this node follows
+	// the events every node commits.
+	Following bool `json:"following"`
 }
 
 // Metrics holds sseguard's Prometheus metrics, the spike detector and the
@@ -60,6 +76,8 @@ type Metrics struct {
 	responses    *prometheus.CounterVec
 	storeLatency *prometheus.HistogramVec
 	delivery     prometheus.Histogram
+	roundTrips   *prometheus.HistogramVec
+	feedLag      prometheus.Histogram
 	spikeGauge   prometheus.Gauge
 
 	spike    *SpikeDetector
@@ -120,6 +138,12 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 		delivery: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sseguard_delivery_latency_seconds",
 			Help:    "From an event's commit to its write to a subscriber's socket.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		roundTrips: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sseguard_store_roundtrip_seconds",
+			Help:    "Round trips to a networked store (Redis), by command, or pipeline for a pipelined batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"op"}),
+		feedLag: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sseguard_feed_lag_seconds",
+			Help:    "From an event's commit, on whichever node published it, to its fan-out on this node (shared stores; includes clock skew between nodes).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		spikeGauge: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sseguard_refusal_spike",
 			Help: "1 while the refusal rate (401, 403, 406, 429) is a spike over its baseline."}),
 	}
@@ -138,7 +162,13 @@ func New(spike SpikeOptions, log *slog.Logger, counters func() Counters) *Metric
 	}
 	m.Registry.MustRegister(
 		m.openStreams, m.connects, m.disconnects, m.replayed, m.resets, m.responses,
-		m.storeLatency, m.delivery, m.spikeGauge,
+		m.storeLatency, m.delivery, m.roundTrips, m.feedLag, m.spikeGauge,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_store_up",
+			Help: "1 while the store answered the hub's last periodic ping."},
+			func() float64 { return b2f(m.counters().Store.Reachable) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sseguard_store_feed_following",
+			Help: "1 while this node follows the events every node commits (shared stores); 0 on a store of its own."},
+			func() float64 { return b2f(m.counters().Store.Following) }),
 		counter("sseguard_events_published_total", "Events committed to the store.", func(c Counters) uint64 { return c.Published }),
 		counter("sseguard_publish_duplicates_total", "Publishes answered from the idempotency window.", func(c Counters) uint64 { return c.Duplicates }),
 		counter("sseguard_events_delivered_total", "Events handed to subscribers.", func(c Counters) uint64 { return c.Delivered }),
@@ -187,6 +217,23 @@ func (m *Metrics) Reset(reason string) { m.resets.WithLabelValues(reason).Inc() 
 // StoreOp records the duration of a store operation ("append", "read").
 func (m *Metrics) StoreOp(op string, d time.Duration) {
 	m.storeLatency.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// StoreRoundTrip records one round trip to a networked store: op is the
+// command's name, or "pipeline".
+func (m *Metrics) StoreRoundTrip(op string, d time.Duration) {
+	m.roundTrips.WithLabelValues(op).Observe(d.Seconds())
+}
+
+// FeedLag records the time from an event's commit, on any node, to its
+// fan-out on this one (hub.FeedObserver).
+func (m *Metrics) FeedLag(d time.Duration) { m.feedLag.Observe(d.Seconds()) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // StoreAppend records the time of one store commit (hub.Observer).
@@ -262,6 +309,7 @@ type Stats struct {
 	RefusalsPerSecond map[string]float64 `json:"refusals_per_second"`
 	Spike             SpikeStats         `json:"spike"`
 	P99DeliveryMS     float64            `json:"p99_delivery_ms"`
+	Store             StoreState         `json:"store"`
 	Log               []LogLine          `json:"log"`
 }
 
@@ -320,6 +368,7 @@ func (m *Metrics) tick(now time.Time) {
 		RefusalsPerSecond: map[string]float64{},
 		Spike:             SpikeStats{Active: spike.Active, Statuses: spike.Statuses, TopCodes: spike.TopCodes},
 		P99DeliveryMS:     p99(m.samples),
+		Store:             c.Store,
 		Log:               m.lines,
 	}
 	if spike.Active {

@@ -47,6 +47,8 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 	settle := fs.Duration("settle", 2*time.Second, "idle time after connecting before the server's memory is sampled")
 	drain := fs.Duration("drain", 5*time.Second, "wait this long after the last publish for every delivery")
 	sources := fs.String("sources", "", "loopback source addresses for the streams: 127.0.0.1,127.0.0.2, 127.0.0.1-8 or 127.1.0.1-127.1.23.112 (at most 65536)")
+	streamURLs := fs.String("stream-urls", "", "nodes of a cluster to open the streams on, round robin, instead of URL: http://127.0.0.1:8081,http://127.0.0.1:8082")
+	publishURLs := fs.String("publish-urls", "", "nodes of a cluster to publish to (publisher i to node i mod n) instead of URL")
 	pid := fs.Int("pid", 0, "server process to read memory and CPU from (/proc)")
 	metrics := fs.String("metrics", "", "server's Prometheus URL to read process memory and CPU from, such as http://127.0.0.1:8080/metrics")
 	duration := fs.Duration("duration", 5*time.Minute, "cap on the whole run")
@@ -136,6 +138,8 @@ func (c *benchCommand) run(ctx context.Context, env *environ, args []string) err
 		return &usageError{msg: "--" + err.Error(), hint: "loopback only, such as 127.0.0.1-8"}
 	}
 	cfg.Sources = srcs
+	cfg.StreamURLs = splitList(*streamURLs)
+	cfg.PublishURLs = splitList(*publishURLs)
 
 	rep, err := bench.Run(ctx, cfg, env.stderr)
 	if rep == nil {

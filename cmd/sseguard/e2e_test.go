@@ -87,12 +87,12 @@ type hubProcess struct {
 }
 
 // startServe starts `sseguard serve` on a free loopback port with data
-// folder dir and waits for its getting-started text. The process is killed
+// folder dir (and extra arguments) and waits for its getting-started text. The process is killed
 // when the test ends, and its log is shown if the test failed.
-func startServe(t *testing.T, bin, dir string) *hubProcess {
+func startServe(t *testing.T, bin, dir string, extra ...string) *hubProcess {
 	t.Helper()
 	h := &hubProcess{
-		cmd:    exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data", dir),
+		cmd:    exec.Command(bin, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", dir}, extra...)...),
 		stdout: eventually.NewOutput(),
 		stderr: eventually.NewOutput(),
 		done:   make(chan struct{}),

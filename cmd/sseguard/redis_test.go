@@ -152,11 +152,12 @@ func TestServeOnRedis(t *testing.T) {
 }
 
 // sseEvent is one event of a stream, as read from the wire.
-type sseEvent struct{ id, data string }
+type sseEvent struct{ id, typ, data string }
 
 type sseStream struct {
 	res    *http.Response
 	events chan sseEvent
+	beats  chan struct{} // a comment line (heartbeat), dropped when full
 	cancel context.CancelFunc
 }
 
@@ -180,7 +181,7 @@ func (n *node) stream(t *testing.T, lastID string) *sseStream {
 		cancel()
 		t.Fatalf("stream on %s: %s", n.base, res.Status)
 	}
-	s := &sseStream{res: res, events: make(chan sseEvent, 100), cancel: cancel}
+	s := &sseStream{res: res, events: make(chan sseEvent, 100), beats: make(chan struct{}, 1), cancel: cancel}
 	go func() {
 		defer close(s.events)
 		var ev sseEvent
@@ -201,6 +202,13 @@ func (n *node) stream(t *testing.T, lastID string) *sseStream {
 						s.events <- ev
 					}
 					ev = sseEvent{}
+				case strings.HasPrefix(line, ":"):
+					select {
+					case s.beats <- struct{}{}:
+					default:
+					}
+				case strings.HasPrefix(line, "event: "):
+					ev.typ = line[7:]
 				case strings.HasPrefix(line, "id: "):
 					ev.id = line[4:]
 				case strings.HasPrefix(line, "data: "):
@@ -259,51 +267,99 @@ func TestServeRedisUnreachable(t *testing.T) {
 	}
 }
 
-// TestServeRedisDown: with Redis stopped, a publish answers 503 problem+json
-// with Retry-After within the read timeout, never a hang or a 201, and
-// /readyz turns 503; once Redis is back publishing resumes, and every
-// acknowledged event is there.
+// problemCode sends req and returns the status, the problem's error code,
+// and the Retry-After header, failing on anything but problem+json.
+func problemCode(t *testing.T, req *http.Request) (int, string, string) {
+	t.Helper()
+	req.Close = true // a connection of its own: the server may close idle ones at any time
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode < 400 {
+		return res.StatusCode, "", ""
+	}
+	var prob struct{ Error string }
+	if !strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") || json.NewDecoder(res.Body).Decode(&prob) != nil {
+		t.Fatalf("%s %s: %s with Content-Type %q, want problem+json", req.Method, req.URL.Path, res.Status, res.Header.Get("Content-Type"))
+	}
+	return res.StatusCode, prob.Error, res.Header.Get("Retry-After")
+}
+
+// TestServeRedisDown: with Redis stopped, a publish answers 503
+// problem+json store_unavailable with Retry-After within the read timeout,
+// never a hang or a 201; /readyz turns 503 store_unavailable within a few
+// seconds (the hub's periodic ping) and a poll 503 store_unavailable; an
+// open stream stays open with heartbeats. Once Redis is back /readyz
+// answers 200 again without any publish, publishing resumes, the open
+// stream goes on with no gap, and every acknowledged event is there.
 func TestServeRedisDown(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AppendOnly: true, Fsync: "always"})
 	t.Setenv("SSEGUARD_CONFIG", "")
-	n := startNode(t, "--data", t.TempDir(), "--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL())
+	n := startNode(t, "--data", t.TempDir(), "--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL(),
+		"--set", "stream.heartbeat=1s")
+	n.waitFollowing(t)
+	live := n.stream(t, "")
 	acked := []string{n.publish(t, "before")}
+	if got := live.next(t, 1); got[0].id != acked[0] {
+		t.Fatalf("stream got %+v, want %s", got, acked[0])
+	}
+	ready := func() (int, string) {
+		req, _ := http.NewRequest("GET", n.base+"/readyz", nil)
+		status, code, _ := problemCode(t, req)
+		return status, code
+	}
+	if status, _ := ready(); status != http.StatusOK {
+		t.Fatalf("/readyz with Redis up: %d", status)
+	}
 	srv.Stop()
+	down := time.Now()
 
 	body, _ := json.Marshal(map[string]string{"topic": "demo", "data": "while down"})
 	req, _ := http.NewRequest("POST", n.base+"/api/publish", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+n.pub)
 	start := time.Now()
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
+	status, code, retry := problemCode(t, req)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("publish with Redis down took %v", d)
 	}
-	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
-		!strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
-		t.Errorf("publish with Redis down: %s, Retry-After %q, Content-Type %q, %s; want 503 problem+json with Retry-After",
-			res.Status, res.Header.Get("Retry-After"), res.Header.Get("Content-Type"), b)
+	if status != http.StatusServiceUnavailable || code != "store_unavailable" || retry == "" {
+		t.Errorf("publish with Redis down: %d %q, Retry-After %q; want 503 store_unavailable with Retry-After", status, code, retry)
 	}
-	ready := func() int {
-		res, err := http.Get(n.base + "/readyz")
-		if err != nil {
-			t.Fatal(err)
+	eventually.True(t, 10*time.Second, func() bool {
+		status, code := ready()
+		return status == http.StatusServiceUnavailable && code == "store_unavailable"
+	}, "/readyz answers 503 store_unavailable with Redis down")
+	if d := time.Since(down); d > 5*time.Second {
+		t.Errorf("/readyz took %v to turn 503", d)
+	}
+	preq, _ := http.NewRequest("GET", n.base+"/api/poll?topic=demo&after="+url.QueryEscape(acked[0]), nil)
+	preq.Header.Set("Accept", "application/json")
+	preq.Header.Set("Authorization", "Bearer "+n.sub)
+	if status, code, retry := problemCode(t, preq); status != http.StatusServiceUnavailable || code != "store_unavailable" || retry == "" {
+		t.Errorf("poll with Redis down: %d %q, Retry-After %q; want 503 store_unavailable with Retry-After", status, code, retry)
+	}
+	// The open stream stays open: heartbeats go on, nothing else comes.
+	for range 2 {
+		select {
+		case <-live.beats:
+		case ev, ok := <-live.events:
+			t.Fatalf("stream with Redis down: event %+v (open %v), want heartbeats only", ev, ok)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no heartbeat on the open stream with Redis down")
 		}
-		res.Body.Close()
-		return res.StatusCode
 	}
-	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusServiceUnavailable }, "/readyz answers 503 with Redis down")
 
 	srv.Restart()
-	// (A publish first: /readyz keeps the last failed publish's outcome
-	// until one succeeds, see hub.Hub.Healthy.)
+	// Ready again with no publish: the hub's ping sees Redis back.
+	eventually.True(t, 10*time.Second, func() bool { status, _ := ready(); return status == http.StatusOK },
+		"/readyz answers 200 with Redis back, before any publish")
 	acked = append(acked, n.publish(t, "after"))
-	eventually.True(t, 10*time.Second, func() bool { return ready() == http.StatusOK }, "/readyz answers 200 with Redis back")
+	if got := live.next(t, 1); got[0].id != acked[1] || got[0].typ != "" {
+		t.Errorf("the stream open across the outage got %+v, want %s", got, acked[1])
+	}
 	var got []string
 	for _, e := range n.poll(t, "").Events {
 		got = append(got, e.ID)
@@ -311,4 +367,78 @@ func TestServeRedisDown(t *testing.T) {
 	if !slices.Equal(got, acked) {
 		t.Errorf("events after the outage %q, want exactly the acknowledged %q", got, acked)
 	}
+}
+
+// TestServeRedisLosesData: a Redis without persistence that restarts
+// loses every event. A stream resumed with a Last-Event-ID from before
+// gets event: reset, then the new events; a poll after such a cursor
+// answers with a reset; no new event reuses an ID given before the loss.
+func TestServeRedisLosesData(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	t.Setenv("SSEGUARD_CONFIG", "")
+	n := startNode(t, "--data", t.TempDir(), "--set", "store.driver=redis", "--set", "store.redis.url="+srv.URL())
+	old := []string{n.publish(t, "a0"), n.publish(t, "a1")}
+	srv.Kill()
+	srv.Restart() // empty: no AOF, no RDB
+	var fresh string
+	eventually.True(t, 20*time.Second, func() bool {
+		req := publishRequest(n, "b0")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var ack struct{ ID string }
+		if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&ack) != nil {
+			return false
+		}
+		fresh = ack.ID
+		return true
+	}, "publishing resumes on the emptied Redis")
+	if slices.Contains(old, fresh) {
+		t.Fatalf("the first event after the loss has ID %s, given before the loss too (%q)", fresh, old)
+	}
+	resumed := n.stream(t, old[1])
+	got := resumed.next(t, 2)
+	if got[0].typ != "reset" || got[1].id != fresh || got[1].data != "b0" {
+		t.Errorf("stream resumed after %s got %+v, want event: reset then %s", old[1], got, fresh)
+	}
+	p := n.poll(t, old[1])
+	if p.Reset == nil || len(p.Events) > 1 || len(p.Events) == 1 && p.Events[0].ID != fresh {
+		t.Errorf("poll after %s = %+v, want a reset (and at most the new event %s)", old[1], p, fresh)
+	}
+	for _, e := range p.Events {
+		if slices.Contains(old, e.ID) {
+			t.Errorf("poll after the loss gives %s, an ID from before it", e.ID)
+		}
+	}
+}
+
+// waitFollowing waits until /readyz says that n follows the store's feed:
+// a stream opened before is cut loose when the feed starts.
+func (n *node) waitFollowing(t *testing.T) {
+	t.Helper()
+	eventually.True(t, 20*time.Second, func() bool {
+		res, err := http.Get(n.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		var ans struct {
+			Store struct {
+				Driver    string
+				Following bool
+			}
+		}
+		return json.NewDecoder(res.Body).Decode(&ans) == nil && ans.Store.Driver == "redis" && ans.Store.Following
+	}, "/readyz says the node follows the store's feed")
+}
+
+// publishRequest is a publish of data to topic demo on n.
+func publishRequest(n *node, data string) *http.Request {
+	body, _ := json.Marshal(map[string]string{"topic": "demo", "data": data})
+	req, _ := http.NewRequest("POST", n.base+"/api/publish", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+n.pub)
+	return req
 }

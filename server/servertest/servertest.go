@@ -53,7 +53,7 @@ type Server struct {
 	// API is the hub's HTTP API, serving on URL.
 	API *server.Server
 	// Secret is the HS256 secret the hub verifies tokens with, drawn at
-	// random for each Server.
+	// random for each Server unless WithSecret gave one.
 	Secret []byte
 
 	logs *lockedBuffer
@@ -64,7 +64,14 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	store store.Store
+	store  store.Store
+	secret []byte
+}
+
+// WithSecret makes the hub verify tokens with secret instead of a random
+// one: nodes of a cluster share it, so a token of one works on every one.
+func WithSecret(secret []byte) Option {
+	return func(o *options) { o.secret = secret }
 }
 
 // WithStore makes the hub keep its events in st instead of a new memory
@@ -101,8 +108,11 @@ func Start(t testing.TB, cfg *config.Config, opts ...Option) *Server {
 		ts.Store = memory.New(c.Store.Retention())
 	}
 	log := slog.New(slog.NewJSONHandler(ts.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ts.Secret = make([]byte, 32)
-	_, _ = rand.Read(ts.Secret) // never fails (crypto/rand)
+	ts.Secret = o.secret
+	if ts.Secret == nil {
+		ts.Secret = make([]byte, 32)
+		_, _ = rand.Read(ts.Secret) // never fails (crypto/rand)
+	}
 	v, stopKeys, err := server.NewVerifier(context.Background(), c, ts.Secret, log)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)

@@ -49,15 +49,31 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	}
 	out := make([]store.Appended, len(recs))
 	var created []string
+	failed := 0
+	var firstErr error
 	for i := range calls {
 		isNew, err := calls[i].results(recs, out)
 		if err != nil {
 			s.reload(err)
-			return nil, fmt.Errorf("redis store: append %q: %w", calls[i].topic, err)
+			err = fmt.Errorf("redis store: append %q: %w", calls[i].topic, err)
+			if s.cluster == nil {
+				return nil, err
+			}
+			// A Cluster's shards fail alone: this topic's records fail,
+			// the other shards' are stored and answered.
+			for _, j := range calls[i].idx {
+				out[j] = store.Appended{Err: err}
+			}
+			failed++
+			firstErr = err
+			continue
 		}
 		if isNew && !contains(fresh, calls[i].topic) {
 			created = append(created, calls[i].topic)
 		}
+	}
+	if failed == len(calls) {
+		return nil, firstErr
 	}
 	// A topic this process knew but whose epoch the script created again:
 	// Redis lost it, and the topic set with it.
@@ -238,9 +254,11 @@ func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, calls []appendC
 		}
 		return nil
 	})
-	if err != nil && !isRedisError(err) {
+	if err != nil && !isRedisError(err) && (s.cluster == nil || wait != nil) {
 		return unavailable(err)
 	}
+	// On a Cluster without WAIT each call keeps its own shard's error,
+	// which Append reports per record.
 	if wait != nil {
 		if err := wait.Err(); err != nil {
 			return unavailable(err)

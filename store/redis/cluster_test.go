@@ -146,6 +146,19 @@ func TestClusterMasterKilled(t *testing.T) {
 			later = append(later, got[0].Event.ID)
 			return true
 		}, "appends to a live master's topic succeed")
+		// A batch across the two shards: the dead shard's record fails
+		// alone, and the live one's is stored and answered.
+		mixed, err := s.Append(context.Background(), []store.Record{{Topic: dead, Data: "mixed"}, {Topic: alive, Data: "mixed"}})
+		switch {
+		case err != nil:
+			t.Errorf("Append of a batch across a dead and a live shard: %v, want per-record results", err)
+		case !errors.Is(mixed[0].Err, ErrUnavailable) || !errors.Is(mixed[0].Err, store.ErrUnavailable):
+			t.Errorf("the dead shard's record: Err = %v, want ErrUnavailable", mixed[0].Err)
+		case mixed[1].Err != nil || mixed[1].Event.ID == "":
+			t.Errorf("the live shard's record: %+v, want it stored", mixed[1])
+		default:
+			later = append(later, mixed[1].Event.ID)
+		}
 		page, err := s.Read(context.Background(), []string{alive}, "", 0)
 		if err != nil || len(page.Events) < 2 {
 			t.Errorf("Read of the live topic = %+v, %v", page, err)

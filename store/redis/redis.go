@@ -36,9 +36,11 @@
 // Unlike bolt, a batch is not one transaction: each topic's records are
 // stored atomically together, and on an error any topic's records may have
 // been stored (a timeout after Redis ran the scripts, a WAIT that came
-// short, a shard of a Cluster that failed while the others did not). The caller answers each
-// publisher with an error then, and an Idempotency-Key makes the retry
-// return the stored event instead of storing it twice. Idempotency keys are
+// short). On a Cluster a shard that fails fails only its topics' records
+// (store.Appended.Err) while the other shards' are stored and answered.
+// The caller answers each failed publisher with an error, and an
+// Idempotency-Key makes the retry return the stored event instead of
+// storing it twice. Idempotency keys are
 // scoped to their topic: a key reused on another topic stores a new event.
 //
 // Package redis does not run Redis or decide its persistence; it does not
@@ -52,6 +54,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -74,8 +77,8 @@ var (
 	// ErrUnavailable wraps every error that comes from reaching Redis
 	// (refused, timed out, a Cluster shard down, a server loading its
 	// data): retrying later may succeed. The hub answers 503
-	// store_unavailable with Retry-After.
-	ErrUnavailable = errors.New("redis store: unavailable")
+	// store_unavailable with Retry-After. It wraps store.ErrUnavailable.
+	ErrUnavailable = fmt.Errorf("redis store: %w", store.ErrUnavailable)
 	// ErrNotReplicated means fewer replicas than Config.MinReplicas
 	// acknowledged an Append in time. The events are stored on the
 	// master and may be kept or lost in a failover; it also wraps
@@ -126,6 +129,9 @@ type Store struct {
 
 	// known holds topics this process put in the topic set, so that
 	// Append adds each once, not with every record.
+	observe  atomic.Pointer[func(string, time.Duration)] // see ObserveRoundTrips
+	hookOnce sync.Once
+
 	knownMu sync.Mutex
 	known   map[string]bool
 

@@ -465,6 +465,17 @@
     }
   };
 
+  // The store's state: driver, reachable, and for a shared store
+  // (Redis) whether this node follows every node's events.
+  const showStore = (st) => {
+    if (!st || typeof st !== 'object') return;
+    let text = 'store: ' + String(st.driver || '?') + (st.reachable ? ', reachable' : ', UNREACHABLE');
+    if (st.shared) text += st.following ? ', following' : ', NOT following';
+    const el = $('store');
+    el.textContent = text;
+    el.classList.toggle('down', !st.reachable || (st.shared && !st.following));
+  };
+
   const onStats = (e) => {
     let s;
     try {
@@ -483,6 +494,7 @@
 
     for (const chart of Object.values(charts)) draw(chart, samples);
     showSpike(s);
+    showStore(s.store);
     addLog(s.log);
     $('updated').textContent = clock(t);
   };
