@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -378,68 +377,13 @@ func startNginx(t *testing.T, upstream string, passUpgrades bool) string {
 		}
 		bin = p
 	}
-	dir := t.TempDir()
-	var lastErr error
-	for range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		extra := ""
-		if passUpgrades {
-			extra = fmt.Sprintf(upgrades, upstream)
-		}
-		cmd, err := nginxtest.Command(bin, dir, fmt.Sprintf(bufferingProxy, addr, upstream, extra), 256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		up := eventually.Wait(10*time.Second, func() bool {
-			select {
-			case <-exited:
-				return true
-			default:
-			}
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-			}
-			return err == nil
-		})
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			lastErr = fmt.Errorf("nginx exited: %v\n%s%s", err, out.String(), log)
-			continue
-		default:
-		}
-		if !up {
-			_ = cmd.Process.Kill()
-			<-exited
-			lastErr = errors.New("nginx did not listen within 10 s")
-			continue
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGQUIT)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
-		return "http://" + addr
+	extra := ""
+	if passUpgrades {
+		extra = fmt.Sprintf(upgrades, upstream)
 	}
-	t.Fatal(lastErr)
-	return ""
+	return "http://" + nginxtest.Start(t, bin, func(addr string) string {
+		return fmt.Sprintf(bufferingProxy, addr, upstream, extra)
+	}, 256)
 }
 
 // TestBrowserBehindBufferingProxy (b): nginx buffers and compresses the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -62,33 +61,7 @@ func startBalancer(t *testing.T, nodes []*hubProcess) string {
 	for _, n := range nodes {
 		fmt.Fprintf(&servers, "    server %s;\n", strings.TrimPrefix(n.base, "http://"))
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	cmd, err := nginxtest.Command(bin, dir, fmt.Sprintf(roundRobin, servers.String(), addr), 512)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	addr := nginxtest.Start(t, bin, func(addr string) string { return fmt.Sprintf(roundRobin, servers.String(), addr) }, 512)
 	base := "http://" + addr
 	eventually.True(t, 10*time.Second, func() bool {
 		res, err := http.Get(base + "/healthz")

@@ -3,15 +3,11 @@ package nginx_test
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sseguard/sseguard/internal/nginxtest"
 	"github.com/sseguard/sseguard/server/servertest"
@@ -46,59 +42,16 @@ func startNginx(t *testing.T, site, upstream string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := string(raw)
-	for _, r := range [][2]string{{"server 127.0.0.1:8080;", "server " + upstream + ";"}, {"listen 80;", "listen " + addr + ";"}} {
-		if n := strings.Count(conf, r[0]); n != 1 {
-			t.Fatalf("%s: %q occurs %d times, want once", site, r[0], n)
+	return "http://" + nginxtest.Start(t, bin, func(addr string) string {
+		conf := string(raw)
+		for _, r := range [][2]string{{"server 127.0.0.1:8080;", "server " + upstream + ";"}, {"listen 80;", "listen " + addr + ";"}} {
+			if n := strings.Count(conf, r[0]); n != 1 {
+				t.Fatalf("%s: %q occurs %d times, want once", site, r[0], n)
+			}
+			conf = strings.Replace(conf, r[0], r[1], 1)
 		}
-		conf = strings.Replace(conf, r[0], r[1], 1)
-	}
-	dir := t.TempDir()
-	cmd, err := nginxtest.Command(bin, dir, conf, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := &strings.Builder{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-	// Poll until nginx accepts, or it exits, for at most 10 s.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx exited: %v\n%s%s", err, out, log)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx not listening on %s after 10 s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return conf
+	}, 64)
 }
 
 // TestNginxHidesMetrics: both files refuse /metrics, however it is
