@@ -321,11 +321,15 @@ func (s *Server) replay(ctx context.Context, log *slog.Logger, t replayTarget, t
 		s.metrics.StoreOp("read", time.Since(start))
 		if errors.Is(err, store.ErrUnknownCursor) {
 			s.metrics.Reset("unknown_cursor")
+			// The head is taken before the reset goes out: a WebSocket
+			// writes it at once, and an event the client publishes on
+			// seeing it must be after the head, so that it is delivered.
+			head := s.liveFrom(ctx, log, topics)
 			if err := t.reset("unknown_cursor",
 				"the Last-Event-ID is not one this server issued; history cannot be replayed, live events follow", cursor); err != nil {
 				return "", err
 			}
-			return s.liveFrom(ctx, log, topics), t.flush()
+			return head, t.flush()
 		}
 		if errors.Is(err, errReplayBusy) {
 			log.Warn("replay postponed: too many replays in flight", "replay_bytes", s.history.capacity)
