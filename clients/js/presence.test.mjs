@@ -66,7 +66,7 @@ test('presence(): refusals reject with the problem code; other failures with net
   await assert.rejects(p, (err) => !(err instanceof ProblemError) && err.name === 'AbortError');
 });
 
-test('SSE with presence: join and leave are dispatched with their parsed object and never move the cursor', async (t) => {
+test('SSE with presence: join and leave are dispatched with their parsed object and never move the cursor; one with an id is dropped', async (t) => {
   const hub = await contractHub({ presence: { 'chat/1': { count: 0, subjects: [] } } });
   t.after(hub.close);
   const sub = subscribe('chat/1', { url: hub.url, transports: ['sse'], presence: true, lastEventId: '4' });
@@ -78,8 +78,9 @@ test('SSE with presence: join and leave are dispatched with their parsed object 
   assert.equal(s.url.searchParams.get('lastEventId'), '4');
   s.write('id: 5\ndata: five\n\n');
   s.write('event: sseguard.join\ndata: {"topic":"chat/1","count":2,"sub":"alice"}\n\n');
-  // A join with an id line is still not history.
-  s.write('event: sseguard.join\nid: 99\ndata: {"topic":"chat/1","count":3}\n\n');
+  // A join with an id line is not the hub's: neither a join nor history.
+  s.write('event: sseguard.join\nid: 99\ndata: {"topic":"chat/1","count":9,"sub":"mallory"}\n\n');
+  s.write('event: sseguard.join\ndata: {"topic":"chat/1","count":3}\n\n');
   s.write('event: sseguard.leave\ndata: {"topic":"chat/1","count":2,"sub":"alice"}\n\n');
   s.write('event: sseguard.leave\ndata: not json\n\n');
   s.write('id: 6\ndata: six\n\n');
@@ -101,7 +102,7 @@ test('SSE with presence: join and leave are dispatched with their parsed object 
   assert.equal(hub.streams[1].url.searchParams.get('presence'), '1');
 });
 
-test('WebSocket with presence: join and leave messages, never history', { skip: !hasWebSocket && 'no WebSocket in this node (20 needs --experimental-websocket)' }, async (t) => {
+test('WebSocket with presence: join and leave messages, never history; one with an id is dropped', { skip: !hasWebSocket && 'no WebSocket in this node (20 needs --experimental-websocket)' }, async (t) => {
   const hub = await contractHub({ presence: { 'chat/1': { count: 0, subjects: [] } } });
   t.after(hub.close);
   const sub = subscribe('chat/1', { url: hub.url, transports: ['ws'], presence: true, lastEventId: '1' });
@@ -113,7 +114,8 @@ test('WebSocket with presence: join and leave messages, never history', { skip: 
   assert.equal(sock.url.searchParams.get('lastEventId'), '1');
   sock.send({ id: '2', topic: 'chat/1', type: 'message', data: 'two' });
   sock.send({ type: 'sseguard.join', topic: 'chat/1', data: { topic: 'chat/1', count: 1, sub: 'bob' } });
-  sock.send({ type: 'sseguard.leave', topic: 'chat/1', id: '77', data: { topic: 'chat/1', count: 0, sub: 'bob' } });
+  sock.send({ type: 'sseguard.leave', topic: 'chat/1', id: '77', data: { topic: 'chat/1', count: 9, sub: 'mallory' } });
+  sock.send({ type: 'sseguard.leave', topic: 'chat/1', data: { topic: 'chat/1', count: 0, sub: 'bob' } });
   sock.send({ type: 'sseguard.join', topic: 'chat/1', data: '{"topic":"chat/1","count":1}' });
   sock.send({ id: '3', topic: 'chat/1', type: 'message', data: 'three' });
   await eventually('three', () => events.some((e) => e.type === 'message' && e.data === 'three'));

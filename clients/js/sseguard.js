@@ -636,7 +636,9 @@ const TRANSPORTS = {
             try { r = JSON.parse(e.data); } catch (err) { /* keep empty */ }
             if (e.type === 'reset') ctx.reset(r);
             else if (e.type === 'sseguard.heartbeat') ctx.heartbeat(Number(r && r.interval_ms) || 0);
-            else if (e.type === 'sseguard.join' || e.type === 'sseguard.leave') ctx.presence(e.type, undefined, r);
+            // The hub's joins and leaves never carry an id: one that does
+            // is no presence of the hub's (publishers may not use the name).
+            else if ((e.type === 'sseguard.join' || e.type === 'sseguard.leave') && e.id === undefined) ctx.presence(e.type, undefined, r);
             return;
           }
           ctx.event(e);
@@ -704,9 +706,10 @@ const TRANSPORTS = {
         ctx.ended({ network: true, detail: 'the hub sent a message that is not JSON' });
         return;
       }
-      // Presence is never history, whatever the message carries.
+      // Presence is never history; the hub's carries no id, and one
+      // with an id is not the hub's.
       if (msg.type === 'sseguard.join' || msg.type === 'sseguard.leave') {
-        ctx.presence(msg.type, msg.topic, msg.data);
+        if (msg.id === undefined || msg.id === null || msg.id === '') ctx.presence(msg.type, msg.topic, msg.data);
         return;
       }
       // Control messages have no id: reset, pong.
