@@ -380,28 +380,15 @@ func presenceToken(t *testing.T, secret []byte, sub string, claim bool) string {
 	return s
 }
 
-// presenceServed skips the test while the hub does not serve
-// /api/presence: a 404 whose problem code is not presence_off (a hub
-// that serves it answers presence_off for a topic presence.topics does
-// not track, as every topic is by default).
-func presenceServed(t *testing.T, h *hubProc) {
+// skipPresence skips the test, saying why, while the hub does not serve
+// presence; under SSEGUARD_REQUIRE_PRESENCE=true it fails instead.
+func skipPresence(t *testing.T, format string, args ...any) {
 	t.Helper()
-	res, err := http.Get(h.URL + "/api/presence?topic=" + url.QueryEscape("demo"))
-	if err != nil {
-		t.Fatal(err)
+	why := fmt.Sprintf(format, args...)
+	if os.Getenv("SSEGUARD_REQUIRE_PRESENCE") == "true" {
+		t.Fatalf("%s (SSEGUARD_REQUIRE_PRESENCE=true)", why)
 	}
-	defer res.Body.Close()
-	var p struct{ Error string }
-	_ = json.NewDecoder(res.Body).Decode(&p)
-	if res.StatusCode == http.StatusNotFound && p.Error != "presence_off" {
-		if os.Getenv("SSEGUARD_REQUIRE_PRESENCE") == "true" {
-			t.Fatalf("GET /api/presence: 404 %q, want presence_off (SSEGUARD_REQUIRE_PRESENCE=true)", p.Error)
-		}
-		t.Skipf("skipping: the hub does not serve /api/presence yet (404 %q, not presence_off); this test runs once the server side of presence is merged", p.Error)
-	}
-	if res.StatusCode != http.StatusNotFound {
-		t.Fatalf("GET /api/presence?topic=demo with presence off: %s %q, want 404 presence_off", res.Status, p.Error)
-	}
+	t.Skipf("skipping: %s; this test runs once the server side of presence is merged", why)
 }
 
 // presenceConfig is the hub's configuration for presence on chat/*, as
@@ -416,14 +403,29 @@ stream:
   retry: 200ms
 `
 
-// withPresence starts a hub that tracks chat/*; it skips while the hub
-// does not serve presence.
+// withPresence starts a hub that tracks chat/* and not room/* or demo.
+// It skips while the hub does not serve presence: a hub with the default
+// configuration (presence off) answers /api/presence with a 404 whose
+// problem code is not presence_off (no such route).
 func withPresence(t *testing.T) *hubProc {
 	t.Helper()
-	presenceServed(t, newHub(t))
+	// demo: anonymous readers may read it, and nothing is tracked by default.
+	res, err := http.Get(newHub(t).URL + "/api/presence?topic=" + url.QueryEscape("demo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var p struct{ Error string }
+	_ = json.NewDecoder(res.Body).Decode(&p)
+	if res.StatusCode == http.StatusNotFound && p.Error != "presence_off" {
+		skipPresence(t, "the hub does not serve /api/presence yet (404 %q, not presence_off)", p.Error)
+	}
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /api/presence?topic=demo with presence off: %s %q, want 404 presence_off", res.Status, p.Error)
+	}
 	parsed, err := config.Parse([]byte(presenceConfig))
 	if err != nil {
-		t.Fatalf("the hub serves /api/presence but does not take the contract's configuration: %v\n%s", err, presenceConfig)
+		t.Fatalf("the hub serves /api/presence but does not take the contract's presence.topics: %v\n%s", err, presenceConfig)
 	}
 	return newHub(t, func(c *config.Config) { *c = *parsed })
 }
