@@ -361,16 +361,14 @@ func TestPatternRefusedAgainstHub(t *testing.T) {
 
 // presenceToken mints a token for sub that may subscribe to chat/* (which
 // presenceConfig tracks) and room/* (which it does not) and, with claim,
-// carries the presence claim. The contract names the claim
-// "presence": it is set at the top level and in the sseguard claim, so
-// that this test holds whichever the hub reads.
+// carries the presence claim: "presence": true inside the sseguard claim
+// (docs/presence.md; a top-level one grants nothing).
 func presenceToken(t *testing.T, secret []byte, sub string, claim bool) string {
 	t.Helper()
 	now := time.Now()
 	perms := map[string]any{"subscribe": []string{"chat/*", "room/*"}}
 	claims := jwt.MapClaims{"sub": sub, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), auth.ClaimNamespace: perms}
 	if claim {
-		claims["presence"] = true
 		perms["presence"] = true
 	}
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
