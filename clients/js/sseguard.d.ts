@@ -18,8 +18,10 @@ export interface Environment {
 }
 
 export interface Options {
-  /** The topics to read: one name or several; a pattern such as "orders/*" (passed unchanged) reads every topic under its prefix. */
+  /** The topics to read: one name or several; a pattern such as "orders/*" (passed unchanged) reads every topic under its prefix, including topics created later. */
   topics: string | string[];
+  /** Ask for join and leave events (presence=1 on SSE and WebSocket; polling has none). The hub refuses it with 400 when none of the topics is tracked by presence.topics. Default false. */
+  presence?: boolean;
   /** The hub's base URL, such as "https://events.example"; default: the page's origin. */
   url?: string;
   /** Start after this event ID ("0" replays all retained history); default: from now. */
@@ -73,11 +75,31 @@ export interface ErrorDetail {
   /** The problem's detail, or what failed. */
   message: string;
   transport: Transport | null;
-  /** True when the subscription stopped (401, 403). */
+  /** True when the subscription stopped (401, 403, or a 400 in the hub's problem shape). */
   fatal: boolean;
   retryAfter?: number;
 }
 export interface CloseDetail { reason: string; message: string; status: number }
+
+/** The object of an sseguard.join or sseguard.leave event, as the hub sent it. */
+export interface PresenceData {
+  topic: string;
+  /** The topic's open streams and WebSockets after the change, across the cluster. */
+  count: number;
+  /** The subject that joined or left; only for a token with the presence claim, never for anonymous subscribers. */
+  sub?: string;
+  [member: string]: unknown;
+}
+
+/** The fields of a `join` or `leave` event. They are not history: no id, and the cursor does not move. */
+export interface PresenceDetail {
+  topic: string;
+  count: number;
+  sub?: string;
+  /** The parsed object the hub sent. */
+  data: PresenceData;
+  transport: Transport;
+}
 
 /** A DOM event whose detail's fields are also its own properties (but a message's type is eventType). */
 export type SubscriptionEvent<D> = Event & { readonly detail: D } & Readonly<Omit<D, 'type'>>;
@@ -90,6 +112,10 @@ export interface SubscriptionEventMap {
   reset: SubscriptionEvent<ResetDetail>;
   error: SubscriptionEvent<ErrorDetail>;
   close: SubscriptionEvent<CloseDetail>;
+  /** A subject's first connection to a topic (or an anonymous one); only with the presence option. */
+  join: SubscriptionEvent<PresenceDetail>;
+  /** A subject's last connection to a topic closed (or an anonymous one); only with the presence option. */
+  leave: SubscriptionEvent<PresenceDetail>;
 }
 
 export class Subscription extends EventTarget {
@@ -119,3 +145,45 @@ export function parser(on: {
 
 /** Retry-After (seconds or an HTTP date) in milliseconds; 0 when absent or invalid. */
 export function retryAfter(value: string | null): number;
+
+/** What GET /api/presence answers. */
+export interface Presence {
+  topic: string;
+  /** Open streams and WebSockets subscribed to the topic by name, across the cluster (polls are not counted). */
+  count: number;
+  /** Sorted, unique principal subjects; present only for a token with the presence claim. */
+  subjects?: string[];
+}
+
+export interface PresenceOptions {
+  /** The endpoint's path; default "/api/presence". */
+  path?: string;
+  /** Send cookies to another origin; default true. */
+  withCredentials?: boolean;
+  /** The hub's auth.query_param, when query tokens are enabled there. */
+  tokenParam?: string;
+  /** The token sent in that query parameter. */
+  token?: string;
+  /** ms to wait for the answer; default 10000; 0 for no limit. */
+  timeout?: number;
+  /** Aborts the request; the promise then rejects as fetch does. */
+  signal?: AbortSignal;
+  /** Test hooks. */
+  env?: Pick<Environment, 'fetch' | 'setTimeout' | 'clearTimeout' | 'location'>;
+}
+
+/** How presence() fails: the hub's problem, or network, timeout, bad_answer, http_NNN. */
+export class ProblemError extends Error {
+  constructor(detail: { error: string; status?: number; message?: string; retryAfter?: number; problem?: object });
+  /** The problem's `error` code, or network, timeout, bad_answer, http_NNN. */
+  readonly error: string;
+  /** The HTTP status; 0 when no answer came. */
+  readonly status: number;
+  /** Retry-After in ms; 0 when absent. */
+  readonly retryAfter: number;
+  /** The problem+json body, when the hub sent one. */
+  readonly problem?: { type?: string; title?: string; status?: number; detail?: string; error?: string; [member: string]: unknown };
+}
+
+/** Who is connected to topic (a name, not a pattern): GET /api/presence. url "" is the page's origin. */
+export function presence(url: string, topic: string, options?: PresenceOptions): Promise<Presence>;

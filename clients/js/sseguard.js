@@ -11,6 +11,7 @@
 /** @type {Required<Omit<import('./sseguard').Options, 'topics' | 'lastEventId' | 'token' | 'env'>>} */
 const DEFAULTS = {
   url: '',
+  presence: false,
   transports: ['sse', 'ws', 'poll'],
   firstByteTimeout: 5000,
   heartbeat: 15000,
@@ -33,7 +34,8 @@ const SEEN = 1024;
 
 /**
  * Subscription reads the events of its topics from an sseguard hub. It is an
- * EventTarget: `message`, `open`, `transport`, `reset`, `error`, `close`.
+ * EventTarget: `message`, `open`, `transport`, `reset`, `error`, `close`,
+ * and with the presence option `join` and `leave`.
  * Every event carries its fields in `detail` and as properties of the event
  * (a message's type is `eventType`, since `type` is the DOM event's name).
  */
@@ -269,6 +271,7 @@ export class Subscription extends EventTarget {
       event: (e) => { if (live()) this._deliver(e); },
       next: (id) => { if (live() && id !== undefined && id !== null && id !== '') this._cursor = String(id); },
       reset: (r) => { if (live()) this._emit('reset', { reason: r.reason || '', message: r.detail || '', transport: name }); },
+      presence: (kind, topic, data) => { if (live()) this._presence(kind, topic, data, name); },
       retry: (ms) => { if (live()) this._hint = ms; },
       ended: (f) => { if (live()) this._ended(name, conn, f || {}); },
     };
@@ -328,6 +331,23 @@ export class Subscription extends EventTarget {
     this._emit('message', { id, topic, type: e.type || 'message', data: e.data === undefined ? '' : e.data, transport: this._transport });
   }
 
+  // _presence dispatches a join or leave of the hub's sseguard.join and
+  // sseguard.leave events. They are not history: they carry no id, move
+  // no cursor and are never messages. One that does not parse as the
+  // contract's object is dropped rather than shown half-read.
+  _presence(kind, topic, data, transport) {
+    if (typeof data === 'string') {
+      try { data = JSON.parse(data); } catch (err) { return; }
+    }
+    if (!data || typeof data !== 'object' || Array.isArray(data)) return;
+    const count = Number(data.count);
+    if (!Number.isInteger(count) || count < 0) return;
+    const t = typeof data.topic === 'string' ? data.topic : typeof topic === 'string' ? topic : '';
+    const detail = { topic: t, count, data, transport };
+    if (typeof data.sub === 'string') detail.sub = data.sub;
+    this._emit(kind === 'sseguard.join' ? 'join' : 'leave', detail);
+  }
+
   // _ended decides what follows the end of a connection: stop, switch
   // down, go back from a failed upgrade, or reconnect after a delay.
   _ended(name, conn, f) {
@@ -339,7 +359,12 @@ export class Subscription extends EventTarget {
     const failed = !f.clean;
     const fb = f.problem && f.problem.fallback;
     if (typeof fb === 'string' && fb.startsWith('/') && !fb.startsWith('//')) this._fallback = fb;
-    if (f.status === 401 || f.status === 403 || f.fatal) {
+    // A 400 in the hub's problem shape refuses the request itself (a bad
+    // pattern, presence asked for an untracked topic): asking again, or
+    // over another transport, cannot help. A 400 without one may be a
+    // proxy's and is treated as any failure.
+    const refused = f.status === 400 && typeof code === 'string' && code !== '' && !!f.problem;
+    if (f.status === 401 || f.status === 403 || refused || f.fatal) {
       const why = { error: code || (f.status === 401 ? 'token_missing' : 'forbidden'), status: f.status || 0, message: detail, transport: name, fatal: true };
       this._emit('error', why);
       this._stop({ reason: why.error, message: detail, status: why.status });
@@ -431,6 +456,82 @@ export function subscribe(topics, options) {
   return new Subscription({ ...(options || {}), topics });
 }
 
+/**
+ * ProblemError is how presence() fails: `error` is the hub's problem code
+ * (docs/errors.md), or network, timeout, bad_answer, http_NNN, as in a
+ * Subscription's `error` event; `status` is 0 when no answer came.
+ */
+export class ProblemError extends Error {
+  /** @param {{error: string, status?: number, message?: string, retryAfter?: number, problem?: object}} d */
+  constructor(d) {
+    super(d.message || d.error);
+    this.name = 'ProblemError';
+    this.error = d.error;
+    this.status = d.status || 0;
+    this.retryAfter = d.retryAfter || 0;
+    if (d.problem) this.problem = d.problem;
+  }
+}
+
+/**
+ * presence asks the hub who is connected to topic (GET /api/presence):
+ * `{topic, count}`, plus `subjects` when the token carries the presence
+ * claim. url is the hub's base URL ("" for the page's origin); options
+ * are a Subscription's credentials options (withCredentials, tokenParam,
+ * token, env) and path, signal, timeout. It rejects with a ProblemError.
+ */
+export async function presence(url, topic, options) {
+  const o = options || {};
+  const g = globalThis;
+  const env = o.env || {};
+  const fetchFn = env.fetch || (g.fetch && g.fetch.bind(g));
+  const setT = env.setTimeout || g.setTimeout.bind(g);
+  const clearT = env.clearTimeout || g.clearTimeout.bind(g);
+  const loc = env.location !== undefined ? env.location : g.location;
+  const base = url || (loc ? loc.origin : '');
+  const u = new URL(o.path || '/api/presence', base || 'http://localhost');
+  u.searchParams.set('topic', String(topic));
+  if (o.tokenParam && o.token) u.searchParams.set(o.tokenParam, o.token);
+  const ac = new AbortController();
+  let timedOut = false;
+  const timeout = o.timeout === undefined ? 10000 : o.timeout;
+  const timer = timeout > 0 ? setT(() => { timedOut = true; ac.abort(); }, timeout) : undefined;
+  const onAbort = () => ac.abort();
+  if (o.signal) {
+    if (o.signal.aborted) ac.abort();
+    else o.signal.addEventListener('abort', onAbort);
+  }
+  let res, body;
+  try {
+    res = await fetchFn(base ? u.href : u.pathname + u.search, {
+      headers: { Accept: 'application/json' },
+      credentials: o.withCredentials === false ? 'same-origin' : 'include',
+      cache: 'no-store',
+      signal: ac.signal,
+    });
+    if (res.status !== 200 || !/^application\/json/i.test(res.headers.get('Content-Type') || '')) {
+      const f = await failure(res);
+      const code = (f.problem && typeof f.problem.error === 'string' && f.problem.error) || (res.ok ? 'bad_answer' : 'http_' + res.status);
+      throw new ProblemError({ error: code, status: res.status, message: (f.problem && f.problem.detail) || f.detail || '', retryAfter: f.retryAfter, problem: f.problem });
+    }
+    body = await res.json();
+  } catch (err) {
+    if (err instanceof ProblemError) throw err;
+    if (timedOut) throw new ProblemError({ error: 'timeout', message: 'no answer within ' + sec(timeout) });
+    if (o.signal && o.signal.aborted) throw err; // the caller's own abort, as fetch reports it
+    throw new ProblemError({ error: 'network', message: String(err) });
+  } finally {
+    if (timer !== undefined) clearT(timer);
+    if (o.signal) o.signal.removeEventListener('abort', onAbort);
+  }
+  const ok = body && typeof body === 'object' && typeof body.topic === 'string' && Number.isInteger(body.count) && body.count >= 0 &&
+    (body.subjects === undefined || (Array.isArray(body.subjects) && body.subjects.every((s) => typeof s === 'string')));
+  if (!ok) throw new ProblemError({ error: 'bad_answer', status: res.status, message: 'the answer is not {topic, count[, subjects]}' });
+  const ans = { topic: body.topic, count: body.count };
+  if (body.subjects !== undefined) ans.subjects = body.subjects.slice();
+  return ans;
+}
+
 function sec(ms) {
   return (ms / 1000) + ' s';
 }
@@ -512,7 +613,7 @@ const TRANSPORTS = {
     // request needs no preflight on every reconnect.
     // heartbeat=event: the hub sends sseguard.heartbeat events carrying its
     // interval, the first at once (docs/websocket.md).
-    const url = sub._url('sse', { lastEventId: cursor, heartbeat: 'event' });
+    const url = sub._url('sse', { lastEventId: cursor, heartbeat: 'event', presence: sub._o.presence ? '1' : undefined });
     (async () => {
       let res;
       try {
@@ -535,6 +636,9 @@ const TRANSPORTS = {
             try { r = JSON.parse(e.data); } catch (err) { /* keep empty */ }
             if (e.type === 'reset') ctx.reset(r);
             else if (e.type === 'sseguard.heartbeat') ctx.heartbeat(Number(r && r.interval_ms) || 0);
+            // The hub's joins and leaves never carry an id: one that does
+            // is no presence of the hub's (publishers may not use the name).
+            else if ((e.type === 'sseguard.join' || e.type === 'sseguard.leave') && e.id === undefined) ctx.presence(e.type, undefined, r);
             return;
           }
           ctx.event(e);
@@ -572,7 +676,7 @@ const TRANSPORTS = {
   ws(ctx, sub) {
     const env = sub._env;
     if (!env.WebSocket) throw new Error('no WebSocket in this environment');
-    const ws = new env.WebSocket(sub._url('ws', { lastEventId: ctx.cursor() }));
+    const ws = new env.WebSocket(sub._url('ws', { lastEventId: ctx.cursor(), presence: sub._o.presence ? '1' : undefined }));
     let opened = false, done = false, pinger;
     // Scripts cannot see WebSocket pings: the client sends {"type":"ping"}
     // every heartbeat interval and watches for any message back.
@@ -600,6 +704,12 @@ const TRANSPORTS = {
         env.clearTimeout(pinger);
         ws.close(1003, 'not JSON');
         ctx.ended({ network: true, detail: 'the hub sent a message that is not JSON' });
+        return;
+      }
+      // Presence is never history; the hub's carries no id, and one
+      // with an id is not the hub's.
+      if (msg.type === 'sseguard.join' || msg.type === 'sseguard.leave') {
+        if (msg.id === undefined || msg.id === null || msg.id === '') ctx.presence(msg.type, msg.topic, msg.data);
         return;
       }
       // Control messages have no id: reset, pong.

@@ -536,3 +536,68 @@ test('from polling, an upgrade tries SSE, then WebSocket, and keeps the first th
   assert.equal(h.fetcher.open().filter((r) => r.url.pathname === '/api/poll').length, 0, 'polling stopped');
   h.sub.close();
 });
+
+test('presence: true asks SSE and WebSocket for presence=1, never polling; without it nothing is asked', async () => {
+  const h = start({ presence: true, lastEventId: '1', transports: ['sse', 'ws', 'poll'] });
+  await h.clock.advance(0);
+  assert.equal(h.fetcher.last().url.searchParams.get('presence'), '1');
+  h.fetcher.last().resolve(problem(406, 'accept_not_acceptable'));
+  await h.clock.advance(0);
+  assert.equal(h.ws.all[0].url.searchParams.get('presence'), '1');
+  h.ws.all[0].drop(1006);
+  await h.clock.advance(500);
+  h.ws.all[1].drop(1006);
+  await h.clock.advance(0);
+  assert.equal(h.sub.transport, 'poll');
+  assert.equal(h.fetcher.last().url.pathname, '/api/poll');
+  assert.equal(h.fetcher.last().url.searchParams.has('presence'), false, 'a poll is not a connection: no presence');
+  h.sub.close();
+
+  const plain = start();
+  await plain.clock.advance(0);
+  assert.equal(plain.fetcher.last().url.searchParams.has('presence'), false);
+  plain.sub.close();
+});
+
+test('a 400 problem for a pattern stops the subscription with its code, on SSE and on polling', async () => {
+  for (const transports of [['sse', 'ws', 'poll'], ['poll']]) {
+    const h = start({ topics: ['orders/**'], transports });
+    await h.clock.advance(0);
+    h.fetcher.last().resolve(problem(400, 'bad_request'));
+    await h.clock.advance(0);
+    const errors = h.events.filter((e) => e.type === 'error');
+    assert.deepEqual(errors.map((e) => [e.error, e.status, e.fatal, e.message]), [['bad_request', 400, true, 'detail of bad_request']]);
+    assert.equal(h.sub.readyState, 'closed');
+    assert.deepEqual(h.events.at(-1), { type: 'close', reason: 'bad_request', message: 'detail of bad_request', status: 400, eventType: undefined });
+    await h.clock.advance(10 * 60000);
+    assert.equal(h.fetcher.requests.length, 1, 'nothing retried');
+    assert.equal(h.ws.all.length, 0);
+  }
+});
+
+test('a 400 that is not the hub\'s problem (a proxy page) is a failure like any other, not a stop', async () => {
+  const h = start();
+  await h.clock.advance(0);
+  h.fetcher.last().resolve(new Response('<html>bad request</html>', { status: 400, headers: { 'Content-Type': 'text/html' } }));
+  await h.clock.advance(0);
+  const err = h.events.find((e) => e.type === 'error');
+  assert.deepEqual([err.error, err.fatal], ['http_400', false]);
+  assert.equal(h.sub.readyState, 'connecting');
+  await h.clock.advance(h.clock.pending()[0]);
+  assert.equal(h.fetcher.requests.length, 2, 'retried');
+  h.sub.close();
+});
+
+test('join and leave from fakes: over SSE and WebSocket, not messages, the cursor stays', async () => {
+  const h = start({ presence: true, topics: ['chat/1'], lastEventId: '1' });
+  const presence = [];
+  for (const type of ['join', 'leave']) h.sub.addEventListener(type, (e) => presence.push([type, e.topic, e.count, e.sub, e.data, h.sub.lastEventId, e.transport]));
+  await h.clock.advance(0);
+  const s = new Stream();
+  h.fetcher.last().resolve(s.response());
+  s.push('retry: 1000\n\n' + sseEvent('2', 'two') + 'event: sseguard.join\ndata: {"topic":"chat/1","count":1,"sub":"carol"}\n\n');
+  await h.clock.advance(0);
+  assert.deepEqual(presence, [['join', 'chat/1', 1, 'carol', { topic: 'chat/1', count: 1, sub: 'carol' }, '2', 'sse']]);
+  assert.deepEqual(h.messages(), ['2:two']);
+  h.sub.close();
+});

@@ -5,7 +5,13 @@
 //
 // Query parameters: topic (default demo); transports, a comma-separated
 // subset of sse,ws,poll to try a fallback by hand.
-import { subscribe } from '/sseguard.js';
+//
+// Presence: when the hub tracks the topic (presence.topics), the page shows
+// how many streams and sockets are on it and, for a token with the presence
+// claim, who; join and leave events keep it live, and it is read again on
+// every (re)connection and every 30 s, since joins and leaves are not
+// replayed and polling gets none.
+import { presence, subscribe } from '/sseguard.js';
 
 const params = new URLSearchParams(location.search);
 const topic = params.get('topic') || 'demo';
@@ -37,13 +43,96 @@ const show = (e) => {
   while (rows.children.length > 200) rows.lastChild.remove();
 };
 
+// The presence line, under the topic line: built here so that the page's
+// HTML stays as it is for hubs without presence.
+const presenceBox = document.createElement('p');
+presenceBox.id = 'presence';
+presenceBox.className = 'presence';
+const presenceText = document.createElement('span');
+presenceText.id = 'presence-text';
+const subjectsList = document.createElement('ul');
+subjectsList.id = 'presence-subjects';
+subjectsList.setAttribute('aria-label', 'subjects connected');
+const lastChange = document.createElement('span');
+lastChange.id = 'presence-change';
+presenceBox.append(presenceText, ' ', lastChange, subjectsList);
+document.getElementById('switches').before(presenceBox);
+
+const seen = { count: 0, subjects: null }; // subjects: a Set when the hub lists them
+let changes = 0; // join and leave events so far
+const drawPresence = () => {
+  presenceBox.dataset.state = 'on';
+  presenceBox.dataset.count = String(seen.count);
+  presenceText.textContent = 'presence: ' + seen.count + (seen.count === 1 ? ' connection' : ' connections');
+  subjectsList.replaceChildren();
+  if (!seen.subjects) return;
+  for (const name of [...seen.subjects].sort()) {
+    const li = document.createElement('li');
+    li.textContent = name;
+    subjectsList.appendChild(li);
+  }
+};
+const presenceOff = (state, text) => {
+  presenceBox.dataset.state = state;
+  delete presenceBox.dataset.count;
+  presenceText.textContent = text;
+  subjectsList.replaceChildren();
+};
+
+// readPresence asks the hub and redraws; it reports whether presence is
+// on for the topic.
+const readPresence = async () => {
+  if (topic.endsWith('*')) {
+    presenceOff('off', 'presence: per topic name, not for a pattern');
+    return false;
+  }
+  try {
+    const at = changes;
+    const p = await presence('', topic);
+    // A join or leave that came meanwhile may be newer than this answer.
+    if (changes !== at) return true;
+    seen.count = p.count;
+    seen.subjects = p.subjects ? new Set(p.subjects) : null;
+    drawPresence();
+    return true;
+  } catch (err) {
+    if (err.error === 'presence_off') presenceOff('off', 'presence: off for this topic (presence.topics)');
+    else if (err.status === 404) presenceOff('off', 'presence: not served by this hub');
+    else presenceOff('error', 'presence: ' + err.error + (err.message ? ' (' + err.message + ')' : ''));
+    return false;
+  }
+};
+
+const presenceOn = await readPresence();
+
 const options = { lastEventId: '0' }; // the first connection replays the topic's history
+if (presenceOn) options.presence = true; // asked only where tracked: the hub refuses it elsewhere
 const chosen = (params.get('transports') || '').split(',').filter((t) => ['sse', 'ws', 'poll'].includes(t));
 if (chosen.length) options.transports = chosen;
 const sub = subscribe(topic, options);
 
 sub.addEventListener('message', show);
-sub.addEventListener('open', () => setState('open'));
+let opens = 0;
+sub.addEventListener('open', () => {
+  setState('open');
+  // Joins and leaves are not replayed: read again after a reconnection.
+  if (presenceOn && opens++ > 0) readPresence();
+});
+if (presenceOn) {
+  const change = (e) => {
+    changes++;
+    seen.count = e.count;
+    if (seen.subjects && e.sub) {
+      if (e.type === 'join') seen.subjects.add(e.sub);
+      else seen.subjects.delete(e.sub);
+    }
+    lastChange.textContent = (e.sub || 'someone') + (e.type === 'join' ? ' joined' : ' left') + ' at ' + new Date().toLocaleTimeString();
+    drawPresence();
+  };
+  sub.addEventListener('join', change);
+  sub.addEventListener('leave', change);
+  setInterval(readPresence, 30000);
+}
 sub.addEventListener('transport', (e) => {
   transport.textContent = e.transport;
   transport.dataset.transport = e.transport;
