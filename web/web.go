@@ -1,6 +1,7 @@
 // Package web holds the pages sseguard serves, embedded in the binary: the
 // demo page at / (index.html, app.js, app.css; app.js subscribes with the
-// browser client served at /sseguard.js and shows the transport), and the live
+// browser client served at /sseguard.js and shows the transport and, where
+// presence.topics tracks the topic, who is listening), and the live
 // dashboard (dashboard.html, dashboard.js, dashboard.css) with its login
 // form (login.html, no script). No inline script or style and no
 // third-party origin, so the strict page CSP holds; dashboard_test.go checks
