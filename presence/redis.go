@@ -148,6 +148,10 @@ func (r *redisShare) run(ctx context.Context) error {
 	}
 	cancel()
 	msgs := ps.Channel(goredis.WithChannelSize(4096))
+	// The other nodes' state first, so that the first transitions this
+	// node computes count theirs; changes published meanwhile wait in
+	// msgs.
+	r.heartbeat(ctx)
 	t.redirty(nil, true) // the first flush writes this node's (empty) state
 
 	var wg sync.WaitGroup
@@ -285,7 +289,6 @@ func applyMessageLocked(t *Tracker, nv *nodeView, msg message, emit *[]Event) {
 func (r *redisShare) heartbeats(ctx context.Context) {
 	tick := time.NewTicker(r.t.opts.TTL / 3)
 	defer tick.Stop()
-	r.heartbeat(ctx)
 	for {
 		select {
 		case <-ctx.Done():
