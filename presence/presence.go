@@ -313,6 +313,7 @@ func (t *Tracker) takeDirty() ([]change, bool) {
 		}
 	}
 	clear(t.dirty)
+	sortChanges(out) // events in a stable order
 	return out, full
 }
 
