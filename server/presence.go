@@ -178,13 +178,19 @@ func (s *Server) joinPresence(topics []string, p *auth.Principal, watch bool, fo
 	if ph == nil {
 		return nil
 	}
-	conn := ph.tracker.Join(topics, p.Subject)
-	if conn == nil {
+	var tracked []string
+	for _, t := range topics {
+		if ph.tracker.Tracked(t) {
+			tracked = append(tracked, t)
+		}
+	}
+	if len(tracked) == 0 {
 		return nil
 	}
-	pc := &presenceConn{ph: ph, conn: conn}
+	pc := &presenceConn{ph: ph}
 	if watch {
-		q := &presenceQueue{format: format, claim: p.Presence, topics: conn.Topics(), limit: ph.limit, ready: make(chan struct{}, 1)}
+		// Listening before counting: the subscriber sees its own join.
+		q := &presenceQueue{format: format, claim: p.Presence, topics: tracked, limit: ph.limit, ready: make(chan struct{}, 1)}
 		ph.mu.Lock()
 		for _, t := range q.topics {
 			ls := ph.listeners[t]
@@ -197,6 +203,7 @@ func (s *Server) joinPresence(topics []string, p *auth.Principal, watch bool, fo
 		ph.mu.Unlock()
 		pc.queue = q
 	}
+	pc.conn = ph.tracker.Join(tracked, p.Subject)
 	return pc
 }
 
@@ -310,6 +317,7 @@ func newPresenceFeed(sub *hub.Subscriber, q *presenceQueue) *presenceFeed {
 	sig := f.signal
 	sub.SetNotify(sig) // a leaf: never blocks
 	q.notify.Store(&sig)
+	f.signal() // for what q got before it signalled f
 	return f
 }
 

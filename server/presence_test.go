@@ -99,7 +99,8 @@ func waitPresence(t testing.TB, bases []string, tok, topic string, count int, su
 // its parser and a function that closes it.
 func sseOpen(t testing.TB, base, tok, query string) (*sse.Parser, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	// A deadline, so that an event that never comes fails the test.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/events?"+query, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	if tok != "" {
