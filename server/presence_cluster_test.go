@@ -138,6 +138,9 @@ func TestPresenceAcrossNodes(t *testing.T) {
 
 	onA, _ := sseOpen(t, a.base, watcher, "topic=chat/1&presence=1")
 	wantEvent(t, nextSSEPresence(t, onA), PresenceJoinEvent, "chat/1", 1, sub("zed"))
+	// Each node announces with the count it knows: node b is to know
+	// zed's connection before carol's join is counted there.
+	waitPresence(t, bases, watcher, "chat/1", 1, []string{"zed"})
 	onB := wsOpen(t, b.base, plain, "topic=chat/1&presence=1")
 	wantEvent(t, nextSSEPresence(t, onA), PresenceJoinEvent, "chat/1", 2, sub("carol"))
 	wantEvent(t, nextWSPresence(t, onB), PresenceJoinEvent, "chat/1", 2, nil)
