@@ -18,6 +18,7 @@ import (
 	"github.com/sseguard/sseguard/config"
 	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/policy"
+	"github.com/sseguard/sseguard/presence"
 	"github.com/sseguard/sseguard/sse"
 )
 
@@ -407,4 +408,30 @@ func TestPresenceEventsOneNode(t *testing.T) {
 	wantEvent(t, nextSSEPresence(t, claimSSE), PresenceJoinEvent, "chat/1", 5, nil)
 	closeAnon()
 	wantEvent(t, nextSSEPresence(t, claimSSE), PresenceLeaveEvent, "chat/1", 4, nil)
+}
+
+// TestEncodePresence: a presence event has no id on either transport (it
+// is not history and must not move a cursor), and its sub only for the
+// claim's holder and a subject that has one.
+func TestEncodePresence(t *testing.T) {
+	e := presence.Event{Topic: "chat/1", Join: true, Subject: "alice", Count: 3}
+	for _, tc := range []struct {
+		name   string
+		format presenceFormat
+		claim  bool
+		event  presence.Event
+		want   string
+	}{
+		{"sse with the claim", presenceSSE, true, e, "event: sseguard.join\ndata: {\"topic\":\"chat/1\",\"count\":3,\"sub\":\"alice\"}\n\n"},
+		{"sse without", presenceSSE, false, e, "event: sseguard.join\ndata: {\"topic\":\"chat/1\",\"count\":3}\n\n"},
+		{"sse anonymous leave", presenceSSE, true, presence.Event{Topic: "chat/1", Count: 2}, "event: sseguard.leave\ndata: {\"topic\":\"chat/1\",\"count\":2}\n\n"},
+		{"ws with the claim", presenceWS, true, e, `{"type":"sseguard.join","topic":"chat/1","data":{"topic":"chat/1","count":3,"sub":"alice"}}`},
+		{"ws without", presenceWS, false, presence.Event{Topic: "chat/1", Subject: "alice", Count: 2}, `{"type":"sseguard.leave","topic":"chat/1","data":{"topic":"chat/1","count":2}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(encodePresence(tc.event, tc.format, tc.claim)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
