@@ -203,8 +203,18 @@ func (s *Server) joinPresence(topics []string, p *auth.Principal, watch bool, fo
 		ph.mu.Unlock()
 		pc.queue = q
 	}
-	pc.conn = ph.tracker.Join(tracked, p.Subject)
+	pc.conn = ph.tracker.Join(tracked, presenceSubject(p))
 	return pc
+}
+
+// presenceSubject is how presence lists p: a token's sub. A client
+// certificate's name is not listed (presence never reveals certificates),
+// nor is an anonymous principal; both are counted.
+func presenceSubject(p *auth.Principal) string {
+	if p.Source != auth.SourceJWT {
+		return ""
+	}
+	return p.Subject
 }
 
 // leave ends c's part in presence. Safe on nil and more than once.
