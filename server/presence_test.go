@@ -435,3 +435,20 @@ func TestEncodePresence(t *testing.T) {
 		})
 	}
 }
+
+// TestPresenceSubject: only a token's sub is listed; a client
+// certificate's name and anonymous principals are counted unnamed.
+func TestPresenceSubject(t *testing.T) {
+	for _, tc := range []struct {
+		p    auth.Principal
+		want string
+	}{
+		{auth.Principal{Source: auth.SourceJWT, Subject: "alice"}, "alice"},
+		{auth.Principal{Source: auth.SourceMTLS, Subject: "spiffe://corp/svc/a"}, ""},
+		{auth.Principal{Source: auth.SourceAnonymous, Anonymous: true}, ""},
+	} {
+		if got := presenceSubject(&tc.p); got != tc.want {
+			t.Errorf("%s %q: listed as %q, want %q", tc.p.Source, tc.p.Subject, got, tc.want)
+		}
+	}
+}
