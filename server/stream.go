@@ -193,6 +193,7 @@ func newBeatFeed(sub pullSource, beat []byte, every time.Duration) *beatFeed {
 		f.due.Store(true)
 		f.signal()
 	})
+	f.signal() // a presence event queued before SetNotify signalled the feed below
 	return f
 }
 
