@@ -246,3 +246,27 @@ func TestTrackerRedisLostState(t *testing.T) {
 	}
 	waitNodes(t, 2, a, b)
 }
+
+// TestTrackerRedisCluster: on a Redis Cluster the keys share one slot
+// (the {presence} hash tag), so the scripts run there, and pub/sub
+// reaches every node's subscriber.
+func TestTrackerRedisCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3, 0, redistest.Options{})
+	trackers := make([]*Tracker, 2)
+	for i := range trackers {
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs(), MaxRetries: -1, ReadTimeout: time.Second, WriteTimeout: time.Second})
+		t.Cleanup(func() { _ = c.Close() })
+		trackers[i] = New(Options{Topics: []string{"chat/*"}, FlushInterval: 10 * time.Millisecond, TTL: time.Second, Redis: c, Prefix: "test"})
+		run(t, trackers[i])
+	}
+	a, b := trackers[0], trackers[1]
+	waitNodes(t, 2, a, b)
+	c1 := a.Join([]string{"chat/1"}, "alice")
+	c2 := b.Join([]string{"chat/1"}, "bob")
+	waitCount(t, a, "chat/1", 2, "alice", "bob")
+	waitCount(t, b, "chat/1", 2, "alice", "bob")
+	c1.Leave()
+	c2.Leave()
+	waitCount(t, a, "chat/1", 0)
+	waitCount(t, b, "chat/1", 0)
+}
