@@ -36,7 +36,7 @@
 //
 //	{"sub": "alice", "exp": 1767225600, "jti": "9f2c…",
 //	 "sseguard": {"subscribe": ["news", "chat/*"], "publish": ["chat/alice"],
-//	              "origins": ["https://app.example"]}}
+//	              "origins": ["https://app.example"], "presence": true}}
 //
 // A topic pattern is an exact topic name, "*" for every topic, or a prefix
 // ending in "*" ("chat/*" matches "chat/room1" and "chat/a/b"). Origins are
@@ -120,6 +120,11 @@ type Permissions struct {
 	// principal may stream to. "*" and "null" are never honoured: the
 	// Verifier drops them.
 	Origins []string `json:"origins,omitempty"`
+	// Presence lets the principal see who is subscribed: the subjects of
+	// GET /api/presence and the sub of join and leave events, on the
+	// topics it may subscribe to. Without it a principal sees counts
+	// only.
+	Presence bool `json:"presence,omitempty"`
 }
 
 // clean returns p without the origins that may never be granted. It

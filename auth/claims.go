@@ -185,5 +185,10 @@ func (p *exactPermissions) UnmarshalJSON(data []byte) error {
 			}
 		}
 	}
+	if raw, ok := m["presence"]; ok {
+		if err := json.Unmarshal(raw, &p.Presence); err != nil {
+			return fmt.Errorf("presence: %w", err)
+		}
+	}
 	return nil
 }

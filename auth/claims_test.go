@@ -151,6 +151,12 @@ func TestClaimsAreExact(t *testing.T) {
 			func(p *Principal) bool { return p.ID == "" && p.Issuer == "" }},
 		{"unknown claims are ignored", with(`,"scope":"x","nested":{"a":[1,{"b":null}]}`),
 			func(p *Principal) bool { return p.Subject == "alice" }},
+		{"presence inside sseguard grants presence", with(`,"sseguard":{"subscribe":["news"],"presence":true}`),
+			func(p *Principal) bool { return p.Presence }},
+		{"presence outside sseguard grants nothing", with(`,"presence":true,"sseguard":{"subscribe":["news"]}`),
+			func(p *Principal) bool { return !p.Presence }},
+		{"Presence inside sseguard grants nothing", with(`,"sseguard":{"Presence":true}`),
+			func(p *Principal) bool { return !p.Presence }},
 	}
 	for _, tt := range accepted {
 		t.Run(tt.name, func(t *testing.T) {
@@ -183,6 +189,7 @@ func TestClaimsAreExact(t *testing.T) {
 		{"iat as a string", header, with(`,"iat":"1"`), "malformed"},
 		{"claims not an object", header, `[1]`, "malformed"},
 		{"sseguard not an object", header, with(`,"sseguard":["*"]`), "malformed"},
+		{"presence not a boolean", header, with(`,"sseguard":{"presence":"yes"}`), "malformed"},
 		{"data after the claims", header, with("") + `{}`, "malformed"},
 	}
 	for _, tt := range refused {
@@ -204,7 +211,7 @@ func TestClaimsRoundTrip(t *testing.T) {
 			Issuer: "https://idp.example", Subject: "alice", Audience: jwt.ClaimStrings{"sseguard"}, ID: "j-1",
 			IssuedAt: jwt.NewNumericDate(testNow), NotBefore: jwt.NewNumericDate(testNow), ExpiresAt: jwt.NewNumericDate(testNow.Add(time.Hour)),
 		},
-		Sseguard: Permissions{Subscribe: []string{"news"}, Publish: []string{"chat/*"}, Origins: []string{"https://app.example"}},
+		Sseguard: Permissions{Subscribe: []string{"news"}, Publish: []string{"chat/*"}, Origins: []string{"https://app.example"}, Presence: true},
 	}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
 	if err != nil {
@@ -215,7 +222,7 @@ func TestClaimsRoundTrip(t *testing.T) {
 		t.Fatal(prob)
 	}
 	if p.Subject != "alice" || p.Issuer != "https://idp.example" || p.ID != "j-1" || !p.Expires.Equal(testNow.Add(time.Hour)) ||
-		!p.CanSubscribe("news") || !p.CanPublish("chat/a") || len(p.Origins) != 1 {
+		!p.CanSubscribe("news") || !p.CanPublish("chat/a") || len(p.Origins) != 1 || !p.Presence {
 		t.Fatalf("principal %+v", p)
 	}
 }

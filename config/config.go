@@ -84,6 +84,7 @@ type Config struct {
 	Limits    Limits    `yaml:"limits"`
 	Telemetry Telemetry `yaml:"telemetry"`
 	Dashboard Dashboard `yaml:"dashboard"`
+	Presence  Presence  `yaml:"presence"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -335,6 +336,7 @@ func (c *Config) Fill() {
 	}
 	setDur(&c.Telemetry.SpikeHalfLife, 10*time.Minute)
 	setDur(&c.Telemetry.SpikeLearn, time.Minute)
+	c.Presence.Fill()
 	c.Log.Fill()
 }
 
@@ -481,7 +483,7 @@ func (c *Config) Validate() error {
 		pr.add("telemetry.spike_learn", "want 0s to 1m, got %s", c.Telemetry.SpikeLearn.D())
 	}
 	notNegative(pr, "telemetry.spike_half_life", c.Telemetry.SpikeHalfLife)
-	errs = append(errs, pr.err(), c.Log.Validate("log"))
+	errs = append(errs, pr.err(), c.Presence.Validate("presence"), c.Log.Validate("log"))
 	return Flatten(errs)
 }
 

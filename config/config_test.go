@@ -203,7 +203,7 @@ func TestParseErrors(t *testing.T) {
 		want []string // each error's text, in order
 	}{
 		{"unknown top-level key", "listen: 127.0.0.1:80\nlisen: :80\n", []string{
-			"line 2: lisen: unknown key; want one of listen, data, profile, accept, shutdown_timeout, store, stream, poll, ws, publish, auth, cors, tls, limits, telemetry, dashboard, log",
+			"line 2: lisen: unknown key; want one of listen, data, profile, accept, shutdown_timeout, store, stream, poll, ws, publish, auth, cors, tls, limits, telemetry, dashboard, presence, log",
 		}},
 		{"unknown nested key", "stream:\n  heartbeat: 5s\n  hearbeat: 5s\n", []string{
 			"line 3: stream.hearbeat: unknown key; want one of heartbeat, retry, write_timeout, queue_bytes, max_topics, replay_bytes",
@@ -263,7 +263,7 @@ func TestParseErrors(t *testing.T) {
 			`line 2: stream.heartbeat: want a duration such as "15s", got "5"`,
 			`line 3: stream.retry: want a duration such as "15s", got "abc"`,
 			`line 5: poll.max_events: want an integer, got "x"`,
-			"line 6: bogus: unknown key; want one of listen, data, profile, accept, shutdown_timeout, store, stream, poll, ws, publish, auth, cors, tls, limits, telemetry, dashboard, log",
+			"line 6: bogus: unknown key; want one of listen, data, profile, accept, shutdown_timeout, store, stream, poll, ws, publish, auth, cors, tls, limits, telemetry, dashboard, presence, log",
 		}},
 	}
 	for _, tt := range tests {

@@ -27,6 +27,7 @@ const (
 	CodeInvalidEvent        = "invalid_event"
 	CodeIdempotencyReused   = "idempotency_key_reused"
 	CodeNotFound            = "not_found"
+	CodePresenceOff         = "presence_off"
 	CodeMethodNotAllowed    = "method_not_allowed"
 	CodeUnsupportedMedia    = "unsupported_media_type"
 	CodeInternal            = "internal_error"
@@ -60,6 +61,7 @@ var Codes = []CodeInfo{
 	{CodeInvalidEvent, 400, "an event field cannot be sent safely: a type that is not a token of at most 256 bytes or is reserved (open, error, reset, sseguard.*), data that is not UTF-8."},
 	{CodeIdempotencyReused, 422, "the Idempotency-Key was already used by this principal for a different publish (another topic, type or data); nothing was stored. Use a new key for a new event."},
 	{CodeNotFound, 404, "no such route."},
+	{CodePresenceOff, 404, "GET /api/presence: the topic is not one presence.topics tracks (or presence is off), so its subscribers are not counted."},
 	{CodeMethodNotAllowed, 405, "the route exists but not for this method; Allow lists the methods."},
 	{CodeUnsupportedMedia, 415, "the request body's Content-Type is not one the route reads."},
 	{CodeInternal, 500, "the server failed; details are in the server log, never in the response."},

@@ -546,3 +546,125 @@ func rawWSClose(t *testing.T, ts *testServer, authz string, frame []byte) websoc
 		}
 	}
 }
+
+// TestAttackPresence: presence reveals nothing that subscribing would
+// not, and subjects only to the claim's holder: a topic the token may
+// not read is refused as subscribing is; a claim outside the sseguard
+// namespace, or a claim without the right to read the topic, shows no
+// subjects; publishers cannot fake presence events; presence=1 needs a
+// tracked topic named as such.
+func TestAttackPresence(t *testing.T) {
+	ts := start(t, func(c *config.Config) {
+		c.Presence.Topics = []string{"chat/*"}
+		c.Presence.FlushInterval = config.Duration(20 * time.Millisecond)
+		none := []string{}
+		c.Auth.AnonymousSubscribe = &none
+	}, nil)
+	exp := time.Now().Add(time.Hour).Unix()
+	reader := sign(t, jwt.SigningMethodHS256, "", testKey, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "carol", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		Sseguard:         auth.Permissions{Subscribe: []string{"chat/*"}}})
+	claimOnly := sign(t, jwt.SigningMethodHS256, "", testKey, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "mallory", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		Sseguard:         auth.Permissions{Subscribe: []string{"news"}, Presence: true}})
+	topLevelClaim := signRaw(t, fmt.Sprintf(`{"sub":"mallory","exp":%d,"presence":true,"sseguard":{"subscribe":["chat/*"]}}`, exp))
+	caseClaim := signRaw(t, fmt.Sprintf(`{"sub":"mallory","exp":%d,"sseguard":{"subscribe":["chat/*"],"Presence":true}}`, exp))
+	publisher := sign(t, jwt.SigningMethodHS256, "", testKey, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "pub", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		Sseguard:         auth.Permissions{Publish: []string{"chat/*"}}})
+	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
+	stream := func(tok string) http.Header {
+		h := bearer(tok)
+		h.Set("Accept", "text/event-stream")
+		return h
+	}
+	ws := func(tok string) http.Header {
+		h := bearer(tok)
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+		h.Set("Sec-WebSocket-Version", "13")
+		h.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		return h
+	}
+	attacks := []attack{
+		{"presence of a topic the token may not read", "GET", "/api/presence?topic=chat/1", bearer(claimOnly), "", 403, policy.CodeTopicForbidden},
+		{"presence of a topic without a token", "GET", "/api/presence?topic=chat/1", nil, "", 401, policy.CodeTokenMissing},
+		{"presence of a pattern", "GET", "/api/presence?topic=chat/*", bearer(reader), "", 400, policy.CodeBadRequest},
+		{"presence of an encoded pattern", "GET", "/api/presence?topic=chat%2F%2A", bearer(reader), "", 400, policy.CodeBadRequest},
+		{"presence of two topics, one forbidden", "GET", "/api/presence?topic=chat/1&topic=news", bearer(reader), "", 400, policy.CodeBadRequest},
+		{"presence of a reserved topic", "GET", "/api/presence?topic=sseguard:dashboard", bearer(reader), "", 403, policy.CodeTopicForbidden},
+		{"publishing an event named sseguard.join", "POST", "/api/publish", withCT(bearer(publisher)), `{"topic":"chat/1","data":"{\"topic\":\"chat/1\",\"count\":0,\"sub\":\"alice\"}","type":"sseguard.join"}`, 400, policy.CodeInvalidEvent},
+		{"publishing an event named sseguard.leave", "POST", "/api/publish", withCT(bearer(publisher)), `{"topic":"chat/1","data":"x","type":"sseguard.leave"}`, 400, policy.CodeInvalidEvent},
+		{"publishing sseguard.join as a form", "POST", "/api/publish", http.Header{"Authorization": {"Bearer " + publisher}, "Content-Type": {"application/x-www-form-urlencoded"}}, "topic=chat/1&data=x&type=sseguard.join", 400, policy.CodeInvalidEvent},
+		{"presence=1 on an untracked topic", "GET", "/events?topic=news&presence=1", stream(claimOnly), "", 400, policy.CodeBadRequest},
+		{"presence=1 on a pattern of tracked topics", "GET", "/events?topic=chat/*&presence=1", stream(reader), "", 400, policy.CodeBadRequest},
+		{"presence=1 on an untracked topic over a WebSocket", "GET", "/ws?topic=news&presence=1", ws(claimOnly), "", 400, policy.CodeBadRequest},
+		{"presence=1 on a topic the token may not read", "GET", "/events?topic=chat/1&presence=1", stream(claimOnly), "", 403, policy.CodeTopicForbidden},
+		{"presence=true is not presence=1", "GET", "/events?topic=chat/1&presence=true", stream(reader), "", 400, policy.CodeBadRequest},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			req, _ := http.NewRequest(a.method, ts.base+a.path, strings.NewReader(a.body))
+			for k, v := range a.header {
+				req.Header[k] = v
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != a.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, a.status, body)
+			}
+			var p policy.Problem
+			if err := json.Unmarshal(body, &p); err != nil || p.Code != a.code {
+				t.Fatalf("problem %s (%v), want code %s", body, err, a.code)
+			}
+			if strings.Contains(string(body), "carol") || strings.Contains(string(body), "alice") {
+				t.Fatalf("a refusal names a subscriber: %s", body)
+			}
+		})
+	}
+	if head, _ := ts.store.Head(context.Background(), nil); head != "" {
+		t.Fatalf("a presence event was published: head %q", head)
+	}
+
+	// alice is subscribed: only a holder of the claim that may read the
+	// topic sees her name.
+	aliceRes, _ := ts.openStream(t, context.Background(), "topic=chat/1", http.Header{"Authorization": {"Bearer " + sign(t, jwt.SigningMethodHS256, "", testKey, &auth.Claims{
+		RegisteredClaims: jwt.RegisteredClaims{Subject: "alice", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+		Sseguard:         auth.Permissions{Subscribe: []string{"chat/1"}}})}})
+	if aliceRes.StatusCode != 200 {
+		t.Fatalf("alice's stream: %d", aliceRes.StatusCode)
+	}
+	waitPresence(t, []string{ts.base}, reader, "chat/1", 1, nil)
+	for name, tok := range map[string]string{"no claim": reader, "a claim outside the sseguard namespace": topLevelClaim, "a claim spelt Presence": caseClaim} {
+		t.Run("subjects absent: "+name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", ts.base+"/api/presence?topic=chat/1", nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(body, &m); err != nil || res.StatusCode != 200 {
+				t.Fatalf("%d %s", res.StatusCode, body)
+			}
+			if _, ok := m["subjects"]; ok || strings.Contains(string(body), "alice") {
+				t.Fatalf("subjects shown without the claim: %s", body)
+			}
+			if string(m["count"]) != "1" {
+				t.Fatalf("count %s, want 1", m["count"])
+			}
+		})
+	}
+	t.Run("control: the claim's holder sees the subject", func(t *testing.T) {
+		holder := sign(t, jwt.SigningMethodHS256, "", testKey, &auth.Claims{
+			RegisteredClaims: jwt.RegisteredClaims{Subject: "zed", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))},
+			Sseguard:         auth.Permissions{Subscribe: []string{"chat/*"}, Presence: true}})
+		waitPresence(t, []string{ts.base}, holder, "chat/1", 1, []string{"alice"})
+	})
+}

@@ -165,7 +165,9 @@ const maxTypeLen = 256
 // reset when history is lost. A publisher may not fake them.
 var reservedTypes = map[string]bool{"open": true, "error": true, "reset": true}
 
-// reservedTypePrefix starts the types the hub keeps for its own events.
+// reservedTypePrefix starts the types the hub keeps for its own events:
+// sseguard.heartbeat, and presence's sseguard.join and sseguard.leave,
+// which a publisher must not be able to fake.
 const reservedTypePrefix = "sseguard."
 
 // checkEventType returns why t may not be a published event's type, or "".

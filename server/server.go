@@ -54,6 +54,7 @@ type Server struct {
 	metrics    *telemetry.Metrics
 	guard      *guard
 	history    *historyBudget // bounds the history pages held in memory (replay.go)
+	presence   *presenceHub   // nil while presence.topics is empty (presence.go)
 	// logs keeps per-request warnings (refused origins, failed store
 	// reads) to one line a minute per kind, with a count.
 	logs lograte.Limiter
@@ -111,6 +112,7 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 			return float64(n)
 		}))
 	s.profile.Observe = s.metrics.ObserveResponse
+	s.presence = newPresenceHub(cfg, h.Store(), telemetry.NewPresence(s.reg), log)
 	h.SetObserver(s.metrics)
 	// A networked store (Redis) reports its round trips by command.
 	if o, ok := h.Store().(interface {
@@ -136,6 +138,8 @@ func New(cfg *config.Config, h *hub.Hub, v *auth.Verifier, log *slog.Logger) *Se
 	mux.Handle("/sseguard.js", harden(only(http.HandlerFunc(s.handleClientJS), "GET", "HEAD")))
 	mux.Handle("/api/poll", harden(only(http.HandlerFunc(s.handlePoll), "GET", "HEAD")))
 	mux.Handle("/api/publish", harden(only(http.HandlerFunc(s.handlePublish), "POST")))
+	mux.Handle("OPTIONS /api/presence", harden(s.handlePreflight("GET")))
+	mux.Handle("/api/presence", harden(only(http.HandlerFunc(s.handlePresence), "GET")))
 	mux.Handle("/healthz", harden(only(http.HandlerFunc(s.handleHealth), "GET", "HEAD")))
 	mux.Handle("/readyz", harden(only(http.HandlerFunc(s.handleReady), "GET", "HEAD")))
 	if cfg.Telemetry.MetricsListen == "" {
@@ -495,6 +499,17 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan error, 1)
 	go func() { hubDone <- s.hub.Run(hubCtx) }()
+	// Presence stops last, once every stream has left: a graceful stop
+	// removes this node's counts from the other nodes at once.
+	presenceCtx, stopPresence := context.WithCancel(context.Background())
+	presenceDone := make(chan struct{})
+	go func() {
+		defer close(presenceDone)
+		if s.presence != nil {
+			_ = s.presence.tracker.Run(presenceCtx)
+		}
+	}()
+	defer func() { stopPresence(); <-presenceDone }()
 
 	hs := httpserve.New(s, httpserve.Options{
 		ReadHeaderTimeout: s.cfg.Limits.ReadHeaderTimeout.D(),

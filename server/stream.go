@@ -43,6 +43,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
+	watch, prob := s.presenceMode(r, topics)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	if r.Method == http.MethodHead {
 		s.profile.ApplyTo(w, r, policy.KindStream)
 		w.WriteHeader(http.StatusOK)
@@ -67,8 +72,16 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		head = s.liveFrom(r.Context(), log, topics)
 	}
 	sub.SetLabel(rid)
+	pres := s.joinPresence(topics, principal, watch, presenceSSE)
 	src := &streamSource{Subscriber: sub, release: release, ended: s.metrics.Connected(telemetry.TransportSSE),
-		closing: s.hub.Closing(), expires: principal.Expires}
+		closing: s.hub.Closing(), expires: principal.Expires, leave: pres.leave}
+	var source park.Source = src
+	var feed sse.Feed = sub
+	var pulled pullSource = sub
+	if q := pres.events(); q != nil {
+		pf := newPresenceFeed(sub, q)
+		source, feed, pulled = presenceSource{src, pf}, pf, pf
+	}
 	parked := false
 	defer func() {
 		if !parked {
@@ -91,7 +104,6 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		log.Warn("stream not started", "err", err)
 		return
 	}
-	var feed sse.Feed = sub
 	if beatEvents {
 		// The first at once: it announces the interval, and a client
 		// can time the next from it.
@@ -112,13 +124,13 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		poller = s.beatPoller
 		if !s.parkable(r, poller) {
 			// Before GoLive, which may already signal queued events.
-			bf := newBeatFeed(sub, s.heartbeatEvent(), s.cfg.Stream.Heartbeat.D())
+			bf := newBeatFeed(pulled, s.heartbeatEvent(), s.cfg.Stream.Heartbeat.D())
 			defer bf.stop()
 			feed = bf
 		}
 	}
 	sub.GoLive(last)
-	if s.park(w, r, log, poller, src, principal.Expires) {
+	if s.park(w, r, log, poller, source, principal.Expires) {
 		parked = true
 		return
 	}
@@ -159,7 +171,7 @@ func (s *Server) heartbeatEvent() []byte {
 // asked for heartbeat events and cannot be parked (HTTP/2, or no poller):
 // sse.Stream's own heartbeats are comments.
 type beatFeed struct {
-	sub   *hub.Subscriber
+	sub   pullSource
 	beat  []byte
 	every time.Duration
 	wake  chan struct{}
@@ -167,13 +179,21 @@ type beatFeed struct {
 	due   atomic.Bool
 }
 
-func newBeatFeed(sub *hub.Subscriber, beat []byte, every time.Duration) *beatFeed {
+// pullSource is what a beatFeed wraps: a subscription, alone or with
+// its presence events (presenceFeed).
+type pullSource interface {
+	Pull(dst [][]byte) ([][]byte, bool)
+	SetNotify(fn func())
+}
+
+func newBeatFeed(sub pullSource, beat []byte, every time.Duration) *beatFeed {
 	f := &beatFeed{sub: sub, beat: beat, every: every, wake: make(chan struct{}, 1)}
 	sub.SetNotify(f.signal) // a leaf: a send that never blocks
 	f.timer = time.AfterFunc(every, func() {
 		f.due.Store(true)
 		f.signal()
 	})
+	f.signal() // a presence event queued before SetNotify signalled the feed below
 	return f
 }
 
@@ -428,6 +448,7 @@ type streamSource struct {
 	ended   func(reason string)
 	closing <-chan struct{}
 	expires time.Time
+	leave   func() // ends its part in presence; may be nil
 }
 
 // Close unregisters the subscriber, releases the stream's limit slot and
@@ -435,6 +456,9 @@ type streamSource struct {
 func (s *streamSource) Close() {
 	cut := s.Cut()
 	s.Subscriber.Close()
+	if s.leave != nil {
+		s.leave()
+	}
 	s.release()
 	reason := telemetry.ReasonClientGone
 	select {

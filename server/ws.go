@@ -170,6 +170,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		policy.WriteProblem(w, r, prob)
 		return
 	}
+	watch, prob := s.presenceMode(r, topics)
+	if prob != nil {
+		policy.WriteProblem(w, r, prob)
+		return
+	}
 	release := s.holdConn(w, r, principal)
 	if release == nil {
 		return
@@ -181,6 +186,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	defer sub.Close()
+	pres := s.joinPresence(topics, principal, watch, presenceWS)
+	defer pres.leave()
 	rid := s.requestID(r)
 	w.Header().Set("X-Request-ID", rid)
 	log := s.log.With("request_id", rid)
@@ -210,7 +217,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit.conn = conn
-	reason := s.serveWS(conn, limit, log, sub, topics, cursor, head, principal.Expires)
+	reason := s.serveWS(conn, limit, log, sub, pres.events(), topics, cursor, head, principal.Expires)
 	ended(reason)
 }
 
@@ -347,7 +354,7 @@ func (t wsTarget) end(why replayEnd) {
 // serveWS runs an accepted connection to its end and returns the
 // disconnect reason for the metrics. One goroutine reads what the client
 // sends (readWS); this one writes.
-func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logger, sub *hub.Subscriber, topics []string, cursor, head string, expires time.Time) string {
+func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logger, sub *hub.Subscriber, pres *presenceQueue, topics []string, cursor, head string, expires time.Time) string {
 	conn.SetReadLimit(int64(s.cfg.WS.MaxMessageBytes))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -411,6 +418,11 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 		}
 	}()
 	var frames []hub.Delivery
+	var presReady <-chan struct{} // nil: no presence events asked for
+	var presMsgs [][]byte
+	if pres != nil {
+		presReady = pres.ready
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -436,6 +448,20 @@ func (s *Server) serveWS(conn *websocket.Conn, limit *wsLimiter, log *slog.Logge
 				return telemetry.ReasonCutOff
 			}
 			beat.Reset(heartbeat)
+		case <-presReady:
+			var cut bool
+			presMsgs, cut = pres.take(presMsgs[:0])
+			for i, m := range presMsgs {
+				if err := ws.writeRaw(m); err != nil {
+					clear(presMsgs)
+					return failed()
+				}
+				presMsgs[i] = nil
+			}
+			if cut {
+				ws.closeRetry(CloseCutOff, sse.CutRetry())
+				return telemetry.ReasonCutOff
+			}
 		case <-beat.C:
 			if !pinging {
 				// Ping waits for the pong, which the reader receives:
