@@ -43,6 +43,8 @@ publish:
   max_data_bytes: 1024
 dashboard:
   insecure_cookie: true
+presence:
+  topics: [news]
 `
 
 const (
@@ -362,7 +364,7 @@ func TestResponsesConform(t *testing.T) {
 	})
 
 	t.Run("preflight", func(t *testing.T) {
-		for path, method := range map[string]string{"/events": "GET", "/api/poll": "GET", "/api/publish": "POST"} {
+		for path, method := range map[string]string{"/events": "GET", "/api/poll": "GET", "/api/publish": "POST", "/api/presence": "GET"} {
 			c.check(c.req("OPTIONS", path, "", "Origin", appOrigin, "Access-Control-Request-Method", method), 204, "")
 			c.check(c.req("OPTIONS", path, "", "Origin", evilOrigin, "Access-Control-Request-Method", method), 403, policy.CodeOriginForbidden)
 			c.check(c.req("OPTIONS", path, "", "Origin", appOrigin, "Access-Control-Request-Method", "DELETE"), 403, policy.CodeMethodNotAllowed)
@@ -381,6 +383,20 @@ func TestResponsesConform(t *testing.T) {
 		c.check(c.req("GET", "/api/poll?topic=secret", "", h(json, bearer(reader))...), 403, policy.CodeTopicForbidden)
 		c.check(c.req("GET", "/api/poll?topic=news", "", h(json, bearer(reader), []string{"Origin", evilOrigin})...), 403, policy.CodeOriginForbidden)
 		c.check(c.req("GET", "/api/poll?topic=news", "", h(bearer(reader), []string{"Accept", "text/html"})...), 406, policy.CodeAcceptNotAcceptable)
+	})
+
+	t.Run("presence", func(t *testing.T) {
+		json := []string{"Accept", "application/json"}
+		watcher := c.token("watcher", auth.Permissions{Subscribe: []string{"news", "demo"}, Origins: []string{appOrigin}, Presence: true})
+		c.check(c.req("GET", "/api/presence?topic=news", "", h(json, bearer(watcher), []string{"Origin", appOrigin})...), 200, "")
+		c.check(c.req("GET", "/api/presence?topic=news", "", h(json, bearer(reader))...), 200, "")
+		c.check(c.req("GET", "/api/presence?topic=news*", "", h(json, bearer(reader))...), 400, policy.CodeBadRequest)
+		c.check(c.req("GET", "/api/presence?topic=news", "", json...), 401, policy.CodeTokenMissing)
+		c.check(c.req("GET", "/api/presence?topic=secret", "", h(json, bearer(reader))...), 403, policy.CodeTopicForbidden)
+		c.check(c.req("GET", "/api/presence?topic=demo", "", h(json, bearer(reader))...), 404, policy.CodePresenceOff)
+		c.check(c.req("GET", "/api/presence?topic=news", "", h(bearer(reader), []string{"Accept", "text/html"})...), 406, policy.CodeAcceptNotAcceptable)
+		c.check(c.req("GET", "/events?topic=news&presence=1", "", h(sse, bearer(reader))...), 200, "")
+		c.check(c.req("GET", "/events?topic=demo&presence=1", "", h(sse, bearer(reader))...), 400, policy.CodeBadRequest)
 	})
 
 	t.Run("limits", func(t *testing.T) {

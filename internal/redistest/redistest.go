@@ -182,14 +182,26 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server exited at start: %s", s.logTail())
 		default:
 		}
-		reply, err := Do(s.Addr, "PING")
-		if err == nil && reply == "PONG" {
+		// INFO answers while the data loads (PING does not): ready is
+		// loading:0.
+		reply, err := Do(s.Addr, "INFO")
+		switch {
+		case err != nil:
+		case !strings.Contains(reply, "process_id:"+strconv.Itoa(cmd.Process.Pid)+"\r\n"):
+			// Another process took the port first: ours exits, and
+			// the answer comes from that one (another test's Redis).
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("%s is another process's Redis", s.Addr)
+		case s.sentinel || strings.Contains(reply, "loading:0\r\n"): // a Sentinel loads nothing
 			return nil
+		default:
+			err = errors.New("still loading")
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-done
-			return fmt.Errorf("no PONG from %s after %v (last: %q, %v): %s", s.Addr, startTimeout, reply, err, s.logTail())
+			return fmt.Errorf("no answer from %s after %v (%v): %s", s.Addr, startTimeout, err, s.logTail())
 		}
 		time.Sleep(pause) // polling a condition, not synchronising on time
 		pause = min(2*pause, 50*time.Millisecond)
