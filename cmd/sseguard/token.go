@@ -31,6 +31,7 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	subscribe := fs.String("subscribe", "", "comma-separated topic patterns the token may subscribe to (\"*\" for all, \"chat/*\" for a prefix)")
 	publish := fs.String("publish", "", "comma-separated topic patterns the token may publish to")
 	origins := fs.String("origins", "", "comma-separated browser origins the token may be used from (https://app.example); also needs cors.allowed_origins")
+	presence := fs.Bool("presence", false, "let the holder see who is subscribed (the subjects in /api/presence and in join and leave events) on the topics it may subscribe to")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	if err := parseFlags(env, fs, args); err != nil {
 		return err
@@ -44,7 +45,10 @@ func (c *tokenCommand) run(_ context.Context, env *environ, args []string) error
 	if *ttl <= 0 {
 		return &usageError{msg: "--ttl must be positive", hint: "for example --ttl 24h"}
 	}
-	perms := auth.Permissions{Subscribe: splitList(*subscribe), Publish: splitList(*publish), Origins: splitList(*origins)}
+	perms := auth.Permissions{Subscribe: splitList(*subscribe), Publish: splitList(*publish), Origins: splitList(*origins), Presence: *presence}
+	if *presence && len(perms.Subscribe) == 0 {
+		return &usageError{msg: "--presence needs --subscribe", hint: "presence shows the subjects of topics the token may subscribe to"}
+	}
 	for _, f := range []struct {
 		flag string
 		list []string

@@ -102,6 +102,16 @@ func TestTokenOriginsAndPatterns(t *testing.T) {
 	if prob != nil || strings.Join(p.Origins, ",") != "https://app.example,http://localhost:3000" || !p.CanSubscribe("chat/a") {
 		t.Fatalf("token: %+v, %v; want the two origins and chat/*", p, prob)
 	}
+	if p.Presence {
+		t.Fatal("a token minted without --presence has the presence permission")
+	}
+	code, out, errOut = runCLI(t, "token", "--data", dir, "--subscribe", "chat/*", "--presence")
+	if code != exitOK {
+		t.Fatalf("--presence: exit %d: %s", code, errOut)
+	}
+	if p, prob := (&auth.Verifier{Keys: []auth.Key{{Algorithm: "HS256", Secret: key}}}).Verify(strings.TrimSpace(out)); prob != nil || !p.Presence {
+		t.Fatalf("--presence: %+v, %v; want the presence permission", p, prob)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -113,6 +123,7 @@ func TestTokenOriginsAndPatterns(t *testing.T) {
 		{"origin spelled otherwise", []string{"--subscribe", "news", "--origins", "HTTPS://App.example:443/"}, `write "https://app.example"`},
 		{"origin star", []string{"--subscribe", "news", "--origins", "*"}, "never allowed"},
 		{"origin null", []string{"--subscribe", "news", "--origins", "null"}, "never allowed"},
+		{"presence without subscribe", []string{"--publish", "news", "--presence"}, "--presence needs --subscribe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCLI(t, append([]string{"token", "--data", dir}, tc.args...)...)
