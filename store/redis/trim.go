@@ -42,6 +42,11 @@ func (s *Store) Trim(ctx context.Context, now time.Time) (int, error) {
 	}
 	keyCut := strconv.FormatInt(now.Add(-s.window).UnixMicro(), 10)
 
+	// The indexes first: a few keys, trimmed on every call, whose
+	// retention follows their topics'.
+	if err := s.trimIndexes(ctx, maxLen, ageCut); err != nil {
+		return 0, fmt.Errorf("redis store: trim: %w", err)
+	}
 	removed, covered := 0, 0
 	limit := s.trimLimit
 	if limit <= 0 {
