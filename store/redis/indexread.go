@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -104,8 +105,16 @@ func (s *Store) readIndex(ctx context.Context, r indexRead, cursorGiven bool, wa
 	epoch, start := r.at.epoch, r.at.offset+1
 	hashes := map[string]string{}
 	for call := 0; ; call++ {
-		vals, err := s.runScript(ctx, indexReadScript, []string{k.meta, k.stream},
-			epoch, strconv.FormatUint(start, 10), want-len(evs), filter, indexBudget)
+		var vals []any
+		if strings.HasPrefix(r.ix, filter) {
+			// Every entry of the index matches: a MULTI of two plain
+			// commands, which spares Lua's copy of each entry (about
+			// 3× faster, docs/benchmarks.md "Pattern replay").
+			vals, err = s.indexTx(ctx, k, epoch, start, want-len(evs))
+		} else {
+			vals, err = s.runScript(ctx, indexReadScript, []string{k.meta, k.stream},
+				epoch, strconv.FormatUint(start, 10), want-len(evs), filter, indexBudget)
+		}
 		if err != nil {
 			return nil, false, fmt.Errorf("redis store: read index %q: %w", r.ix, err)
 		}
@@ -143,6 +152,58 @@ func (s *Store) readIndex(ctx context.Context, r indexRead, cursorGiven bool, wa
 	}
 }
 
+// indexTx reads as indexReadScript does, unfiltered, with a MULTI: the
+// index's epoch and last offset and want entries from start, reading
+// again from the oldest when the epoch is not the reader's.
+func (s *Store) indexTx(ctx context.Context, k indexKeys, epoch string, start uint64, want int) ([]any, error) {
+	from := "-"
+	if epoch != "" {
+		from = strconv.FormatUint(start, 10)
+	}
+	for range 3 {
+		var meta *goredis.SliceCmd
+		var xr *goredis.XMessageSliceCmd
+		_, err := s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			meta = p.HMGet(ctx, k.meta, "e", "n")
+			xr = p.XRangeN(ctx, k.stream, from, "+", int64(want))
+			return nil
+		})
+		if err != nil {
+			err = unavailable(err)
+			s.reload(err)
+			return nil, err
+		}
+		mv := meta.Val()
+		e, _ := mv[0].(string)
+		n, _ := mv[1].(string)
+		if e == "" {
+			return []any{nil, int64(0), int64(0), int64(0), int64(1), []any{}}, nil
+		}
+		if e != epoch && from != "-" {
+			from = "-" // another epoch: the reader's offsets mean nothing in it
+			continue
+		}
+		last, _ := strconv.ParseInt(n, 10, 64)
+		msgs := xr.Val()
+		entries := make([]any, len(msgs))
+		var first, scanned int64
+		for i, m := range msgs {
+			off, _, _ := parseEntryID(m.ID)
+			if i == 0 {
+				first = int64(off)
+			}
+			scanned = int64(off)
+			entries[i] = m
+		}
+		done := int64(0)
+		if len(msgs) < want {
+			done = 1
+		}
+		return []any{e, last, first, scanned, done, entries}, nil
+	}
+	return nil, fmt.Errorf("%w: the index's epoch kept changing", ErrUnavailable)
+}
+
 // indexTruncated applies Read's rules to an index: epoch, last and first
 // are the index's epoch, last offset and first retained offset after the
 // position (0: none).
@@ -166,20 +227,43 @@ func indexTruncated(r indexRead, cursorGiven bool, epoch string, last, first uin
 // indexEvent decodes an index entry: ID <offset>-<µs>, fields p, e, o, d
 // and t. hashes caches topic hashes over one read.
 func indexEvent(x any, ixEpoch string, hashes map[string]string) (store.Event, error) {
-	ent, ok := x.([]any)
-	if !ok || len(ent) != 2 {
+	var id string
+	var field func(yield func(name, val string) bool)
+	switch ent := x.(type) {
+	case goredis.XMessage: // from indexTx
+		id = ent.ID
+		field = func(yield func(name, val string) bool) {
+			for name, v := range ent.Values {
+				val, _ := v.(string)
+				if !yield(name, val) {
+					return
+				}
+			}
+		}
+	case []any: // from indexReadScript
+		if len(ent) != 2 {
+			return store.Event{}, fmt.Errorf("%w: index entry %v", ErrUnavailable, x)
+		}
+		id, _ = ent[0].(string)
+		fields, _ := ent[1].([]any)
+		field = func(yield func(name, val string) bool) {
+			for i := 0; i+1 < len(fields); i += 2 {
+				name, _ := fields[i].(string)
+				val, _ := fields[i+1].(string)
+				if !yield(name, val) {
+					return
+				}
+			}
+		}
+	default:
 		return store.Event{}, fmt.Errorf("%w: index entry %v", ErrUnavailable, x)
 	}
-	id, _ := ent[0].(string)
 	xoff, us, ok := parseEntryID(id)
 	if !ok {
 		return store.Event{}, fmt.Errorf("%w: index entry ID %q", ErrUnavailable, id)
 	}
-	fields, _ := ent[1].([]any)
 	var topic, epoch, off, typ, data string
-	for i := 0; i+1 < len(fields); i += 2 {
-		name, _ := fields[i].(string)
-		val, _ := fields[i+1].(string)
+	for name, val := range field {
 		switch name {
 		case "p":
 			topic = val
