@@ -185,7 +185,7 @@ func (s *Subscriber) seen(f *Frame) bool {
 		return false
 	}
 	if store.IsPattern(s.topics[i]) {
-		return false // see keepsFloor in pattern.go
+		return false // a pattern keeps the floor: see vector in pattern.go
 	}
 	s.cleared[i] = true
 	if s.uncleared--; s.uncleared == 0 {
