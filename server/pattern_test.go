@@ -141,35 +141,60 @@ func TestPatternStreamResumes(t *testing.T) {
 // TestPatternPollAndWS: /api/poll and /ws take the same patterns, with
 // the same cursor.
 func TestPatternPollAndWS(t *testing.T) {
-	ts := start(t, nil, nil)
-	pub := token(t, allPerms, time.Hour)
-	sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	id1 := ts.mustPublish(t, pub, "orders/1", "a")
-	ts.mustPublish(t, pub, "misc", "b")
-	id2 := ts.mustPublish(t, pub, "orders/2", "c")
-	req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/api/poll?topic="+url.QueryEscape("orders/*")+"&after=0", nil)
-	req.Header = bearerHeader(sub)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	var ans pollAnswer
-	if err := json.NewDecoder(res.Body).Decode(&ans); err != nil || res.StatusCode != 200 {
-		t.Fatalf("poll: %d %v", res.StatusCode, err)
-	}
-	if len(ans.Events) != 2 || ans.Events[0].ID != id1 || ans.Events[1].ID != id2 {
-		t.Fatalf("poll gave %+v, want %s and %s", ans.Events, id1, id2)
-	}
-	// The poll's cursor resumes a WebSocket.
-	c := ts.dialWS(t, ctx, "topic=orders/*&lastEventId="+url.QueryEscape(ans.Next), bearerHeader(sub))
-	waitSubscribers(t, ts.hub, 1)
-	ts.mustPublish(t, pub, "misc", "d")
-	id3 := ts.mustPublish(t, pub, "orders/3", "e")
-	if m := wsRead(t, ctx, c); m.ID != id3 || m.Topic != "orders/3" {
-		t.Fatalf("ws got %+v, want %s of orders/3", m, id3)
+	for _, ps := range patternStores {
+		t.Run(ps.name, func(t *testing.T) {
+			ts := startFollowing(t, ps.open(t))
+			pub := token(t, allPerms, time.Hour)
+			sub := token(t, auth.Permissions{Subscribe: []string{"orders/*"}}, time.Hour)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			poll := func(after string) pollAnswer {
+				t.Helper()
+				q := "topic=" + url.QueryEscape("orders/*")
+				if after != "" {
+					q += "&after=" + url.QueryEscape(after)
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", ts.base+"/api/poll?"+q, nil)
+				req.Header = bearerHeader(sub)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				var ans pollAnswer
+				if err := json.NewDecoder(res.Body).Decode(&ans); err != nil || res.StatusCode != 200 {
+					t.Fatalf("poll: %d %v", res.StatusCode, err)
+				}
+				return ans
+			}
+			// No cursor: the pattern's head, to go on from (not empty: a
+			// store with one sequence gives "" for an empty store).
+			ts.mustPublish(t, pub, "misc", "z")
+			head := poll("").Next
+			if head == "" {
+				t.Fatal("poll without a cursor gave no head")
+			}
+			ts.mustPublish(t, pub, "orders/1", "a")
+			ts.mustPublish(t, pub, "misc", "b")
+			ts.mustPublish(t, pub, "orders/2", "c")
+			ans := poll(head)
+			if len(ans.Events) != 2 || ans.Events[0].Data != "a" || ans.Events[1].Data != "c" || ans.Next != ans.Events[1].ID {
+				t.Fatalf("poll after the head gave %+v (next %q), want a and c", ans.Events, ans.Next)
+			}
+			// The poll's cursor resumes a WebSocket.
+			c := ts.dialWS(t, ctx, "topic=orders/*&lastEventId="+url.QueryEscape(ans.Next), bearerHeader(sub))
+			waitSubscribers(t, ts.hub, 1)
+			ts.mustPublish(t, pub, "misc", "d")
+			ts.mustPublish(t, pub, "orders/3", "e")
+			m := wsRead(t, ctx, c)
+			if m.Topic != "orders/3" || m.str(t) != "e" {
+				t.Fatalf("ws got %+v, want e of orders/3", m)
+			}
+			// And the WebSocket's cursor resumes a poll: nothing left.
+			if rest := poll(m.ID); len(rest.Events) != 0 || rest.Reset != nil {
+				t.Fatalf("poll after the ws cursor gave %+v", rest)
+			}
+		})
 	}
 }
 
