@@ -18,6 +18,10 @@
 //	<prefix>:topics       set of every topic, for Trim and Follow
 //	<prefix>:feed         the pub/sub channel Follow listens on
 //
+// A topic under one of Config.PatternPrefixes takes its prefix's hash tag
+// instead, beside the prefix's index stream, which topic patterns are
+// read from (see index.go).
+//
 // One Lua script appends a batch's records of one topic: epoch, each
 // record's idempotency check, XADD with the next offset, idempotency key
 // with its expiry, and a PUBLISH of the new events, in one atomic step;
