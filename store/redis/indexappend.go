@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -229,13 +230,14 @@ return removed
 // trimIndexes applies retention to every index. Index entries are copies:
 // they do not count as removed events.
 func (s *Store) trimIndexes(ctx context.Context, maxLen, ageCut string) error {
+	var errs []error
 	for _, ix := range s.pfx {
 		k := s.index(ix)
 		if err := s.evalSha(ctx, indexTrimScript, []string{k.stream, k.meta}, maxLen, ageCut).Err(); err != nil {
 			err = unavailable(err)
 			s.reload(err)
-			return err
+			errs = append(errs, fmt.Errorf("index %q: %w", ix, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
