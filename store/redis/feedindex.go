@@ -197,7 +197,10 @@ func (f *follower) caughtUpByIndex(topic string) bool {
 }
 
 // rollbackIndex starts a new epoch of index ix, whose history went back
-// to offset, and reports the gap (see rollback).
+// to offset, and reports the gap (see rollback). The index's entries keep
+// the topic epochs they were stored with: an event kept from before a
+// topic's own rollback reads through the index with its old topic epoch
+// (its index position, what a pattern cursor holds, is the new epoch's).
 func (f *follower) rollbackIndex(ctx context.Context, ix, epoch string, offset uint64) {
 	f.sink.Gap(ix + "*")
 	now, err := epochScript.Run(ctx, f.s.c, []string{f.s.index(ix).meta}, epoch, newEpoch()).Text()

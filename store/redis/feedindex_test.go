@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
@@ -119,4 +120,55 @@ func TestFollowIndexOrder(t *testing.T) {
 	add(a, "orders/2", 12)
 	eventually.True(t, 0, func() bool { return k.count() >= len(want) }, "the follower goes on")
 	checkIndexOrder(t, b, k, want)
+}
+
+// TestFollowIndexRollback: Redis restarts from an older snapshot, so an
+// index's last offset goes back below what the follower delivered. The
+// follower reports a gap of the prefix's patterns and starts a new epoch
+// of the index, so that index offsets given again are not mistaken for
+// the lost ones: a pattern cursor at a lost event reads with Truncated,
+// then the kept and the new events.
+func TestFollowIndexRollback(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	pfx := []string{"orders/"}
+	a := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix, PatternPrefixes: pfx})
+	b := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix, PatternPrefixes: pfx})
+	k := &orderSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Follow(ctx, k) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	eventually.True(t, 0, func() bool { k.mu.Lock(); defer k.mu.Unlock(); return k.started }, "Follow started")
+	topics := []string{"orders/*"}
+	cursor := ""
+	for i := range 5 {
+		e := mustAppend(t, a, store.Record{Topic: fmt.Sprint("orders/", i%2), Data: fmt.Sprint(i)})[0].Event
+		cursor = a.Next(cursor, topics, e)
+		if i == 2 {
+			if _, err := srv.Do("SAVE"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	eventually.True(t, 0, func() bool { return k.count() == 5 }, "the follower has the 5 events")
+	srv.Kill()
+	srv.Restart() // from the snapshot of 3 events
+	gapped := func() bool {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return slices.Contains(k.gaps, "orders/*")
+	}
+	eventually.True(t, 0, gapped, "a gap of orders/* for the index that went back")
+	fresh := mustAppend(t, a, store.Record{Topic: "orders/1", Data: "new"})[0].Event
+	if b.Seen(cursor, topics, fresh) {
+		t.Errorf("the new event %s is Seen at the pattern cursor %s of the lost events", fresh.ID, cursor)
+	}
+	page, err := a.Read(context.Background(), topics, cursor, 0)
+	if err != nil || !page.Truncated || len(page.Events) != 4 || page.Events[3].Data != "new" {
+		t.Errorf("Read after the lost events' pattern cursor = %+v, %v; want Truncated with the 3 kept events and the new one", page, err)
+	}
 }
