@@ -177,3 +177,26 @@ func TestPatternOutsidePrefixesRedis(t *testing.T) {
 	// Under the prefix, the same token is served.
 	patternStream(t, context.Background(), ts, "orders/eu/*", "*", "")
 }
+
+// TestPatternCursorOfAnotherPatternRedis: the Last-Event-ID of a stream of
+// orders/eu/* given to a stream of orders/us/* (both in the orders/
+// index) is not a position in orders/us/*: the second stream gets every
+// orders/us event, none skipped because the first pattern's position in
+// the shared index was past it.
+func TestPatternCursorOfAnotherPatternRedis(t *testing.T) {
+	ts := patternNodes(t, 1, false, "orders/")[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	publishOn(t, ts, "orders/us/1", "u1")
+	publishOn(t, ts, "orders/eu/1", "e1")
+	publishOn(t, ts, "orders/us/2", "u2")
+	publishOn(t, ts, "orders/eu/1", "e2")
+	eu := patternStream(t, ctx, ts, "orders/eu/*", "orders/*", "")
+
+	// The eu stream started live: give it an event, take its cursor.
+	publishOn(t, ts, "orders/eu/2", "e3")
+	got := readEvents(t, eu, 1)
+	checkData(t, got, "e3")
+	us := patternStream(t, ctx, ts, "orders/us/*", "orders/*", got[0].id)
+	checkData(t, readEvents(t, us, 2), "u1", "u2")
+}
