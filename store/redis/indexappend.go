@@ -20,7 +20,9 @@ func init() {
 // the prefix's index stream, in the same atomic step, and the event's ID
 // and feed message carry its index position, which the topic's entry
 // keeps in a field x ("<index epoch>.<index offset>") for reads by topic. An index whose meta is gone
-// (Redis lost it, or it is new) starts a new epoch, as a topic does.
+// (Redis lost it, or it is new) starts a new epoch, as a topic does; its
+// meta counts the topics that appended in the epoch (c), which bounds
+// its retention by count.
 //
 // KEYS: meta, stream, index meta, index stream, then the records'
 // idempotency keys.
@@ -33,7 +35,7 @@ func init() {
 var indexAppendScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'u', 'kf', 'ko')
+local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'u', 'kf', 'ko', 'x')
 local x = redis.call('HMGET', KEYS[3], 'e', 'n', 'u', 'c')
 local e, n, created = m[1], 0, 0
 local kf, ko = tonumber(m[4] or '0'), tonumber(m[5] or '0')
@@ -56,7 +58,11 @@ else
   redis.call('DEL', KEYS[4])
   xe = ARGV[8]
 end
-if created == 1 then xc = xc + 1 end
+-- c counts the topics that appended in this index epoch (the topic's
+-- meta x names the last epoch it was counted in), for retention.
+local bump = 0
+if m[6] ~= xe then bump = 1 end
+xc = xc + bump
 local hash, maxlen, window, channel, ttl, topic = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
 local xmax = '0'
 if maxlen ~= '0' then xmax = string.format('%d', tonumber(maxlen) * math.max(xc, 1)) end
@@ -122,14 +128,14 @@ for i = 9, #ARGV, 4 do
     out[#out+1] = xe .. '.' .. xnS
   end
 end
-if added > 0 or created == 1 or not x[1] then
+if added > 0 or created == 1 then
   redis.call('HSET', KEYS[3], 'e', xe, 'n', string.format('%d', xn), 'u', nowS, 'c', string.format('%d', xc))
 end
 if added > 0 then
-  redis.call('HSET', KEYS[1], 'e', e, 'n', string.format('%d', n), 'u', nowS)
+  redis.call('HSET', KEYS[1], 'e', e, 'n', string.format('%d', n), 'u', nowS, 'x', xe)
   if #msg > 0 then redis.call('PUBLISH', channel, table.concat(msg)) end
 elseif created == 1 then
-  redis.call('HSET', KEYS[1], 'e', e, 'n', 0, 'u', nowS)
+  redis.call('HSET', KEYS[1], 'e', e, 'n', 0, 'u', nowS, 'x', xe)
 end
 return out
 `)

@@ -231,3 +231,35 @@ func TestPatternLoss(t *testing.T) {
 		t.Errorf("Read after a position past the index's end: %v, want ErrUnknownCursor", err)
 	}
 }
+
+// TestIndexRetentionCountsTopics: an index keeps max_events_per_topic
+// times the topics that append to it, also after Redis lost the index
+// alone (its topics kept): the new epoch counts them again as they append.
+func TestIndexRetentionCountsTopics(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := openStore(t, Config{Client: testClient(srv.Addr), PatternPrefixes: []string{"orders/"},
+		Retention: store.Retention{MaxEventsPerTopic: 2}})
+	ctx := context.Background()
+	round := func() {
+		for i := range 4 {
+			mustAppend(t, s, store.Record{Topic: "orders/1", Data: fmt.Sprint(i)},
+				store.Record{Topic: "orders/2", Data: fmt.Sprint(i)}, store.Record{Topic: "orders/3", Data: fmt.Sprint(i)})
+		}
+		if _, err := s.Trim(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix := s.index("orders/")
+	round()
+	if n, err := s.c.XLen(ctx, ix.stream).Result(); err != nil || n != 6 {
+		t.Fatalf("index holds %d entries (%v), want 2 per topic, 6", n, err)
+	}
+	// The index alone is lost (evicted): its topics go on.
+	if err := s.c.Del(ctx, ix.meta, ix.stream).Err(); err != nil {
+		t.Fatal(err)
+	}
+	round()
+	if n, err := s.c.XLen(ctx, ix.stream).Result(); err != nil || n != 6 {
+		t.Fatalf("after the index was lost, it holds %d entries (%v), want 6", n, err)
+	}
+}
