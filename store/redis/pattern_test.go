@@ -263,3 +263,40 @@ func TestIndexRetentionCountsTopics(t *testing.T) {
 		t.Fatalf("after the index was lost, it holds %d entries (%v), want 6", n, err)
 	}
 }
+
+// TestPrefixChangeResets: declaring a prefix moves its topics to other
+// keys; a cursor from before reads the topic's new history with a reset
+// (a new epoch), never the old events mixed with the new ones.
+func TestPrefixChangeResets(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := nextPrefix()
+	before := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix})
+	ctx := context.Background()
+	for _, topics := range [][]string{{"orders/1"}, {"orders/1", "misc"}} {
+		old := mustAppend(t, before, store.Record{Topic: "orders/1", Data: "old"}, store.Record{Topic: "misc", Data: "m"})
+		cursor := ""
+		for _, a := range old {
+			if slices.Contains(topics, a.Event.Topic) {
+				cursor = before.Next(cursor, topics, a.Event)
+			}
+		}
+		after := openStore(t, Config{Client: testClient(srv.Addr), Prefix: prefix, PatternPrefixes: []string{"orders/"}})
+		fresh := mustAppend(t, after, store.Record{Topic: "orders/1", Data: "new"})[0].Event
+		page, err := after.Read(ctx, topics, cursor, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []string
+		for _, e := range page.Events {
+			if e.Topic == "orders/1" {
+				data = append(data, e.Data)
+			}
+		}
+		if !page.Truncated || !slices.Contains(data, "new") || slices.Contains(data, "old") {
+			t.Errorf("Read(%q) after orders/ was declared: truncated %v, orders/1 data %q; want a reset and only the new history (%s)", topics, page.Truncated, data, fresh.ID)
+		}
+		if err := after.c.FlushAll(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
