@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/sseguard/sseguard/store"
 )
 
 // StoreRedis configures store.driver redis: where Redis is (one server,
@@ -68,6 +71,13 @@ type StoreRedis struct {
 	// Prefix starts every key and the pub/sub channel: hubs share events
 	// when they share Redis and prefix. Default sseguard.
 	Prefix string `yaml:"prefix"`
+	// PatternPrefixes are the topic prefixes whose topics can be read by
+	// pattern (orders/ serves orders/* and orders/eu/*; "" serves *).
+	// Each prefix's topics share one Cluster slot with its index, so one
+	// shard takes all their publishes. Changing the list moves topics to
+	// other keys: their history restarts with a reset (docs/cluster.md).
+	// Default none: patterns are refused with 400 on Redis.
+	PatternPrefixes []string `yaml:"pattern_prefixes"`
 }
 
 // Fill sets the defaults of the redis section.
@@ -78,6 +88,7 @@ func (r *StoreRedis) Fill() {
 	setDur(&r.ReplicaTimeout, time.Second)
 	setStr(&r.Prefix, "sseguard")
 	nilIfEmpty(&r.Addrs)
+	nilIfEmpty(&r.PatternPrefixes)
 }
 
 // Validate checks the section; needed says that store.driver is redis,
@@ -135,6 +146,22 @@ func (r *StoreRedis) Validate(prefix string, needed bool) error {
 	if strings.ContainsAny(r.Prefix, "{} ") {
 		pr.add("prefix", "must not contain {, } or spaces, got %q", r.Prefix)
 	}
+	if len(r.PatternPrefixes) > maxPatternPrefixes {
+		pr.add("pattern_prefixes", "at most %d prefixes, got %d (a pattern's cursor holds a position per prefix it spans)", maxPatternPrefixes, len(r.PatternPrefixes))
+	}
+	for i, p := range r.PatternPrefixes {
+		field := fmt.Sprintf("pattern_prefixes[%d]", i)
+		switch {
+		case strings.Contains(p, "*"):
+			pr.add(field, "a prefix, without '*': orders/ serves orders/*, got %q", p)
+		case strings.HasPrefix(p, store.ReservedPrefix):
+			pr.add(field, "topics starting with %q are sseguard's own and match no pattern, got %q", store.ReservedPrefix, p)
+		case strings.ContainsAny(p, " \t\r\n"):
+			pr.add(field, "topics have no spaces, got %q", p)
+		case slices.Contains(r.PatternPrefixes[:i], p):
+			pr.add(field, "%q is given twice", p)
+		}
+	}
 	if needed && pr.err() == nil {
 		if _, field, err := r.tlsConfig(r.TLS || strings.HasPrefix(r.URL, "rediss:")); err != nil {
 			pr.add(field, "%v", err)
@@ -142,6 +169,10 @@ func (r *StoreRedis) Validate(prefix string, needed bool) error {
 	}
 	return pr.err()
 }
+
+// maxPatternPrefixes is store/redis's MaxPatternPrefixes (config does
+// not import the Redis store).
+const maxPatternPrefixes = 16
 
 // redactURLError keeps a password that go-redis quotes out of the error.
 func redactURLError(err error, url string) string {

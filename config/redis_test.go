@@ -124,3 +124,36 @@ func TestRedisUnixSocket(t *testing.T) {
 		t.Errorf("PING over %s: %v", sock, err)
 	}
 }
+
+// TestRedisPatternPrefixes: store.redis.pattern_prefixes is read from the
+// file and its environment variable, and a prefix that could not serve a
+// pattern is refused with the key's name.
+func TestRedisPatternPrefixes(t *testing.T) {
+	c, err := Parse([]byte("store:\n  driver: redis\n  redis:\n    addrs: [\"127.0.0.1:6379\"]\n    pattern_prefixes: [\"orders/\", \"\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if got := c.Store.Redis.PatternPrefixes; len(got) != 2 || got[0] != "orders/" || got[1] != "" {
+		t.Errorf("pattern_prefixes = %q, want [orders/ \"\"]", got)
+	}
+	env := map[string]string{"SSEGUARD_STORE_REDIS_PATTERN_PREFIXES": "[chat/, news/]"}
+	if err := c.ApplyEnv(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Store.Redis.PatternPrefixes; len(got) != 2 || got[0] != "chat/" || got[1] != "news/" {
+		t.Errorf("pattern_prefixes from the environment = %q, want [chat/ news/]", got)
+	}
+	for _, bad := range []string{`["orders/*"]`, `["sseguard:x"]`, `["a b"]`, `["a/", "a/"]`,
+		`["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q"]`} {
+		c, err := Parse([]byte("store:\n  driver: redis\n  redis:\n    addrs: [\"127.0.0.1:6379\"]\n    pattern_prefixes: " + bad + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "store.redis.pattern_prefixes") {
+			t.Errorf("pattern_prefixes: %s: Validate = %v, want an error naming the key", bad, err)
+		}
+	}
+}

@@ -2,14 +2,44 @@ package hub
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/sseguard/sseguard/store"
 )
 
 // ErrPatterns is returned by Subscribe for topic patterns when the hub's
-// store does not read them (store.SupportsPatterns).
+// store does not read them (store.CheckPattern): it wraps the store's
+// error, which says why.
 var ErrPatterns = errors.New("hub: the store does not read topic patterns")
+
+// checkPatterns returns an error wrapping ErrPatterns when st does not
+// read one of the patterns among topics.
+func checkPatterns(st store.Store, topics []string) error {
+	for _, t := range topics {
+		if !store.IsPattern(t) {
+			continue
+		}
+		if err := store.CheckPattern(st, t); err != nil {
+			return fmt.Errorf("%w: %w", ErrPatterns, err)
+		}
+	}
+	return nil
+}
+
+// vector reports whether s needs the store's Next for each frame's
+// cursor: a reader of several topics, or of a pattern (one entry that is
+// a set of topics; for a store with one sequence Next gives the event's
+// ID, for store/redis a position in the pattern's index).
+//
+// A pattern's entry also keeps the floor (see Subscriber.cursor): its
+// frames may come from several sequences (store/redis reads a pattern
+// from one index per prefix it spans), each in order but not together,
+// so the first frame past the cursor does not prove the next ones are;
+// every frame is checked with Seen.
+func (s *Subscriber) vector() bool {
+	return len(s.topics) > 1 || len(s.topics) == 1 && store.IsPattern(s.topics[0])
+}
 
 // patternIndex holds the subscribers of topic patterns beside the exact
 // topic map, keyed by prefix ("orders/" for "orders/*"). A fan-out looks
@@ -137,12 +167,15 @@ func (h *Hub) unregister(s *Subscriber) {
 }
 
 // cutLoosePatterns cuts loose the pattern subscribers that match one of
-// topics (all of them when topics is nil); h.mu is held for reading.
+// topics (all of them when topics is nil). An entry of topics may be a
+// pattern (a store.Feed's Gap of a prefix index): it cuts the patterns
+// that overlap it, one covering the other. h.mu is held for reading.
 func (h *Hub) cutLoosePatterns(topics []string, cuts *cutOffs) {
 	for prefix, subs := range h.patterns.byPrefix {
 		hit := topics == nil
 		for _, t := range topics {
-			hit = hit || store.Match(prefix+"*", t)
+			p := prefix + "*"
+			hit = hit || store.Match(p, t) || store.IsPattern(t) && (store.Covers(t, p) || store.Covers(p, t))
 		}
 		if !hit {
 			continue

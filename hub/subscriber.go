@@ -54,8 +54,8 @@ type Subscriber struct {
 // Subscribe registers a subscriber for topics, buffering live events until
 // GoLive. It fails with ErrClosed once the hub is shutting down.
 func (h *Hub) Subscribe(topics []string) (*Subscriber, error) {
-	if store.HasPattern(topics) && !store.SupportsPatterns(h.store) {
-		return nil, ErrPatterns
+	if err := checkPatterns(h.store, topics); err != nil {
+		return nil, err
 	}
 	s := &Subscriber{
 		hub:    h,
@@ -94,7 +94,7 @@ func (s *Subscriber) push(f *Frame) pushResult {
 		if s.floor && s.seen(f) {
 			return pushed // the replay already sent it
 		}
-		if len(s.topics) > 1 {
+		if s.vector() {
 			cursor = s.hub.store.Next(s.cursor, s.topics, f.Event)
 			s.cursor = cursor
 			size = Delivery{f, cursor}.size()
@@ -184,6 +184,9 @@ func (s *Subscriber) seen(f *Frame) bool {
 		s.floor = false
 		return false
 	}
+	if store.IsPattern(s.topics[i]) {
+		return false // a pattern keeps the floor: see vector in pattern.go
+	}
 	s.cleared[i] = true
 	if s.uncleared--; s.uncleared == 0 {
 		s.floor, s.cleared = false, nil
@@ -211,7 +214,7 @@ func (s *Subscriber) GoLive(cursor string) {
 	defer s.mu.Unlock()
 	s.cursor = cursor
 	s.floor = cursor != ""
-	if s.floor && len(s.topics) > 1 {
+	if s.floor && s.vector() {
 		s.cleared, s.uncleared = make([]bool, len(s.topics)), len(s.topics)
 	}
 	buffered := s.queue
@@ -221,7 +224,7 @@ func (s *Subscriber) GoLive(cursor string) {
 			continue
 		}
 		next, size := "", len(f.Wire)
-		if len(s.topics) > 1 {
+		if s.vector() {
 			next = s.hub.store.Next(s.cursor, s.topics, f.Event)
 			s.cursor = next
 			size = Delivery{f, next}.size()

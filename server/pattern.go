@@ -37,7 +37,8 @@ func checkPattern(p string) string {
 }
 
 // checkTopicOrPattern checks a topic parameter: a name, or a pattern when
-// the hub's store reads them.
+// the hub's store reads it (store.CheckPattern: store/redis reads only
+// patterns under its declared prefixes).
 func (s *Server) checkTopicOrPattern(t string) *policy.Problem {
 	if !strings.Contains(t, "*") {
 		if why := checkTopic(t); why != "" {
@@ -48,9 +49,11 @@ func (s *Server) checkTopicOrPattern(t string) *policy.Problem {
 	if why := checkPattern(t); why != "" {
 		return policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
 	}
-	if !store.SupportsPatterns(s.hub.Store()) {
-		return policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest,
-			"this server's store does not serve topic patterns yet; name the topics")
+	if err := store.CheckPattern(s.hub.Store(), t); err != nil {
+		// The store's reason, fit for a client (store/redis names
+		// store.redis.pattern_prefixes), without the sentinel's words.
+		why := strings.TrimPrefix(err.Error(), store.ErrPatternNotServed.Error()+": ")
+		return policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, why)
 	}
 	return nil
 }

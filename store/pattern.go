@@ -1,6 +1,10 @@
 package store
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Topic patterns. A topic given to Read, Head, Next or Seen of a store
 // whose Patterns method reports true may be a pattern: a prefix followed
@@ -9,6 +13,11 @@ import "strings"
 // issued (they are read from their first retained event). A topic that
 // starts with ReservedPrefix belongs to sseguard itself and matches no
 // pattern, only its own name. Topic names never contain '*'.
+//
+// A store.Feed may report a Gap for a pattern rather than a topic: events
+// of some topics it matches were lost to the feed (store/redis reports
+// one for a prefix index), and the hub cuts loose every subscriber whose
+// topics overlap it.
 
 // ReservedPrefix starts the topics that belong to sseguard itself (the
 // dashboard's "sseguard:dashboard"); no pattern matches them.
@@ -97,8 +106,37 @@ type Patterns interface {
 	Patterns() bool
 }
 
-// SupportsPatterns reports whether s reads topic patterns.
+// SupportsPatterns reports whether s reads topic patterns (some of
+// them: see CheckPattern).
 func SupportsPatterns(s Store) bool {
 	p, ok := s.(Patterns)
 	return ok && p.Patterns()
+}
+
+// PatternChecker is implemented by stores that read some topic patterns
+// and not others: store/redis reads a pattern only under the prefixes it
+// indexes. A store that reads patterns without implementing it reads
+// every pattern.
+type PatternChecker interface {
+	// PatternOK returns nil when Read, Head, Next and Seen take pattern,
+	// else an error wrapping ErrPatternNotServed whose text says why (and
+	// which setting would serve it), fit for a client.
+	PatternOK(pattern string) error
+}
+
+// ErrPatternNotServed means a store does not read a topic pattern: it
+// reads none (SupportsPatterns is false), or not this one (PatternChecker).
+var ErrPatternNotServed = errors.New("store: topic pattern not served")
+
+// CheckPattern returns nil when s reads pattern, else an error wrapping
+// ErrPatternNotServed. Callers check each pattern of a subscription with
+// it before reading.
+func CheckPattern(s Store, pattern string) error {
+	if !SupportsPatterns(s) {
+		return fmt.Errorf("%w: this server's store does not serve topic patterns; name the topics", ErrPatternNotServed)
+	}
+	if c, ok := s.(PatternChecker); ok {
+		return c.PatternOK(pattern)
+	}
+	return nil
 }

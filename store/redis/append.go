@@ -93,6 +93,9 @@ type appendCall struct {
 	keys  []string
 	args  []any
 	cmd   *goredis.Cmd
+	// indexed calls run indexAppendScript for a topic under prefix ix.
+	indexed bool
+	ix      string
 }
 
 // appendCalls groups recs by topic, in the order of each topic's first
@@ -131,7 +134,7 @@ func (s *Store) newCall(topic string) appendCall {
 	if s.silent {
 		channel = ""
 	}
-	return appendCall{
+	c := appendCall{
 		topic: topic,
 		keys:  []string{k.meta, k.stream},
 		args: []any{
@@ -139,6 +142,10 @@ func (s *Store) newCall(topic string) appendCall {
 			strconv.FormatInt((s.window + keySlack).Milliseconds(), 10), topic,
 		},
 	}
+	if ix, ok := s.indexOf(topic); ok {
+		return s.indexed(c, ix)
+	}
+	return c
 }
 
 // unknownTopics returns the topics of recs this process has not put in the
@@ -247,7 +254,7 @@ func (s *Store) pipeline(ctx context.Context, c goredis.Cmdable, calls []appendC
 			p.SAdd(ctx, s.topicSet(), toAny(fresh)...)
 		}
 		for _, i := range idx {
-			calls[i].cmd = p.EvalSha(ctx, appendScript.Hash(), calls[i].keys, calls[i].args...)
+			calls[i].cmd = p.EvalSha(ctx, calls[i].scriptHash(), calls[i].keys, calls[i].args...)
 		}
 		if s.minRepl > 0 {
 			wait = p.Do(ctx, "WAIT", s.minRepl, s.replTO.Milliseconds())
@@ -278,6 +285,9 @@ func isRedisError(err error) bool {
 // results fills out with the results of the call's records; created
 // reports that the script made the topic's epoch.
 func (c *appendCall) results(recs []store.Record, out []store.Appended) (created bool, err error) {
+	if c.indexed {
+		return c.indexResults(recs, out)
+	}
 	vals, err := c.cmd.Slice()
 	if err != nil {
 		return false, unavailable(err)

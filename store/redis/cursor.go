@@ -69,8 +69,15 @@ func (p pos) String() string {
 	return string(out)
 }
 
-// parsePos parses one position (an ID, or a topic's start).
+// parsePos parses one position (an ID, or a topic's start); of an
+// indexed event's ID, the topic's position (see parseID).
 func parsePos(s string) (pos, bool) {
+	p, _, ok := parseID(s)
+	return p, ok
+}
+
+// parsePos3 parses "<hash>.<epoch>.<offset>" or "<hash>.0".
+func parsePos3(s string) (pos, bool) {
 	if len(s) == hashLen+2 && s[hashLen:] == ".0" && isB64(s[:hashLen]) {
 		return pos{hash: s[:hashLen]}, true
 	}
@@ -78,11 +85,11 @@ func parsePos(s string) (pos, bool) {
 		return pos{}, false
 	}
 	h, e, o := s[:hashLen], s[hashLen+1:hashLen+1+epochLen], s[hashLen+2+epochLen:]
-	if !isB64(h) || !isB64(e) || o == "" || (o[0] == '0') || len(o) > 16 {
+	if !isB64(h) || !isB64(e) {
 		return pos{}, false
 	}
-	off, err := strconv.ParseUint(o, 10, 64)
-	if err != nil || off > maxOffset {
+	off, ok := parseOffset(o)
+	if !ok {
 		return pos{}, false
 	}
 	return pos{hash: h, epoch: e, offset: off}, true
@@ -154,9 +161,15 @@ func formatCursor(ps []pos) string {
 // Next returns e.ID for a reader of one topic, and otherwise the cursor
 // with e's position set. Positions of topics the reader does not read are
 // kept while they fit store.MaxCursor.
+//
+// An indexed event that a pattern of topics matches moves that pattern's
+// position in the event's index instead (see index.go).
 func (s *Store) Next(cursor string, topics []string, e store.Event) string {
-	p, ok := parsePos(e.ID)
-	if !ok || oneTopic(topics) {
+	if oneTopic(topics) && !store.IsPattern(topics[0]) {
+		return e.ID
+	}
+	p, ok := s.position(topics, e)
+	if !ok {
 		return e.ID
 	}
 	ps, ok := parseCursor(cursor)
@@ -167,10 +180,7 @@ func (s *Store) Next(cursor string, topics []string, e store.Event) string {
 	ps = append(ps, p)
 	c := formatCursor(ps)
 	if len(c) > store.MaxCursor {
-		want := map[string]bool{}
-		for _, t := range topics {
-			want[topicHash(t)] = true
-		}
+		want := s.wanted(topics)
 		ps = slices.DeleteFunc(ps, func(q pos) bool { return !want[q.hash] })
 		c = formatCursor(ps)
 	}
@@ -179,10 +189,15 @@ func (s *Store) Next(cursor string, topics []string, e store.Event) string {
 
 // Seen reports whether cursor holds a position of e's topic in e's epoch
 // at or after e. An event of another epoch than the cursor's is not Seen:
-// the topic's history was lost and started again.
+// the topic's history was lost and started again. For an indexed event
+// that a pattern of topics matches, the position is the pattern's in the
+// event's index.
 func (s *Store) Seen(cursor string, topics []string, e store.Event) bool {
-	p, ok := parsePos(e.ID)
-	if !ok || cursor == "" || len(cursor) > store.MaxCursor {
+	if cursor == "" || len(cursor) > store.MaxCursor {
+		return false
+	}
+	p, ok := s.position(topics, e)
+	if !ok {
 		return false
 	}
 	q, ok := findPos(cursor, p.hash)

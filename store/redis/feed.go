@@ -101,6 +101,7 @@ type follower struct {
 	// at is the last position delivered (or, at the start, committed) of
 	// each topic, with that event's commit time.
 	at map[string]seen
+	ix *followIndex // the indexes' positions; see feedindex.go
 }
 
 // seen is a topic's last delivered position and its event's commit time.
@@ -227,6 +228,7 @@ func (f *follower) message(ctx context.Context, payload string) {
 		}
 		e := store.Event{ID: fields[0], Topic: rest[:tl], Type: rest[tl : tl+yl], Data: rest[tl+yl : tl+yl+dl], Time: time.UnixMicro(us).UTC()}
 		payload = rest[tl+yl+dl:]
+		f.indexed(ctx, fields[0], e.Topic, us, flush) // an index's hole first
 
 		at, known := f.at[e.Topic]
 		sameEpoch := known && at.epoch == p.epoch
@@ -324,6 +326,7 @@ func cursorOf(p pos) string {
 // a gap; only a failure to read any is an error.
 func (f *follower) catchUp(ctx context.Context, first bool) error {
 	s := f.s
+	f.catchUpIndexes(ctx, first) // in index order, before their topics
 	var topics []string
 	var cursor uint64
 	for {
@@ -372,6 +375,9 @@ func (f *follower) catchUp(ctx context.Context, first bool) error {
 				continue
 			}
 			read++
+			if !first && f.caughtUpByIndex(t) {
+				continue
+			}
 			epoch, _ := vals[0].(string)
 			n, _ := vals[1].(string)
 			u, _ := vals[2].(string)

@@ -37,6 +37,19 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		return store.Page{}, err
 	}
 	defer end()
+	var patterns []string
+	if store.HasPattern(topics) {
+		topics = store.Reduce(topics)
+		var names []string
+		for _, t := range topics {
+			if store.IsPattern(t) {
+				patterns = append(patterns, t)
+			} else {
+				names = append(names, t)
+			}
+		}
+		topics = names
+	}
 
 	type topicRead struct {
 		topic string
@@ -72,10 +85,12 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 		})
 		return err
 	}
-	err = run()
-	if isNoScript(err) {
-		if err = s.loadScripts(ctx); err == nil {
-			err = run()
+	if len(reads) > 0 {
+		err = run()
+		if isNoScript(err) {
+			if err = s.loadScripts(ctx); err == nil {
+				err = run()
+			}
 		}
 	}
 	if err != nil {
@@ -86,6 +101,14 @@ func (s *Store) Read(ctx context.Context, topics []string, after string, limit i
 
 	var page store.Page
 	lists := make([][]store.Event, 0, len(reads))
+	if len(patterns) > 0 {
+		ixLists, truncated, err := s.readIndexes(ctx, patterns, ps, limit)
+		if err != nil {
+			return store.Page{}, err
+		}
+		lists = append(lists, ixLists...)
+		page.Truncated = truncated
+	}
 	for _, r := range reads {
 		vals, err := r.cmd.Slice()
 		if err != nil || len(vals) != 4 {
@@ -139,20 +162,35 @@ func (s *Store) events(topic, hash, epoch string, entries []any) ([]store.Event,
 		if !ok || len(ent) != 2 {
 			return nil, fmt.Errorf("%w: stream entry %v", ErrUnavailable, x)
 		}
-		id, _ := ent[0].(string)
-		off, us, ok := parseEntryID(id)
+		eid, _ := ent[0].(string)
+		off, us, ok := parseEntryID(eid)
 		if !ok {
-			return nil, fmt.Errorf("%w: stream entry ID %q", ErrUnavailable, id)
+			return nil, fmt.Errorf("%w: stream entry ID %q", ErrUnavailable, eid)
 		}
 		fields, _ := ent[1].([]any)
 		typ, data := entryFields(fields)
+		id := pos{hash: hash, epoch: epoch, offset: off}.String()
+		if x := entryField(fields, "x"); x != "" {
+			id += "." + x // an indexed topic's: see indexAppendScript
+		}
 		evs = append(evs, store.Event{
-			ID:    pos{hash: hash, epoch: epoch, offset: off}.String(),
+			ID:    id,
 			Topic: topic, Type: typ, Data: data,
 			Time: time.UnixMicro(us).UTC(),
 		})
 	}
 	return evs, nil
+}
+
+// entryField returns the value of a stream entry's field name, or "".
+func entryField(fields []any, name string) string {
+	for i := 0; i+1 < len(fields); i += 2 {
+		if n, _ := fields[i].(string); n == name {
+			v, _ := fields[i+1].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 // parseEntryID splits a stream entry ID <offset>-<µs>.
@@ -216,10 +254,17 @@ func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 		return "", err
 	}
 	defer end()
-	var uniq []string
-	for _, t := range topics {
-		if !contains(uniq, t) {
+	var uniq, patterns []string
+	for _, t := range store.Reduce(topics) {
+		if store.IsPattern(t) {
+			patterns = append(patterns, t)
+		} else if !contains(uniq, t) {
 			uniq = append(uniq, t)
+		}
+	}
+	for _, pat := range patterns {
+		if err := s.PatternOK(pat); err != nil {
+			return "", fmt.Errorf("redis store: head: %w", err)
 		}
 	}
 	cmds := make([]*goredis.SliceCmd, len(uniq))
@@ -245,6 +290,15 @@ func (s *Store) Head(ctx context.Context, topics []string) (string, error) {
 			continue
 		}
 		ps = append(ps, pos{hash: topicHash(t), epoch: epoch, offset: off})
+	}
+	if len(patterns) > 0 {
+		ips, err := s.headIndexes(ctx, patterns)
+		if err != nil {
+			err = unavailable(err)
+			s.reload(err)
+			return "", fmt.Errorf("redis store: head: %w", err)
+		}
+		ps = append(ps, ips...)
 	}
 	return formatCursor(ps), nil
 }

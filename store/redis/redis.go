@@ -18,6 +18,10 @@
 //	<prefix>:topics       set of every topic, for Trim and Follow
 //	<prefix>:feed         the pub/sub channel Follow listens on
 //
+// A topic under one of Config.PatternPrefixes takes its prefix's hash tag
+// instead, beside the prefix's index stream, which topic patterns are
+// read from (see index.go).
+//
 // One Lua script appends a batch's records of one topic: epoch, each
 // record's idempotency check, XADD with the next offset, idempotency key
 // with its expiry, and a PUBLISH of the new events, in one atomic step;
@@ -108,6 +112,11 @@ type Config struct {
 	MinReplicas int
 	// ReplicaTimeout bounds that WAIT. Default DefaultReplicaTimeout.
 	ReplicaTimeout time.Duration
+	// PatternPrefixes are the topic prefixes whose topics can be read by
+	// pattern (see index.go): at most MaxPatternPrefixes, none starting
+	// with store.ReservedPrefix or containing '*'. "" indexes every
+	// topic. Every hub process sharing the prefix must declare the same.
+	PatternPrefixes []string
 }
 
 // Store is a store.Store and store.Feed on Redis. Call Open.
@@ -139,6 +148,12 @@ type Store struct {
 	trimMu     sync.Mutex
 	trimCursor uint64
 	trimLimit  int // maxTrimTopics when 0; tests set it lower
+
+	// pfx are Config.PatternPrefixes, longest first; posKeys caches
+	// pattern position keys (see index.go).
+	pfx     []string
+	posKeys sync.Map
+	posN    atomic.Int64
 
 	// silent appends without publishing: tests use it to make the events
 	// that pub/sub loses.
@@ -183,6 +198,10 @@ func Open(ctx context.Context, c Config) (*Store, error) {
 	if strings.ContainsAny(s.prefix, "{}") {
 		_ = c.Client.Close()
 		return nil, fmt.Errorf("redis store: prefix %q contains { or }", s.prefix)
+	}
+	if err := s.setPrefixes(c.PatternPrefixes); err != nil {
+		_ = c.Client.Close()
+		return nil, err
 	}
 	if err := s.loadScripts(ctx); err != nil {
 		_ = c.Client.Close()
@@ -235,6 +254,9 @@ type topicKeys struct {
 }
 
 func (s *Store) keys(topic string) topicKeys {
+	if ix, ok := s.indexOf(topic); ok {
+		return s.indexedKeys(topic, ix)
+	}
 	base := s.prefix + ":{" + tag(topic) + "}"
 	return topicKeys{base: base, meta: base + ":m", stream: base + ":s"}
 }

@@ -42,6 +42,10 @@ func (s *Store) Trim(ctx context.Context, now time.Time) (int, error) {
 	}
 	keyCut := strconv.FormatInt(now.Add(-s.window).UnixMicro(), 10)
 
+	// The indexes: a few keys, trimmed on every call, whose retention
+	// follows their topics'. One that fails (its shard down) does not
+	// hold up the topics; its error comes back at the end.
+	ixErr := s.trimIndexes(ctx, maxLen, ageCut)
 	removed, covered := 0, 0
 	limit := s.trimLimit
 	if limit <= 0 {
@@ -67,6 +71,9 @@ func (s *Store) Trim(ctx context.Context, now time.Time) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
+	}
+	if ixErr != nil {
+		return removed, fmt.Errorf("redis store: trim: %w", ixErr)
 	}
 	return removed, nil
 }

@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/sseguard/sseguard/store"
 )
@@ -15,6 +17,11 @@ import (
 //     from that event, never skipped.
 //   - Head of a pattern has Seen every committed event of its topics.
 //   - A pattern and a name it covers in one set give each event once.
+//   - A cursor issued for one pattern and used with another never skips
+//     an event of the other committed after it was issued (a store may
+//     read the other pattern from its start: it names nothing of it).
+//   - Retention that removed events of a pattern after its cursor makes
+//     Read report Truncated, then the retained events.
 //
 // Stores that do not read patterns skip these cases.
 
@@ -30,12 +37,19 @@ func patternCases() []struct {
 		{"PatternResumesWithNewTopics", testPatternResumesWithNewTopics},
 		{"PatternHead", testPatternHead},
 		{"PatternOverlapOnce", testPatternOverlapOnce},
+		{"PatternCursorOfOtherPattern", testPatternCursorOfOtherPattern},
+		{"PatternTruncated", testPatternTruncated},
 	}
 }
 
 func patternStore(t *testing.T, open opener) store.Store {
 	t.Helper()
-	s := open(t, store.Retention{})
+	return patternStoreWith(t, open, store.Retention{})
+}
+
+func patternStoreWith(t *testing.T, open opener, r store.Retention) store.Store {
+	t.Helper()
+	s := open(t, r)
 	if !store.SupportsPatterns(s) {
 		t.Skip("this store does not read topic patterns")
 	}
@@ -123,5 +137,52 @@ func testPatternOverlapOnce(t *testing.T, open opener) {
 				t.Fatalf("Read(%q) gave %s %d times", topics, brief(e), n)
 			}
 		}
+	}
+}
+
+func testPatternCursorOfOtherPattern(t *testing.T, open opener) {
+	s := patternStore(t, open)
+	eu, us := []string{"orders/eu/*"}, []string{"orders/us/*"}
+	appendMix(t, s, []string{"orders/eu/1", "orders/us/1", "orders/eu/2"}, 12, "a")
+	cursor := cursorAfter(s, "", eu, readAll(t, s, eu, ""))
+	later := appendMix(t, s, []string{"orders/us/1", "orders/eu/1", "orders/us/2"}, 12, "b")
+	got := readAll(t, s, us, cursor)
+	for _, e := range matching(later, us...) {
+		if n := count(got, e.ID); n != 1 {
+			t.Errorf("Read(%q, cursor of %q) gave %s %d times, want once", us, eu, brief(e), n)
+		}
+		if s.Seen(cursor, us, e) {
+			t.Errorf("Seen(cursor of %q, %q, %s) = true", eu, us, brief(e))
+		}
+	}
+	for _, e := range got {
+		if !store.Match(us[0], e.Topic) || count(got, e.ID) != 1 {
+			t.Errorf("Read(%q, cursor of %q) gave %s", us, eu, brief(e))
+		}
+	}
+
+}
+
+func testPatternTruncated(t *testing.T, open opener) {
+	s := patternStoreWith(t, open, store.Retention{MaxEventsPerTopic: 2})
+	ctx := context.Background()
+	topics := []string{"orders/*"}
+	first := appendMix(t, s, []string{"orders/1", "orders/2", "misc"}, 3, "a")
+	cursor := cursorAfter(s, "", topics, matching(first, topics...))
+	appendMix(t, s, []string{"orders/1", "orders/2", "misc"}, 15, "b")
+	if _, err := s.Trim(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	page := mustRead(t, s, topics, cursor, 0)
+	if !page.Truncated {
+		t.Errorf("Read(%q) after retention removed events after the cursor: not Truncated", topics)
+	}
+	for _, e := range page.Events {
+		if !store.Match(topics[0], e.Topic) {
+			t.Errorf("Read(%q) gave %s", topics, brief(e))
+		}
+	}
+	if len(page.Events) == 0 {
+		t.Errorf("Read(%q) after retention gave no event: the retained ones follow a reset", topics)
 	}
 }
