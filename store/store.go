@@ -22,7 +22,9 @@
 // vector of positions for several.
 //
 // A cursor is at most MaxCursor bytes of [A-Za-z0-9._~-], so that it fits
-// an SSE id line and a URL query unchanged.
+// an SSE id line and a URL query unchanged. The empty cursor and "0" are
+// the position before every event of every store: "0" is the one cursor a
+// client writes itself (lastEventId=0 replays all retained history).
 //
 // A cursor positions every topic it was made for: Head names each topic
 // of its set (one with no event yet at "before its first event"), and
@@ -46,9 +48,10 @@
 // is the cursor of any topic set) takes patterns among the topics of
 // Read, Head, Next and Seen: "orders/*" stands for every topic that starts
 // with "orders/", including topics that get their first event after a
-// cursor was issued, and never for a reserved topic (see Match). Stores
-// with vector cursors (store/redis, memory.Shared) do not yet: callers
-// check SupportsPatterns.
+// cursor was issued, and never for a reserved topic (see Match).
+// store/redis reads the patterns of the prefixes it indexes and refuses
+// others (PatternChecker, ErrPatternNotServed); memory.Shared reads none.
+// Callers check SupportsPatterns and CheckPattern.
 //
 // Package store does not fan events out to subscribers (package hub does).
 package store

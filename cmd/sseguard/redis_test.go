@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sseguard/sseguard/auth"
 	"github.com/sseguard/sseguard/internal/eventually"
 	"github.com/sseguard/sseguard/internal/redistest"
 )
@@ -441,4 +443,64 @@ func publishRequest(n *node, data string) *http.Request {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+n.pub)
 	return req
+}
+
+// TestServeOnRedisPatterns: store.redis.pattern_prefixes reaches the
+// store: with "orders/" declared (by the environment on one node, by --set
+// on the other), a pattern subscription on node b gets what node a
+// published under the prefix, and a pattern outside it is refused with a
+// message naming the key.
+func TestServeOnRedisPatterns(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	data := t.TempDir()
+	t.Setenv("SSEGUARD_CONFIG", "")
+	t.Setenv("SSEGUARD_STORE_DRIVER", "redis")
+	t.Setenv("SSEGUARD_STORE_REDIS_URL", srv.URL())
+	a := startNode(t, "--data", data, "--set", "store.redis.pattern_prefixes=[orders/]")
+	t.Setenv("SSEGUARD_STORE_REDIS_PATTERN_PREFIXES", "[orders/]")
+	b := startNode(t, "--data", data)
+	secret, err := auth.LoadSecret(filepath.Join(data, "secret.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := auth.Mint(secret, "ops", auth.Permissions{Subscribe: []string{"*"}, Publish: []string{"*"}}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, url, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Accept", "application/json")
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(out)
+	}
+	for _, topic := range []string{"orders/1", "orders/2", "other/1"} {
+		if code, out := do("POST", a.base+"/api/publish", `{"topic":"`+topic+`","data":"`+topic+`"}`); code != http.StatusCreated {
+			t.Fatalf("publish %s on a: %d %s", topic, code, out)
+		}
+	}
+	code, out := do("GET", b.base+"/api/poll?topic="+url.QueryEscape("orders/*")+"&after=0", "")
+	var p polled
+	if err := json.Unmarshal([]byte(out), &p); code != http.StatusOK || err != nil {
+		t.Fatalf("poll orders/* on b: %d %s", code, out)
+	}
+	var got []string
+	for _, e := range p.Events {
+		got = append(got, e.Data)
+	}
+	if strings.Join(got, " ") != "orders/1 orders/2" {
+		t.Errorf("poll orders/* on b got %q, want orders/1 and orders/2: %s", got, out)
+	}
+	if code, out := do("GET", b.base+"/api/poll?topic="+url.QueryEscape("other/*")+"&after=0", ""); code != http.StatusBadRequest || !strings.Contains(out, "store.redis.pattern_prefixes") {
+		t.Errorf("poll other/* on b: %d %s, want 400 naming store.redis.pattern_prefixes", code, out)
+	}
 }

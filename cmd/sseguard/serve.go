@@ -137,11 +137,12 @@ func openRedis(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	ctx, cancel := context.WithTimeout(ctx, redisOpenTimeout)
 	defer cancel()
 	st, err := redisstore.Open(ctx, redisstore.Config{
-		Client:         goredis.NewUniversalClient(opts),
-		Retention:      cfg.Store.Retention(),
-		Prefix:         r.Prefix,
-		MinReplicas:    r.MinReplicas,
-		ReplicaTimeout: r.ReplicaTimeout.D(),
+		Client:          goredis.NewUniversalClient(opts),
+		Retention:       cfg.Store.Retention(),
+		Prefix:          r.Prefix,
+		MinReplicas:     r.MinReplicas,
+		ReplicaTimeout:  r.ReplicaTimeout.D(),
+		PatternPrefixes: r.PatternPrefixes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store.redis (%s): %w", redisWhere(r, opts), err)

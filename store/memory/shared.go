@@ -162,9 +162,10 @@ func parsePosition(s string) (position, bool) {
 }
 
 // parseVector parses a cursor of positions in increasing topic numbers;
-// "" is the empty vector.
+// "" and "0" (store.Store's cursor before every event) are the empty
+// vector.
 func parseVector(c string) ([]position, bool) {
-	if c == "" {
+	if c == "" || c == "0" {
 		return nil, true
 	}
 	var vec []position

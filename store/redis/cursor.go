@@ -106,9 +106,10 @@ func isB64(s string) bool {
 }
 
 // parseCursor parses a cursor into its positions; ok is false when it is
-// malformed. The empty cursor has no positions.
+// malformed. The empty cursor and "0" (store.Store's cursor before every
+// event) have no positions.
 func parseCursor(c string) (ps []pos, ok bool) {
-	if c == "" {
+	if c == "" || c == "0" {
 		return nil, true
 	}
 	if len(c) > store.MaxCursor {

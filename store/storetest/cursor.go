@@ -303,3 +303,20 @@ func count(es []store.Event, id string) int {
 	}
 	return n
 }
+
+// testZeroCursorIsTheStart: "0", the cursor a client writes itself to ask
+// for all retained history, reads what the empty cursor reads, has seen
+// nothing, and folds as the empty cursor does.
+func testZeroCursorIsTheStart(t *testing.T, open opener) {
+	s := open(t, store.Retention{})
+	all := appendMix(t, s, []string{"a", "b"}, 6, "z")
+	for _, topics := range [][]string{{"a"}, {"a", "b"}} {
+		want := events(filter(asAppended(all), topics...))
+		checkResume(t, s, topics, "0", want)
+		for _, e := range want {
+			if got, from := s.Next("0", topics, e), s.Next("", topics, e); got != from {
+				t.Errorf("Next(\"0\", %q, %s) = %q, want %q as from the empty cursor", topics, brief(e), got, from)
+			}
+		}
+	}
+}

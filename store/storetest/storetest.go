@@ -87,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T, r store.Retention) store.Store) {
 		{"SeenLaws", testSeenLaws},
 		{"CursorOfOtherTopicSet", testCursorOfOtherTopicSet},
 		{"HeadPerTopicSet", testHeadPerTopicSet},
+		{"ZeroCursorIsTheStart", testZeroCursorIsTheStart},
 	}
 	tests = append(tests, patternCases()...)
 	for _, tt := range tests {
