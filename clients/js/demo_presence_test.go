@@ -39,8 +39,7 @@ const readPresence = `JSON.stringify({
 
 // TestBrowserDemoPresence: the hub's demo page, signed in with a token
 // that carries the presence claim, shows the topic's presence (count and
-// subjects) and follows another subscriber's join and leave live. It is
-// skipped while the hub does not serve /api/presence.
+// subjects) and follows another subscriber's join and leave live.
 func TestBrowserDemoPresence(t *testing.T) {
 	h := withPresence(t)
 	const topic = "chat/demo"

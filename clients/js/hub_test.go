@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -378,17 +377,6 @@ func presenceToken(t *testing.T, secret []byte, sub string, claim bool) string {
 	return s
 }
 
-// skipPresence skips the test, saying why, while the hub does not serve
-// presence; under SSEGUARD_REQUIRE_PRESENCE=true it fails instead.
-func skipPresence(t *testing.T, format string, args ...any) {
-	t.Helper()
-	why := fmt.Sprintf(format, args...)
-	if os.Getenv("SSEGUARD_REQUIRE_PRESENCE") == "true" {
-		t.Fatalf("%s (SSEGUARD_REQUIRE_PRESENCE=true)", why)
-	}
-	t.Skipf("skipping: %s; this test runs once the server side of presence is merged", why)
-}
-
 // presenceConfig is the hub's configuration for presence on chat/*, as
 // the contract names it.
 const presenceConfig = `
@@ -401,10 +389,9 @@ stream:
   retry: 200ms
 `
 
-// withPresence starts a hub that tracks chat/* and not room/* or demo.
-// It skips while the hub does not serve presence: a hub with the default
-// configuration (presence off) answers /api/presence with a 404 whose
-// problem code is not presence_off (no such route).
+// withPresence starts a hub that tracks chat/* and not room/* or demo,
+// after checking that a hub with the default configuration (presence off)
+// answers /api/presence with 404 presence_off.
 func withPresence(t *testing.T) *hubProc {
 	t.Helper()
 	// demo: anonymous readers may read it, and nothing is tracked by default.
@@ -415,10 +402,7 @@ func withPresence(t *testing.T) *hubProc {
 	defer res.Body.Close()
 	var p struct{ Error string }
 	_ = json.NewDecoder(res.Body).Decode(&p)
-	if res.StatusCode == http.StatusNotFound && p.Error != "presence_off" {
-		skipPresence(t, "the hub does not serve /api/presence yet (404 %q, not presence_off)", p.Error)
-	}
-	if res.StatusCode != http.StatusNotFound {
+	if res.StatusCode != http.StatusNotFound || p.Error != "presence_off" {
 		t.Fatalf("GET /api/presence?topic=demo with presence off: %s %q, want 404 presence_off", res.Status, p.Error)
 	}
 	parsed, err := config.Parse([]byte(presenceConfig))
