@@ -440,7 +440,8 @@ func (h *Hub) Stats() Stats {
 
 type pubReq struct {
 	ctx  context.Context
-	recs []store.Record
+	recs []store.Record // a copy of the caller's, in buf
+	buf  []store.Record
 	res  chan pubRes
 }
 
@@ -449,30 +450,56 @@ type pubRes struct {
 	err      error
 }
 
+// pubReqs keeps publish requests, with their answer channels, for the
+// next publish: two allocations fewer per publish on the hot path.
+var pubReqs = sync.Pool{New: func() any { return &pubReq{res: make(chan pubRes, 1)} }}
+
+// maxPooledRecs bounds the record buffer a pooled request keeps.
+const maxPooledRecs = 64
+
+// release returns req to pubReqs. Call it only once the committer has
+// answered req (or never got it): it does not touch req after its answer.
+func (req *pubReq) release() {
+	req.ctx, req.recs = nil, nil
+	if cap(req.buf) > maxPooledRecs {
+		req.buf = nil
+	}
+	clear(req.buf[:cap(req.buf)]) // let the records' strings go
+	req.buf = req.buf[:0]
+	pubReqs.Put(req)
+}
+
 // Publish appends recs durably and fans them out. It returns once the store
 // has committed them (or found them to be duplicates), with one result per
 // record. An event whose type cannot be encoded safely is refused before
-// anything is stored (see sse.Event.Validate).
+// anything is stored (see sse.Event.Validate). Publish does not keep recs.
 func (h *Hub) Publish(ctx context.Context, recs ...store.Record) ([]store.Appended, error) {
 	for _, r := range recs {
 		if err := (sse.Event{Type: r.Type}).Validate(); err != nil {
 			return nil, err
 		}
 	}
-	req := &pubReq{ctx: ctx, recs: recs, res: make(chan pubRes, 1)}
+	req := pubReqs.Get().(*pubReq)
+	req.ctx = ctx
+	req.buf = append(req.buf[:0], recs...)
+	req.recs = req.buf
 	select {
 	case h.pub <- req:
 	case <-h.closing:
+		req.release()
 		return nil, ErrClosed
 	case <-ctx.Done():
+		req.release()
 		return nil, ctx.Err()
 	}
 	select {
 	case r := <-req.res:
+		req.release()
 		return r.appended, r.err
 	case <-h.done:
 		// Run ended before it reached this request; it may have been
-		// answered just before.
+		// answered just before. The request is not pooled again: it may
+		// still sit in h.pub.
 		select {
 		case r := <-req.res:
 			return r.appended, r.err
