@@ -96,7 +96,7 @@ measure() {
   local label=$1 q=$2 vals=()
   shift 2
   for _ in $(seq "$runs"); do
-    vals+=("$(bench "$@" | jq -r "$q")")
+    vals+=("$(bench "$@" | jq -r "$q | . * 10 | round / 10")")
   done
   printf '%-44s %12s   runs: %s\n' "$label" "$(printf '%s\n' "${vals[@]}" | median)" "${vals[*]}"
 }

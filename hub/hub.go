@@ -71,6 +71,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -514,6 +515,7 @@ func (h *Hub) Publish(ctx context.Context, recs ...store.Record) ([]store.Append
 func (h *Hub) commit(first *pubReq) {
 	reqs := []*pubReq{first}
 	n := len(first.recs)
+	yielded := false
 gather:
 	for n < h.opts.MaxBatch {
 		select {
@@ -521,7 +523,16 @@ gather:
 			reqs = append(reqs, r)
 			n += len(r.recs)
 		default:
-			break gather
+			if yielded {
+				break gather
+			}
+			// Handlers that are ready to run may be about to publish:
+			// let them, once, so that a loaded hub commits them in this
+			// batch rather than in one of their own (each batch costs a
+			// store round trip and its wake-ups). An idle hub has nothing
+			// else to run and goes on at once.
+			runtime.Gosched()
+			yielded = true
 		}
 	}
 	recs := make([]store.Record, 0, n)
