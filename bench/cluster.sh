@@ -5,10 +5,17 @@
 # node on bolt. Each measure runs RUNS times (default 3) and prints every
 # run and the median, so that a shared, noisy machine shows its noise.
 #
-# usage: bench/cluster.sh [publish|fanout|latency|all]
+# usage: bench/cluster.sh [publish|wrk|fanout|latency|all]
 #
-#   publish  durable publishes/s, 64 publishers: bolt node, one Redis node,
-#            and the two Redis nodes (32 publishers each)
+#   publish  durable publishes/s, 64 publishers (sseguard bench): bolt
+#            node, one Redis node, and the two Redis nodes (32 publishers
+#            each)
+#   wrk      the same with wrk -t2 -c64 (bench/publish.lua; two nodes: one
+#            wrk -t1 -c32 on each), rounds alternating the setups, and
+#            Centrifugo on the same Redis when CENTRIFUGO_BIN is set (one
+#            node, then two; bench/centrifugo.lua, history on so that a
+#            publish is stored in a Redis stream). Each line also gives the
+#            CPU per publish of the servers and of Redis, from /proc.
 #   fanout   10k streams split over the two Redis nodes, publishes on both,
 #            100 events at 100/s: delivery p99 (bolt node with the same
 #            10k streams for comparison)
@@ -18,12 +25,16 @@
 #   RUNS      runs per measure (default 3)
 #   EVENTS    publishes per throughput run (default 100000)
 #   FSYNC     Redis appendfsync: everysec (default), always or no
+#   DURATION  seconds per wrk run (default 5)
 #   SSEGUARD_BIN  the binary (default: build ./cmd/sseguard to a temp dir)
+#   CENTRIFUGO_BIN  a centrifugo binary (v6) for the wrk comparison; unset
+#            skips Centrifugo
 set -euo pipefail
 what=${1:-all}
 runs=${RUNS:-3}
 events=${EVENTS:-100000}
 fsync=${FSYNC:-everysec}
+duration=${DURATION:-5}
 dir=$(mktemp -d)
 pids=()
 cleanup() {
@@ -46,6 +57,7 @@ mkdir -p "$dir/redis"
 redis-server --port "$rport" --bind 127.0.0.1 --dir "$dir/redis" --appendonly yes --appendfsync "$fsync" \
   --save '' --daemonize no --loglevel warning >"$dir/redis.log" 2>&1 &
 pids+=($!)
+pid_redis=$!
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 # One token drives every stream and publish: lift the per-principal and
@@ -84,7 +96,7 @@ measure() {
   local label=$1 q=$2 vals=()
   shift 2
   for _ in $(seq "$runs"); do
-    vals+=("$(bench "$@" | jq -r "$q")")
+    vals+=("$(bench "$@" | jq -r "$q | . * 10 | round / 10")")
   done
   printf '%-44s %12s   runs: %s\n' "$label" "$(printf '%s\n' "${vals[@]}" | median)" "${vals[*]}"
 }
@@ -94,6 +106,91 @@ if [[ $what == all || $what == publish ]]; then
   measure "bolt, one node" .publish.throughput_per_second "$addr_bolt" --streams 0 --rate 0 --events "$events" --publishers 64
   measure "redis, one node" .publish.throughput_per_second "$addr_a" --streams 0 --rate 0 --events "$events" --publishers 64
   measure "redis, two nodes (32 publishers each)" .publish.throughput_per_second "$addr_a" --publish-urls "$addr_a,$addr_b" --streams 0 --rate 0 --events "$events" --publishers 64
+fi
+# cpu PID...: the processes' CPU time so far, in clock ticks.
+cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+# cfstart NAME: a Centrifugo node on the Redis engine, history on (a
+# publish is stored in a Redis stream, kept by the same AOF); sets
+# addr_NAME and pid_NAME.
+cfstart() {
+  local name=$1 port
+  port=$(freeport)
+  mkdir -p "$dir/$name"
+  cat >"$dir/$name/config.json" <<JSON
+{"http_server": {"address": "127.0.0.1", "port": $port}, "log": {"level": "warn"},
+ "usage_stats": {"disabled": true},
+ "engine": {"type": "redis", "redis": {"address": ["redis://127.0.0.1:$rport"], "prefix": "cfbench"}},
+ "http_api": {"key": "benchkey"},
+ "channel": {"without_namespace": {"history_size": 1000, "history_ttl": "300s"}}}
+JSON
+  "$CENTRIFUGO_BIN" -c "$dir/$name/config.json" >"$dir/$name/out" 2>"$dir/$name/err" &
+  pids+=($!)
+  eval "pid_$name=$!"
+  eval "addr_$name=http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -fs -o /dev/null -H 'Authorization: apikey benchkey' -d '{"channel":"warmup","data":"x"}' "http://127.0.0.1:$port/api/publish" && break
+    sleep 0.1
+  done
+}
+# wrkrun SCRIPT PIDS URL...: one wrk run of DURATION s, 64 connections
+# split over the URLs (one wrk per URL); prints publishes/s, the answers
+# that were not 2xx or failed, and the CPU per publish (µs) of PIDS (the
+# servers) and of Redis.
+wrkrun() {
+  local script=$1 pids_=$2 i n=0 bad=0 c0 r0 c1 r1 out
+  shift 2
+  local conns=$((64 / $#)) threads=$((2 / $#)) w=()
+  [ "$threads" -ge 1 ] || threads=1
+  c0=$(cpu $pids_); r0=$(cpu "$pid_redis")
+  for i in $(seq $#); do
+    TOKEN=$tok APIKEY=benchkey TOPIC="bench-w$RANDOM" CHANNEL="bench-w$RANDOM" \
+      wrk -t"$threads" -c"$conns" -d"${duration}s" -s "$script" "${!i}/api/publish" >"$dir/wrk.$i" 2>&1 &
+    w+=($!)
+  done
+  for i in "${w[@]}"; do wait "$i"; done
+  c1=$(cpu $pids_); r1=$(cpu "$pid_redis")
+  for i in $(seq $#); do
+    out=$dir/wrk.$i
+    n=$((n + $(awk '/requests in/ {print $1}' "$out")))
+    bad=$((bad + $(awk '/Non-2xx/ {s+=$NF} /Socket errors/ {gsub(",","");s+=$4+$6+$8+$10} END {print s+0}' "$out")))
+  done
+  awk -v n="$n" -v d="$duration" -v bad="$bad" -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v hz="$hz" \
+    'BEGIN {printf "%.0f %d %.1f %.1f\n", n/d, bad, c*1e6/hz/n, r*1e6/hz/n}'
+}
+
+if [[ $what == all || $what == wrk ]]; then
+  command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
+  here=$(cd "$(dirname "$0")" && pwd)
+  setups=("bolt, one node" "redis, one node" "redis, two nodes")
+  if [ -n "${CENTRIFUGO_BIN:-}" ]; then
+    cfstart cfa
+    cfstart cfb
+    setups+=("centrifugo redis, one node" "centrifugo redis, two nodes")
+  else
+    echo "CENTRIFUGO_BIN not set: Centrifugo skipped" >&2
+  fi
+  echo "durable publishes/s, wrk, 64 connections, ${duration} s a run (Redis appendfsync $fsync); load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '%-30s %10s %8s %14s %14s\n' setup publishes/s failed "server µs/pub" "redis µs/pub"
+  declare -A res
+  for r in $(seq "$runs"); do
+    for s in "${setups[@]}"; do
+      case $s in
+      "bolt, one node") line=$(wrkrun "$here/publish.lua" "$pid_bolt" "$addr_bolt") ;;
+      "redis, one node") line=$(wrkrun "$here/publish.lua" "$pid_a" "$addr_a") ;;
+      "redis, two nodes") line=$(wrkrun "$here/publish.lua" "$pid_a $pid_b" "$addr_a" "$addr_b") ;;
+      "centrifugo redis, one node") line=$(wrkrun "$here/centrifugo.lua" "$pid_cfa" "$addr_cfa") ;;
+      "centrifugo redis, two nodes") line=$(wrkrun "$here/centrifugo.lua" "$pid_cfa $pid_cfb" "$addr_cfa" "$addr_cfb") ;;
+      esac
+      res[$s]+="$line"$'\n'
+      printf 'run %d  %-30s %10s %8s %14s %14s\n' "$r" "$s" $line
+    done
+  done
+  echo "medians of $runs runs; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+  for s in "${setups[@]}"; do
+    col() { printf '%s' "${res[$s]}" | awk -v c="$1" 'NF {print $c}' | median; }
+    printf '%-30s %10s %8s %14s %14s\n' "$s" "$(col 1)" "$(col 2)" "$(col 3)" "$(col 4)"
+  done
 fi
 if [[ $what == all || $what == fanout ]]; then
   echo "fan-out: 10000 streams, 100 events at 100/s, delivery p99 ms"

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -87,8 +89,9 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		// probe, another's.
 		rec.IdempotencyKey = principalKey(principal) + "\x00" + key
 	}
-	// The commit goes on even if the client leaves; the key makes a retry safe.
-	res, err := s.hub.Publish(context.WithoutCancel(r.Context()), rec)
+	// The commit goes on even if the client leaves; the key makes a retry
+	// safe. (The hub reads nothing but cancellation from the context.)
+	res, err := s.hub.Publish(context.Background(), rec)
 	if err != nil {
 		s.guard.forgetJTI(principal) // nothing was stored: the token may be used again
 	}
@@ -106,26 +109,57 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 			"this Idempotency-Key was used for a different publish; nothing was stored: use a new key for a new event"))
 		return
 	}
-	writeJSON(w, http.StatusCreated, publishAnswer{ID: res[0].Event.ID, Duplicate: res[0].Duplicate})
+	writePublishAnswer(w, res[0].Event.ID, res[0].Duplicate)
+}
+
+// writePublishAnswer writes the 201 of a publish: writeJSON's bytes for a
+// publishAnswer, built without encoding/json when the ID needs no
+// escaping (the stores' IDs never do).
+func writePublishAnswer(w http.ResponseWriter, id string, duplicate bool) {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			writeJSON(w, http.StatusCreated, publishAnswer{ID: id, Duplicate: duplicate})
+			return
+		}
+	}
+	b := make([]byte, 0, len(id)+32)
+	b = append(b, `{"id":"`...)
+	b = append(b, id...)
+	if duplicate {
+		b = append(b, `","duplicate":true}`+"\n"...)
+	} else {
+		b = append(b, `"}`+"\n"...)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(b)
 }
 
 // readPublish decodes and checks a JSON or form publish body.
 func (s *Server) readPublish(w http.ResponseWriter, r *http.Request) (*publishRequest, *policy.Problem) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.Publish.MaxBodyBytes)
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil {
-		mt = ""
+	mt := r.Header.Get("Content-Type")
+	if mt != "application/json" { // the usual value, taken as is
+		var err error
+		if mt, _, err = mime.ParseMediaType(mt); err != nil {
+			mt = ""
+		}
 	}
 	var req publishRequest
 	switch mt {
 	case "application/json":
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		buf := bodyBufs.Get().(*[]byte)
+		defer putBodyBuf(buf)
+		body, err := readBody(r.Body, (*buf)[:0])
+		*buf = body
+		if err != nil {
 			return nil, bodyProblem(err, "the body is not a JSON object with string fields topic, data and type")
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			return nil, policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, "the body holds more than one JSON value")
+		var ok bool
+		if req, ok = decodePublishFast(body); !ok {
+			if prob := decodePublishJSON(body, &req); prob != nil {
+				return nil, prob
+			}
 		}
 	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
@@ -155,6 +189,203 @@ func (s *Server) readPublish(w http.ResponseWriter, r *http.Request) (*publishRe
 			"the encoded event is %d bytes (data with many lines); the limit is %d", n, s.maxEventBytes())
 	}
 	return &req, nil
+}
+
+// bodyBufs holds publish body buffers: a body is read whole, decoded into
+// strings of its own, and the buffer used again.
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody is the largest buffer bodyBufs keeps: a rare large
+// publish does not pin its buffer.
+const maxPooledBody = 64 << 10
+
+func putBodyBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBody {
+		*b = (*b)[:0]
+		bodyBufs.Put(b)
+	}
+}
+
+// readBody appends all of r to buf.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// decodePublishJSON decodes body with encoding/json: one object with the
+// string fields of publishRequest and nothing else.
+func decodePublishJSON(body []byte, req *publishRequest) *policy.Problem {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(req); err != nil {
+		return bodyProblem(err, "the body is not a JSON object with string fields topic, data and type")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return policy.NewProblem(http.StatusBadRequest, policy.CodeBadRequest, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// decodePublishFast decodes the usual publish body, a JSON object whose
+// members are among "topic", "data" and "type", each once, each a string
+// of valid UTF-8 with no \u escape, without encoding/json (whose decoder
+// took a tenth of the hub's CPU per publish). It reports false for any
+// other body, valid or not, which decodePublishJSON then decodes: the
+// result of every body it accepts is encoding/json's, and every other
+// body gets encoding/json's answer (TestDecodePublishFast).
+func decodePublishFast(b []byte) (req publishRequest, ok bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return req, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return req, skipSpace(b, i+1) == len(b)
+	}
+	var seen [3]bool
+	for {
+		if i >= len(b) || b[i] != '"' {
+			return req, false
+		}
+		end := bytes.IndexByte(b[i+1:], '"')
+		if end < 0 {
+			return req, false
+		}
+		var field *string
+		var k int
+		switch string(b[i+1 : i+1+end]) {
+		case "topic":
+			field, k = &req.Topic, 0
+		case "data":
+			field, k = &req.Data, 1
+		case "type":
+			field, k = &req.Type, 2
+		default: // another member, another case, or an escape in the name
+			return req, false
+		}
+		if seen[k] {
+			return req, false
+		}
+		seen[k] = true
+		i = skipSpace(b, i+1+end+1)
+		if i >= len(b) || b[i] != ':' {
+			return req, false
+		}
+		i = skipSpace(b, i+1)
+		var v string
+		if v, i, ok = jsonString(b, i); !ok {
+			return req, false
+		}
+		*field = v
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return req, false
+		}
+		switch b[i] {
+		case ',':
+			i = skipSpace(b, i+1)
+		case '}':
+			return req, skipSpace(b, i+1) == len(b)
+		default:
+			return req, false
+		}
+	}
+}
+
+// jsonString decodes the JSON string at b[i], which must start with its
+// quote, and returns it and the index after it. It reports false for a
+// \u escape, a control character, invalid UTF-8 (which encoding/json
+// would replace) and a string that does not end.
+func jsonString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", 0, false
+	}
+	i++
+	start := i
+	ascii := true
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			raw := b[start:i]
+			if !ascii && !utf8.Valid(raw) {
+				return "", 0, false
+			}
+			return string(raw), i + 1, true
+		case c == '\\':
+			return jsonEscaped(b, start, i, ascii)
+		case c < 0x20:
+			return "", 0, false
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	return "", 0, false
+}
+
+// jsonEscaped goes on with jsonString from the first backslash at b[i].
+func jsonEscaped(b []byte, start, i int, ascii bool) (string, int, bool) {
+	out := make([]byte, 0, len(b)-start)
+	out = append(out, b[start:i]...)
+	for ; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '"':
+			if !ascii && !utf8.Valid(out) {
+				return "", 0, false
+			}
+			return string(out), i + 1, true
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return "", 0, false
+			}
+			switch b[i] {
+			case '"', '\\', '/':
+				out = append(out, b[i])
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			default: // \u, or not an escape at all
+				return "", 0, false
+			}
+		case c < 0x20:
+			return "", 0, false
+		default:
+			if c >= 0x80 {
+				ascii = false
+			}
+			out = append(out, c)
+		}
+	}
+	return "", 0, false
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // maxTypeLen bounds an event type in bytes.

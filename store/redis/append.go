@@ -21,9 +21,10 @@ var errEmptyTopic = errors.New("empty topic")
 // window, and Redis's expiry only frees it.
 const keySlack = time.Minute
 
-// Append runs one script per topic of the batch, all in one pipeline, and
-// with MinReplicas a WAIT after them on the same connection. See the
-// package doc for what an error means for the batch.
+// Append runs one script call for the whole batch (on a Cluster one per
+// hash slot of its topics), all in one pipeline, and with MinReplicas a
+// WAIT after them on the same connection. See the package doc for what an
+// error means for the batch.
 func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Appended, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -55,21 +56,25 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 		isNew, err := calls[i].results(recs, out)
 		if err != nil {
 			s.reload(err)
-			err = fmt.Errorf("redis store: append %q: %w", calls[i].topic, err)
+			err = fmt.Errorf("redis store: append %q: %w", calls[i].topics[0].topic, err)
 			if s.cluster == nil {
 				return nil, err
 			}
-			// A Cluster's shards fail alone: this topic's records fail,
-			// the other shards' are stored and answered.
-			for _, j := range calls[i].idx {
-				out[j] = store.Appended{Err: err}
+			// A Cluster's shards fail alone: this slot's records fail,
+			// the other slots' are stored and answered.
+			for _, t := range calls[i].topics {
+				for _, j := range t.idx {
+					out[j] = store.Appended{Err: err}
+				}
 			}
 			failed++
 			firstErr = err
 			continue
 		}
-		if isNew && !contains(fresh, calls[i].topic) {
-			created = append(created, calls[i].topic)
+		for _, t := range isNew {
+			if !contains(fresh, t) {
+				created = append(created, t)
+			}
 		}
 	}
 	if failed == len(calls) {
@@ -85,47 +90,43 @@ func (s *Store) Append(ctx context.Context, recs []store.Record) ([]store.Append
 	return out, nil
 }
 
-// appendCall is one script call: the records of one topic in a batch
-// (recs[idx[i]]), and, once run, its reply.
+// appendCall is one script call: the records of one or more topics of a
+// batch, which share a hash slot on a Cluster, and, once run, its reply.
 type appendCall struct {
-	topic string
-	idx   []int
-	keys  []string
-	args  []any
-	cmd   *goredis.Cmd
-	// indexed calls run indexAppendScript for a topic under prefix ix.
+	topics []callTopic
+	keys   []string
+	args   []any
+	cmd    *goredis.Cmd
+	// indexed calls run indexAppendScript for the one topic (under
+	// pattern prefix ix) of the call, with its own arguments (indexappend.go).
 	indexed bool
 	ix      string
 }
 
+// callTopic is one topic's part of a call: its records are recs[idx[i]].
+type callTopic struct {
+	topic, hash string
+	idx         []int
+}
+
 // appendCalls groups recs by topic, in the order of each topic's first
-// record, keeping each topic's records in order.
+// record, keeping each topic's records in order, and the topics into
+// calls: one on a single Redis, where a script may touch any key, one per
+// hash slot on a Cluster, where it must not leave its slot. One call for
+// many topics pays the script's fixed cost (TIME, the reply, the PUBLISH)
+// once.
 func (s *Store) appendCalls(recs []store.Record) []appendCall {
-	var calls []appendCall
-	byTopic := map[string]int{}
+	var topics []callTopic
+	byTopic := make(map[string]int, 4)
 	for i, rec := range recs {
 		j, ok := byTopic[rec.Topic]
 		if !ok {
-			j = len(calls)
+			j = len(topics)
 			byTopic[rec.Topic] = j
-			calls = append(calls, s.newCall(rec.Topic))
+			topics = append(topics, callTopic{topic: rec.Topic, hash: topicHash(rec.Topic)})
 		}
-		c := &calls[j]
-		c.idx = append(c.idx, i)
-		k, fp := 0, ""
-		if rec.IdempotencyKey != "" {
-			c.keys = append(c.keys, s.keys(rec.Topic).idem(rec.IdempotencyKey))
-			k = len(c.keys)
-			sum := store.Fingerprint(rec)
-			fp = hex.EncodeToString(sum[:])
-		}
-		c.args = append(c.args, rec.Type, rec.Data, fp, k)
+		topics[j].idx = append(topics[j].idx, i)
 	}
-	return calls
-}
-
-func (s *Store) newCall(topic string) appendCall {
-	k := s.keys(topic)
 	maxLen := "0"
 	if s.r.MaxEventsPerTopic > 0 {
 		maxLen = strconv.Itoa(s.r.MaxEventsPerTopic)
@@ -134,18 +135,72 @@ func (s *Store) newCall(topic string) appendCall {
 	if s.silent {
 		channel = ""
 	}
-	c := appendCall{
-		topic: topic,
-		keys:  []string{k.meta, k.stream},
-		args: []any{
-			newEpoch(), topicHash(topic), maxLen, strconv.FormatInt(s.window.Microseconds(), 10), channel,
-			strconv.FormatInt((s.window + keySlack).Milliseconds(), 10), topic,
-		},
+	window := strconv.FormatInt(s.window.Microseconds(), 10)
+	ttl := strconv.FormatInt((s.window + keySlack).Milliseconds(), 10)
+	// A topic under a pattern prefix has a call of its own, which also
+	// appends to the prefix's index (indexappend.go).
+	var calls []appendCall
+	plain := topics[:0:0]
+	for _, t := range topics {
+		if ix, ok := s.indexOf(t.topic); ok {
+			calls = append(calls, s.indexedCall(recs, t, ix, maxLen, window, channel, ttl))
+		} else {
+			plain = append(plain, t)
+		}
 	}
-	if ix, ok := s.indexOf(topic); ok {
-		return s.indexed(c, ix)
+	first := len(calls)
+	switch {
+	case len(plain) == 0:
+	case s.cluster == nil:
+		calls = append(calls, appendCall{topics: plain})
+	default:
+		bySlot := map[uint16]int{}
+		for _, t := range plain {
+			slot := keySlot(tag(t.topic))
+			j, ok := bySlot[slot]
+			if !ok {
+				j = len(calls)
+				bySlot[slot] = j
+				calls = append(calls, appendCall{})
+			}
+			calls[j].topics = append(calls[j].topics, t)
+		}
 	}
-	return c
+	for c := first; c < len(calls); c++ {
+		call := &calls[c]
+		n := 0
+		for _, t := range call.topics {
+			n += len(t.idx)
+		}
+		call.keys = make([]string, 0, 2*len(call.topics))
+		call.args = make([]any, 0, 4+5*len(call.topics)+4*n)
+		call.args = append(call.args, maxLen, window, channel, ttl)
+		for _, t := range call.topics {
+			k := s.keys(t.topic)
+			call.keys = append(call.keys, k.meta, k.stream)
+			nkeys := 0
+			for _, i := range t.idx {
+				if recs[i].IdempotencyKey != "" {
+					nkeys++
+				}
+			}
+			call.args = append(call.args, newEpoch(), t.hash, t.topic, len(t.idx), nkeys)
+			nk := 0
+			for _, i := range t.idx {
+				rec := &recs[i]
+				fp, ki := "", 0
+				if rec.IdempotencyKey != "" {
+					call.keys = append(call.keys, k.idem(rec.IdempotencyKey))
+					nk++
+					ki = nk
+					sum := store.Fingerprint(*rec)
+					fp = hex.EncodeToString(sum[:])
+				}
+				call.args = append(call.args, rec.Type, rec.Data, fp, ki)
+			}
+		}
+	}
+	return calls
 }
 
 // unknownTopics returns the topics of recs this process has not put in the
@@ -282,44 +337,71 @@ func isRedisError(err error) bool {
 	return errors.As(err, &re)
 }
 
-// results fills out with the results of the call's records; created
-// reports that the script made the topic's epoch.
-func (c *appendCall) results(recs []store.Record, out []store.Appended) (created bool, err error) {
+// results fills out with the results of the call's records, and returns
+// the topics whose epoch the script made.
+func (c *appendCall) results(recs []store.Record, out []store.Appended) (created []string, err error) {
 	if c.indexed {
-		return c.indexResults(recs, out)
+		isNew, err := c.indexResults(recs, out)
+		if isNew {
+			created = []string{c.topics[0].topic}
+		}
+		return created, err
 	}
 	vals, err := c.cmd.Slice()
 	if err != nil {
-		return false, unavailable(err)
+		return nil, unavailable(err)
 	}
-	if len(vals) != 2+5*len(c.idx) {
-		return false, fmt.Errorf("%w: append script replied %d values for %d records", ErrUnavailable, len(vals), len(c.idx))
+	if len(vals) != len(c.topics) {
+		return nil, fmt.Errorf("%w: append script replied %d values for %d topics", ErrUnavailable, len(vals), len(c.topics))
 	}
-	flag, _ := vals[0].(int64)
-	epoch, _ := vals[1].(string)
-	hash := topicHash(c.topic)
-	for j, i := range c.idx {
-		v := vals[2+5*j:]
-		status, _ := v[0].(int64)
-		off, _ := v[1].(int64)
-		us, _ := v[2].(int64)
-		conflict, _ := v[3].(int64)
-		ev := store.Event{
-			ID:    pos{hash: hash, epoch: epoch, offset: uint64(off)}.String(),
-			Topic: c.topic,
-			Time:  time.UnixMicro(us).UTC(),
+	for ti, t := range c.topics {
+		v, _ := vals[ti].([]any)
+		if len(v) < 4 || (len(v)-4)%5 != 0 || (len(v)-4)/5 > len(t.idx) {
+			return nil, fmt.Errorf("%w: append script replied %d values for topic %q", ErrUnavailable, len(v), t.topic)
 		}
-		if status == 0 {
-			ev.Type, ev.Data = recs[i].Type, recs[i].Data
-			out[i] = store.Appended{Event: ev}
-			continue
+		flag, _ := v[0].(int64)
+		epoch, _ := v[1].(string)
+		last, _ := v[2].(int64)
+		us, _ := v[3].(int64)
+		if flag == 1 {
+			created = append(created, t.topic)
 		}
-		if fields, ok := v[4].([]any); ok {
-			ev.Type, ev.Data = entryFields(fields)
+		at := time.UnixMicro(us).UTC()
+		dups := v[4:]
+		for j, i := range t.idx {
+			if len(dups) > 0 {
+				if d, _ := dups[0].(int64); d == int64(j+1) {
+					off, _ := dups[1].(int64)
+					dus, _ := dups[2].(int64)
+					conflict, _ := dups[3].(int64)
+					ev := store.Event{
+						ID:    pos{hash: t.hash, epoch: epoch, offset: uint64(off)}.String(),
+						Topic: t.topic,
+						Time:  time.UnixMicro(dus).UTC(),
+					}
+					if fields, ok := dups[4].([]any); ok {
+						ev.Type, ev.Data = entryFields(fields)
+					}
+					out[i] = store.Appended{Event: ev, Duplicate: true, Conflict: conflict == 1}
+					dups = dups[5:]
+					continue
+				}
+			}
+			// Records stored take the topic's next offsets, in order.
+			last++
+			out[i] = store.Appended{Event: store.Event{
+				ID:    pos{hash: t.hash, epoch: epoch, offset: uint64(last)}.String(),
+				Topic: t.topic,
+				Type:  recs[i].Type,
+				Data:  recs[i].Data,
+				Time:  at,
+			}}
 		}
-		out[i] = store.Appended{Event: ev, Duplicate: true, Conflict: conflict == 1}
+		if len(dups) > 0 {
+			return nil, fmt.Errorf("%w: append script replied duplicates past topic %q's records", ErrUnavailable, t.topic)
+		}
 	}
-	return flag == 1, nil
+	return created, nil
 }
 
 // entryFields reads a stream entry's type and data.
@@ -352,4 +434,21 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// keySlot is the Redis Cluster hash slot of a key whose hash tag is tag:
+// CRC16 (XMODEM) mod 16384, as Redis computes it.
+func keySlot(tag string) uint16 {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc & 16383
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -151,6 +152,29 @@ func (s *Store) indexed(c appendCall, ix string) appendCall {
 	return c
 }
 
+// indexedCall is the call of indexAppendScript for the records of t, a
+// topic under pattern prefix ix.
+func (s *Store) indexedCall(recs []store.Record, t callTopic, ix, maxLen, window, channel, ttl string) appendCall {
+	k := s.keys(t.topic)
+	c := s.indexed(appendCall{
+		topics: []callTopic{t},
+		keys:   []string{k.meta, k.stream},
+		args:   []any{newEpoch(), t.hash, maxLen, window, channel, ttl, t.topic},
+	}, ix)
+	for _, i := range t.idx {
+		rec := &recs[i]
+		ki, fp := 0, ""
+		if rec.IdempotencyKey != "" {
+			c.keys = append(c.keys, k.idem(rec.IdempotencyKey))
+			ki = len(c.keys)
+			sum := store.Fingerprint(*rec)
+			fp = hex.EncodeToString(sum[:])
+		}
+		c.args = append(c.args, rec.Type, rec.Data, fp, ki)
+	}
+	return c
+}
+
 // scriptHash is the script c runs.
 func (c *appendCall) scriptHash() string {
 	if c.indexed {
@@ -165,13 +189,14 @@ func (c *appendCall) indexResults(recs []store.Record, out []store.Appended) (cr
 	if err != nil {
 		return false, unavailable(err)
 	}
-	if len(vals) != 3+6*len(c.idx) {
-		return false, fmt.Errorf("%w: index append script replied %d values for %d records", ErrUnavailable, len(vals), len(c.idx))
+	t := c.topics[0]
+	if len(vals) != 3+6*len(t.idx) {
+		return false, fmt.Errorf("%w: index append script replied %d values for %d records", ErrUnavailable, len(vals), len(t.idx))
 	}
 	flag, _ := vals[0].(int64)
 	epoch, _ := vals[1].(string)
-	hash := topicHash(c.topic)
-	for j, i := range c.idx {
+	hash := t.hash
+	for j, i := range t.idx {
 		v := vals[3+6*j:]
 		status, _ := v[0].(int64)
 		off, _ := v[1].(int64)
@@ -182,7 +207,7 @@ func (c *appendCall) indexResults(recs []store.Record, out []store.Appended) (cr
 		if _, ix, ok := parseID(id); !ok || ix.epoch == "" {
 			return false, fmt.Errorf("%w: index append script replied the index position %q", ErrUnavailable, xs)
 		}
-		ev := store.Event{ID: id, Topic: c.topic, Time: time.UnixMicro(us).UTC()}
+		ev := store.Event{ID: id, Topic: t.topic, Time: time.UnixMicro(us).UTC()}
 		if status == 0 {
 			ev.Type, ev.Data = recs[i].Type, recs[i].Data
 			out[i] = store.Appended{Event: ev}

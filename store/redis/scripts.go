@@ -6,106 +6,118 @@ import goredis "github.com/redis/go-redis/v9"
 // one Cluster slot. Numbers that may pass 2^31 are formatted with %d, since
 // Lua's tostring would print a microsecond time in exponent form.
 
-// appendScript stores a batch's records of one topic, in order, each
-// atomically with its checks (the script as a whole is atomic): the
-// topic's epoch (made with its first event), each record's idempotency
-// check, the XADD with the next offset, the idempotency key with its
-// expiry, and one PUBLISH of the new events for the other hub processes.
-// One call per topic and batch keeps Lua's per-call cost off each record.
+// appendScript stores a batch's records, topic by topic and each topic's
+// in order, each atomically with its checks (the script as a whole is
+// atomic): the topic's epoch (made with its first event), each record's
+// idempotency check, the XADD with the next offset, the idempotency key
+// with its expiry, and one PUBLISH of all the new events for the other hub
+// processes. One call for many records keeps Lua's per-call cost (TIME,
+// the reply, the PUBLISH) off each record; on a Cluster a call holds the
+// topics of one hash slot.
 //
-// KEYS: meta, stream, then the records' idempotency keys.
-// ARGV: 1 new epoch, 2 topic hash, 3 max length ("0": none), 4 window in
-// µs, 5 channel ("": none), 6 the keys' expiry in ms, 7 topic, then four
-// per record: type, data, fingerprint, index of its key in KEYS (0: none).
-// A key older than the window is forgotten, and so is one that Trim
-// forgot: stored before the meta's kf, for an offset up to its ko.
+// KEYS: per topic: meta, stream, then its records' idempotency keys.
+// ARGV: 1 max length ("0": none), 2 window in µs, 3 channel ("": none), 4
+// the keys' expiry in ms; then per topic: new epoch, topic hash, topic,
+// its number of records, its number of idempotency keys, and four per
+// record: type, data, fingerprint, index of its key among the topic's (0:
+// none). A key older than the window is forgotten, and so is one that
+// Trim forgot: stored before the meta's kf, for an offset up to its ko.
 //
-// Returns {created, epoch, then per record: status (0 stored, 1
-// duplicate), offset, µs, conflict, fields of a duplicate or false}.
+// Returns per topic {created, epoch, last offset before the call, µs of
+// its new events, then per duplicate record: its index among the topic's
+// records (from 1), offset, µs, conflict, fields or false}. The records
+// that are not duplicates took the next offsets in order: the reply does
+// not repeat them, so that its size and parsing do not grow with them.
 //
 // The feed message is, per event, "<id> <µs> <len topic> <len type> <len
 // data>\n" followed by topic, type and data.
 var appendScript = goredis.NewScript(`
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'u', 'kf', 'ko')
-local e, n, created = m[1], 0, 0
-local kf, ko = tonumber(m[4] or '0'), tonumber(m[5] or '0')
-if e then
-  n = tonumber(m[2])
-  local last = tonumber(m[3])
-  if now < last then now = last end
-else
-  -- A stream without its meta is left from a lost epoch (the meta was
-  -- evicted): its entries would collide with the new epoch's.
-  redis.call('DEL', KEYS[2])
-  e = ARGV[1]
-  created = 1
-end
-local hash, maxlen, window, channel, ttl, topic = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], ARGV[6], ARGV[7]
-local nowS = string.format('%d', now)
-local out = {created, e}
-local msg = {}
-local added = 0
-for i = 8, #ARGV, 4 do
-  local typ, data, fp, k = ARGV[i], ARGV[i+1], ARGV[i+2], tonumber(ARGV[i+3])
-  local dup = false
-  if k > 0 then
-    local v = redis.call('GET', KEYS[k])
-    if v then
-      local ke, kn, ku, kfp = string.match(v, '^(%S+) (%d+) (%d+) (%S*)$')
-      local at = tonumber(ku)
-      local forgotten = at < kf and tonumber(kn) <= ko
-      if ke == e and now - at <= window and not forgotten then
-        local id = kn .. '-' .. ku
-        local ent = redis.call('XRANGE', KEYS[2], id, id)
-        local fields = false
-        if ent[1] then fields = ent[1][2] end
-        local conflict = 0
-        if kfp ~= fp then conflict = 1 end
-        out[#out+1] = 1
-        out[#out+1] = tonumber(kn)
-        out[#out+1] = tonumber(ku)
-        out[#out+1] = conflict
-        out[#out+1] = fields
-        dup = true
-      end
-    end
+local clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local maxlen, window, channel, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local out, msg = {}, {}
+local a, kb = 5, 0
+while a <= #ARGV do
+  local newE, hash, topic, count, nkeys = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
+  a = a + 5
+  local meta, stream = KEYS[kb+1], KEYS[kb+2]
+  local now = clock
+  local m = redis.call('HMGET', meta, 'e', 'n', 'u', 'kf', 'ko')
+  local e, n, created = m[1], 0, 0
+  local kf, ko = tonumber(m[4] or '0'), tonumber(m[5] or '0')
+  if e then
+    n = tonumber(m[2])
+    local last = tonumber(m[3])
+    if now < last then now = last end
+  else
+    -- A stream without its meta is left from a lost epoch (the meta was
+    -- evicted): its entries would collide with the new epoch's.
+    redis.call('DEL', stream)
+    e = newE
+    created = 1
   end
-  if not dup then
-    n = n + 1
-    added = added + 1
-    local nS = string.format('%d', n)
-    if maxlen ~= '0' then
-      if typ ~= '' then
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, nS .. '-' .. nowS, 'd', data, 't', typ)
-      else
-        redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, nS .. '-' .. nowS, 'd', data)
-      end
-    elseif typ ~= '' then
-      redis.call('XADD', KEYS[2], nS .. '-' .. nowS, 'd', data, 't', typ)
-    else
-      redis.call('XADD', KEYS[2], nS .. '-' .. nowS, 'd', data)
-    end
+  local nowS = string.format('%d', now)
+  local idTail = '-' .. nowS
+  local pre, mid = hash .. '.' .. e .. '.', ' ' .. nowS .. ' ' .. #topic .. ' '
+  local res = {created, e, n, now}
+  local n0 = n
+  for j = 1, count do
+    local typ, data, fp, k = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3])
+    a = a + 4
+    local dup = false
     if k > 0 then
-      redis.call('SET', KEYS[k], e .. ' ' .. nS .. ' ' .. nowS .. ' ' .. fp, 'PX', ttl)
+      local v = redis.call('GET', KEYS[kb+2+k])
+      if v then
+        local ke, kn, ku, kfp = string.match(v, '^(%S+) (%d+) (%d+) (%S*)$')
+        local at = tonumber(ku)
+        local forgotten = at < kf and tonumber(kn) <= ko
+        if ke == e and now - at <= window and not forgotten then
+          local id = kn .. '-' .. ku
+          local ent = redis.call('XRANGE', stream, id, id)
+          local fields = false
+          if ent[1] then fields = ent[1][2] end
+          local conflict = 0
+          if kfp ~= fp then conflict = 1 end
+          res[#res+1] = j
+          res[#res+1] = tonumber(kn)
+          res[#res+1] = at
+          res[#res+1] = conflict
+          res[#res+1] = fields
+          dup = true
+        end
+      end
     end
-    if channel ~= '' then
-      msg[#msg+1] = hash .. '.' .. e .. '.' .. nS .. ' ' .. nowS .. ' ' .. #topic .. ' ' .. #typ .. ' ' .. #data .. '\n' .. topic .. typ .. data
+    if not dup then
+      n = n + 1
+      local nS = string.format('%d', n)
+      if maxlen ~= '0' then
+        if typ ~= '' then
+          redis.call('XADD', stream, 'MAXLEN', '~', maxlen, nS .. idTail, 'd', data, 't', typ)
+        else
+          redis.call('XADD', stream, 'MAXLEN', '~', maxlen, nS .. idTail, 'd', data)
+        end
+      elseif typ ~= '' then
+        redis.call('XADD', stream, nS .. idTail, 'd', data, 't', typ)
+      else
+        redis.call('XADD', stream, nS .. idTail, 'd', data)
+      end
+      if k > 0 then
+        redis.call('SET', KEYS[kb+2+k], e .. ' ' .. nS .. ' ' .. nowS .. ' ' .. fp, 'PX', ttl)
+      end
+      if channel ~= '' then
+        msg[#msg+1] = pre .. nS .. mid .. #typ .. ' ' .. #data .. '\n' .. topic .. typ .. data
+      end
     end
-    out[#out+1] = 0
-    out[#out+1] = n
-    out[#out+1] = now
-    out[#out+1] = 0
-    out[#out+1] = false
   end
+  if n > n0 then
+    redis.call('HSET', meta, 'e', e, 'n', string.format('%d', n), 'u', nowS)
+  elseif created == 1 then
+    redis.call('HSET', meta, 'e', e, 'n', 0, 'u', nowS)
+  end
+  out[#out+1] = res
+  kb = kb + 2 + nkeys
 end
-if added > 0 then
-  redis.call('HSET', KEYS[1], 'e', e, 'n', string.format('%d', n), 'u', nowS)
-  if #msg > 0 then redis.call('PUBLISH', channel, table.concat(msg)) end
-elseif created == 1 then
-  redis.call('HSET', KEYS[1], 'e', e, 'n', 0, 'u', nowS)
-end
+if #msg > 0 then redis.call('PUBLISH', channel, table.concat(msg)) end
 return out
 `)
 
