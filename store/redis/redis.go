@@ -22,11 +22,12 @@
 // instead, beside the prefix's index stream, which topic patterns are
 // read from (see index.go).
 //
-// One Lua script appends a batch's records of one topic: epoch, each
-// record's idempotency check, XADD with the next offset, idempotency key
-// with its expiry, and a PUBLISH of the new events, in one atomic step;
-// Append sends the batch's scripts (one per topic) in one pipeline (one
-// round trip per shard). Offsets are contiguous per topic, so a reader finds a gap
+// One Lua script call appends a batch's records, of all its topics (one
+// call per hash slot on a Cluster; a topic under a pattern prefix has its
+// own, see indexappend.go): per topic its epoch, each record's idempotency
+// check, XADD with the next offset, idempotency key with its expiry, and a
+// PUBLISH of the new events, in one atomic step; Append sends the calls in
+// one pipeline (one round trip per shard). Offsets are contiguous per topic, so a reader finds a gap
 // (retention, Page.Truncated) by arithmetic, and an epoch tells a topic
 // that Redis lost and started again from one it kept (see store's package
 // doc on IDs and cursors, and cursor.go here).
