@@ -237,25 +237,7 @@ if ARGV[1] ~= '0' then
   local c = tonumber(redis.call('HGET', KEYS[2], 'c') or '1')
   removed = removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', string.format('%d', tonumber(ARGV[1]) * math.max(c, 1)))
 end
-local cutoff = tonumber(ARGV[2])
-if cutoff > 0 then
-  while true do
-    local ents = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 256)
-    if #ents == 0 then break end
-    local keep = nil
-    for _, ent in ipairs(ents) do
-      local off, us = string.match(ent[1], '^(%d+)-(%d+)$')
-      if tonumber(us) >= cutoff then keep = off break end
-    end
-    if keep then
-      removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', keep)
-      break
-    end
-    local off = string.match(ents[#ents][1], '^(%d+)-')
-    removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', tonumber(off) + 1))
-  end
-end
-return removed
+` + trimByAgeLua + `return removed
 `)
 
 // trimIndexes applies retention to every index. Index entries are copies:

@@ -137,6 +137,30 @@ if ARGV[1] == m[1] then start = ARGV[2] end
 return {m[1], tonumber(m[2]), tonumber(m[3]), redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', ARGV[3])}
 `)
 
+// trimByAgeLua is the part of trimScript and indexTrimScript that removes
+// the entries of the stream KEYS[1] (entry IDs <offset>-<commit µs>)
+// committed before ARGV[2] µs ("0": none), adding their number to the
+// script's local removed.
+const trimByAgeLua = `local cutoff = tonumber(ARGV[2])
+if cutoff > 0 then
+  while true do
+    local ents = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 256)
+    if #ents == 0 then break end
+    local keep = nil
+    for _, ent in ipairs(ents) do
+      local off, us = string.match(ent[1], '^(%d+)-(%d+)$')
+      if tonumber(us) >= cutoff then keep = off break end
+    end
+    if keep then
+      removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', keep)
+      break
+    end
+    local off = string.match(ents[#ents][1], '^(%d+)-')
+    removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', tonumber(off) + 1))
+  end
+end
+`
+
 // trimScript applies retention to one topic and forgets its idempotency
 // keys from before a time: it sets the meta's kf to that time and ko to
 // the last offset, and the append script treats a key of an event up to
@@ -155,25 +179,7 @@ local removed = 0
 if ARGV[1] ~= '0' then
   removed = removed + redis.call('XTRIM', KEYS[1], 'MAXLEN', '=', ARGV[1])
 end
-local cutoff = tonumber(ARGV[2])
-if cutoff > 0 then
-  while true do
-    local ents = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 256)
-    if #ents == 0 then break end
-    local keep = nil
-    for _, ent in ipairs(ents) do
-      local off, us = string.match(ent[1], '^(%d+)-(%d+)$')
-      if tonumber(us) >= cutoff then keep = off break end
-    end
-    if keep then
-      removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', keep)
-      break
-    end
-    local off = string.match(ents[#ents][1], '^(%d+)-')
-    removed = removed + redis.call('XTRIM', KEYS[1], 'MINID', string.format('%d', tonumber(off) + 1))
-  end
-end
-local m = redis.call('HMGET', KEYS[2], 'e', 'n', 'kf')
+` + trimByAgeLua + `local m = redis.call('HMGET', KEYS[2], 'e', 'n', 'kf')
 if m[1] and tonumber(ARGV[3]) >= tonumber(m[3] or '0') then
   redis.call('HSET', KEYS[2], 'kf', ARGV[3], 'ko', m[2])
 end
