@@ -115,7 +115,9 @@ func AllowOrigin(w http.ResponseWriter, origin string) {
 // applyCORS sets the CORS response headers; every response varies by
 // Origin, allowed or not, so caches never mix them up.
 func applyCORS(h http.Header, origin string) {
-	if !slices.Contains(h.Values("Vary"), "Origin") {
+	if vary, ok := h["Vary"]; !ok {
+		h["Vary"] = varyOrigin // the usual case, without a slice of its own
+	} else if !slices.Contains(vary, "Origin") {
 		h.Add("Vary", "Origin")
 	}
 	if origin == "" {

@@ -91,6 +91,23 @@ func Harden(p *Profile, opts ...Option) func(http.Handler) http.Handler {
 // KindOf maps a Content-Type value to the kind of response it is, and
 // whether it is one the profile knows.
 func KindOf(contentType string) (Kind, bool) {
+	// The values sseguard itself writes, known without parsing (which
+	// allocates a map per call).
+	switch contentType {
+	case "application/json":
+		return KindJSON, true
+	case "application/problem+json":
+		return KindProblem, true
+	case "text/event-stream; charset=utf-8", "text/event-stream":
+		return KindStream, true
+	case "text/html; charset=utf-8":
+		return KindPage, true
+	}
+	return kindOfParsed(contentType)
+}
+
+// kindOfParsed is KindOf for any value, parsed.
+func kindOfParsed(contentType string) (Kind, bool) {
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return 0, false

@@ -258,11 +258,9 @@ var ConnectionSpecific = []string{"Connection", "Keep-Alive", "Proxy-Connection"
 // Content-Encoding on streams, connection-specific fields on HTTP/2 and later
 // and on HTTP/1.0 streams.
 func (p *Profile) Apply(h http.Header, k Kind, protoMajor, protoMinor int) {
-	for _, hd := range p.kindHeaders(k) {
-		if hd.applies(protoMajor, protoMinor) {
-			h[http.CanonicalHeaderKey(hd.Name)] = []string{hd.Value}
-		}
-	}
+	// The set is prebuilt once per profile, kind and protocol class: a
+	// response costs a few map writes, not a slice per header.
+	p.headerSetFor(k, protoMajor, protoMinor).writeTo(h)
 	if k == KindStream {
 		h.Del("Content-Length")
 		h.Del("Content-Encoding")

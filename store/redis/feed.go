@@ -214,8 +214,8 @@ func (f *follower) message(ctx context.Context, payload string) {
 	defer flush()
 	for payload != "" {
 		head, rest, ok := strings.Cut(payload, "\n")
-		fields := strings.Fields(head)
-		if !ok || len(fields) != 5 {
+		fields, okHead := splitHead(head)
+		if !ok || !okHead {
 			return // not ours
 		}
 		p, ok1 := parsePos(fields[0])
@@ -265,6 +265,23 @@ func (f *follower) message(ctx context.Context, payload string) {
 		pending = append(pending, e)
 		f.at[e.Topic] = seen{pos: p, us: us}
 	}
+}
+
+// splitHead splits a message's head line, the five fields the append
+// script joins with single spaces, without the slice per event that
+// strings.Fields allocates; ok is false for any other shape.
+func splitHead(head string) (f [5]string, ok bool) {
+	for i := range 4 {
+		var found bool
+		if f[i], head, found = strings.Cut(head, " "); !found || f[i] == "" {
+			return f, false
+		}
+	}
+	if head == "" || strings.IndexByte(head, ' ') >= 0 {
+		return f, false
+	}
+	f[4] = head
+	return f, true
 }
 
 // fill delivers topic's events after from up to offset upTo (0: as many as
