@@ -395,11 +395,7 @@ func (f *follower) catchUp(ctx context.Context, first bool) error {
 			if !first && f.caughtUpByIndex(t) {
 				continue
 			}
-			epoch, _ := vals[0].(string)
-			n, _ := vals[1].(string)
-			u, _ := vals[2].(string)
-			last, _ := strconv.ParseUint(n, 10, 64)
-			us, _ := strconv.ParseInt(u, 10, 64)
+			epoch, last, us := metaHead(vals)
 			head := seen{pos: pos{hash: topicHash(t), epoch: epoch, offset: last}, us: us}
 			switch {
 			case first:
@@ -452,3 +448,15 @@ func (f *follower) rollback(ctx context.Context, topic, epoch string, offset uin
 
 // String is for test failures.
 func (f *follower) String() string { return fmt.Sprint(f.at) }
+
+// metaHead reads a topic's or an index's meta fields e, n and u (HMGET
+// in that order): its epoch ("" when it has none), last offset and last
+// commit time in µs.
+func metaHead(vals []any) (epoch string, last uint64, us int64) {
+	epoch, _ = vals[0].(string)
+	n, _ := vals[1].(string)
+	u, _ := vals[2].(string)
+	last, _ = strconv.ParseUint(n, 10, 64)
+	us, _ = strconv.ParseInt(u, 10, 64)
+	return epoch, last, us
+}

@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/sseguard/sseguard/store"
 )
@@ -149,11 +148,7 @@ func (f *follower) catchUpIndexes(ctx context.Context, first bool) {
 			}
 			continue
 		}
-		epoch, _ := vals[0].(string)
-		n, _ := vals[1].(string)
-		u, _ := vals[2].(string)
-		last, _ := strconv.ParseUint(n, 10, 64)
-		us, _ := strconv.ParseInt(u, 10, 64)
+		epoch, last, us := metaHead(vals)
 		// ok only when the index caught up whole: after a loss its topics
 		// catch up one by one too (its pattern subscribers were cut).
 		switch {
