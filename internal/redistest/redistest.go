@@ -182,21 +182,20 @@ func (s *Server) start() error {
 			return fmt.Errorf("redis-server exited at start: %s", s.logTail())
 		default:
 		}
-		// INFO answers while the data loads (PING does not): ready is
-		// loading:0.
-		reply, err := Do(s.Addr, "INFO")
-		switch {
-		case err != nil:
-		case !strings.Contains(reply, "process_id:"+strconv.Itoa(cmd.Process.Pid)+"\r\n"):
-			// Another process took the port first: ours exits, and
-			// the answer comes from that one (another test's Redis).
+		// The server must be ours (when another process took the port
+		// first, ours exits, and the answer comes from that one: another
+		// test's Redis), and done loading its data: INFO answers while
+		// it loads, PING answers PONG only once the data is loaded.
+		reply, err := Do(s.Addr, "INFO", "server")
+		if err == nil && !strings.Contains(reply, "process_id:"+strconv.Itoa(cmd.Process.Pid)+"\r\n") {
 			_ = cmd.Process.Kill()
 			<-done
 			return fmt.Errorf("%s is another process's Redis", s.Addr)
-		case s.sentinel || strings.Contains(reply, "loading:0\r\n"): // a Sentinel loads nothing
-			return nil
-		default:
-			err = errors.New("still loading")
+		}
+		if err == nil {
+			if reply, err = Do(s.Addr, "PING"); err == nil && reply == "PONG" {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
