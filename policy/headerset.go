@@ -2,8 +2,10 @@ package policy
 
 import (
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"weak"
 )
 
 // headerSet is what Apply writes for one kind over one class of
@@ -30,11 +32,12 @@ func protoClass(protoMajor, protoMinor int) int {
 // profileSets holds a profile's prebuilt sets, per kind and protoClass.
 type profileSets [4][2]atomic.Pointer[headerSet]
 
-// headerSets maps a *Profile to its *profileSets. A profile is read-only
-// once in use; a set is still checked against the rules on each use
-// (string comparisons of the same strings, which stop at the pointer) and
-// rebuilt when a rule changed, so a profile changed in place is never
-// answered with its old headers.
+// headerSets maps a weak *Profile to its *profileSets; an entry goes when
+// its profile is collected, so a program that clones profiles as it goes
+// does not grow it. A profile is read-only once in use; a set is still
+// checked against the rules on each use (string comparisons of the same
+// strings, which stop at the pointer) and rebuilt when a rule changed, so
+// a profile changed in place is never answered with its old headers.
 var headerSets sync.Map
 
 // headerSetFor returns p's prebuilt set for kind k over a connection of
@@ -44,17 +47,41 @@ func (p *Profile) headerSetFor(k Kind, protoMajor, protoMinor int) *headerSet {
 	if k < KindStream || k > KindPage {
 		return &headerSet{}
 	}
-	v, ok := headerSets.Load(p)
-	if !ok {
-		v, _ = headerSets.LoadOrStore(p, new(profileSets))
-	}
-	slot := &v.(*profileSets)[k][protoClass(protoMajor, protoMinor)]
+	slot := &p.sets()[k][protoClass(protoMajor, protoMinor)]
 	if s := slot.Load(); s != nil && sameRules(s.from, rules) {
 		return s
 	}
 	s := buildHeaderSet(rules, protoMajor, protoMinor)
 	slot.Store(s)
 	return s
+}
+
+// lastSets is the profile whose sets were looked up last, with them: a
+// server answers with one profile, which then costs no weak.Make per
+// response. It holds one profile alive at most.
+var lastSets atomic.Pointer[profileEntry]
+
+type profileEntry struct {
+	p    *Profile
+	sets *profileSets
+}
+
+// sets returns p's prebuilt sets, made empty on first use.
+func (p *Profile) sets() *profileSets {
+	if e := lastSets.Load(); e != nil && e.p == p {
+		return e.sets
+	}
+	key := weak.Make(p)
+	v, ok := headerSets.Load(key)
+	if !ok {
+		var loaded bool
+		if v, loaded = headerSets.LoadOrStore(key, new(profileSets)); !loaded {
+			runtime.AddCleanup(p, func(key weak.Pointer[Profile]) { headerSets.Delete(key) }, key)
+		}
+	}
+	sets := v.(*profileSets)
+	lastSets.Store(&profileEntry{p, sets})
+	return sets
 }
 
 func sameRules(a, b []Header) bool {

@@ -3,7 +3,9 @@ package policy
 import (
 	"net/http"
 	"reflect"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // referenceApply is Apply header by header, as it was before the sets
@@ -110,5 +112,37 @@ func TestKindOfFastPath(t *testing.T) {
 		if k != wk || ok != wok {
 			t.Errorf("KindOf(%q) = %v, %v; parsing gives %v, %v", ct, k, ok, wk, wok)
 		}
+	}
+}
+
+// TestHeaderSetsForgetCollectedProfiles: the sets of profiles that are no
+// longer referenced leave headerSets once the garbage collector frees
+// them, so a program that clones a profile per use does not grow it.
+func TestHeaderSetsForgetCollectedProfiles(t *testing.T) {
+	count := func() int {
+		n := 0
+		headerSets.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	Strict.Apply(http.Header{}, KindJSON, 1, 1)
+	before := count()
+	for range 100 {
+		Strict.Clone().Apply(http.Header{}, KindJSON, 1, 1)
+	}
+	// The last profile looked up stays referenced (lastSets): Strict again.
+	Strict.Apply(http.Header{}, KindJSON, 1, 1)
+	if n := count(); n < before+1 {
+		t.Fatalf("%d entries after applying 100 clones, want more than %d", n, before)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		if n := count(); n <= before {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d entries 10 s after the clones were dropped, want at most %d", count(), before)
+		}
+		runtime.Gosched()
 	}
 }
